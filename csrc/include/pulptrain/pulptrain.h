@@ -1,0 +1,12 @@
+/* pulptrain.h - umbrella header of the pulptrain C runtime. */
+#ifndef PULPTRAIN_H
+#define PULPTRAIN_H
+
+#define PULPTRAIN_VERSION "0.1.0"
+
+#include "pt_status.h"
+#include "pt_types.h"
+#include "pt_parallel.h"
+#include "pt_act.h"
+
+#endif
