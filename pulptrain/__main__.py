@@ -1,0 +1,5 @@
+import sys
+
+from pulptrain.cli import main
+
+sys.exit(main())
