@@ -74,3 +74,44 @@ def finite_float(name: str, v, minimum: float | None = None) -> float:
     if minimum is not None and v < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
     return v
+
+
+def conv_padding(padding, in_hw: tuple[int, int], kernel: tuple[int, int],
+                 stride: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Resolve ``padding`` to (top, bottom, left, right).
+
+    ``padding`` is an int (all sides), a 4-tuple (top, bottom, left, right), a
+    pair (vertical, horizontal), or "same"/"valid" with TensorFlow's rules:
+    out = ceil(in / stride), the total padding max((out - 1) * stride + k - in, 0)
+    split with the extra pixel at the bottom / right."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0, 0, 0)
+        if mode != "same":
+            raise ValueError(f"padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
+        pads = []
+        for size, k, s in zip(in_hw, kernel, stride):
+            out = -(-size // s)
+            total = max((out - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    if isinstance(padding, (tuple, list)):
+        if len(padding) == 2:
+            padding = (padding[0], padding[0], padding[1], padding[1])
+        if len(padding) != 4:
+            raise ValueError(f"padding must have 2 or 4 entries, got {padding!r}")
+        return tuple(positive_int(f"padding[{i}]", p, minimum=0) for i, p in enumerate(padding))
+    p = positive_int("padding", padding, minimum=0)
+    return (p, p, p, p)
+
+
+def conv_output_hw(in_hw, kernel, stride, pads, what: str = "kernel") -> tuple[int, int]:
+    """Output (H, W) of a window op; ValueError when the window does not fit."""
+    out = []
+    for size, k, s, lo, hi, axis in zip(in_hw, kernel, stride, pads[0::2], pads[1::2], ("height", "width")):
+        span = size + lo + hi - k
+        if span < 0:
+            raise ValueError(f"{what} {axis} {k} is larger than the padded input {axis} {size + lo + hi}")
+        out.append(span // s + 1)
+    return tuple(out)
