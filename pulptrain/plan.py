@@ -253,10 +253,9 @@ def adaptive_memory(adaptive: list[Layer], micro_batch: int, update_rule: str,
             "activation_grads": FP32 * micro_batch * 2 * widest_grad}
 
 
-def _frozen_weight_bytes(frozen: list[Layer], params: dict) -> int:
-    requant = _v(params["memory"]["requant_bytes_per_channel"])
-    return sum(layer.weights + FP32 * layer.bias + (requant * layer.bias)
-               for layer in frozen)
+def _frozen_layer_bytes(layer: Layer, params: dict) -> int:
+    """INT8 weights, then per output channel an int32 bias and the requantization."""
+    return layer.weights + (FP32 + _v(params["memory"]["requant_bytes_per_channel"])) * layer.bias
 
 
 def _memory(config, frozen, adaptive, params) -> tuple[dict[str, MemoryItem], dict[str, int]]:
@@ -264,7 +263,7 @@ def _memory(config, frozen, adaptive, params) -> tuple[dict[str, MemoryItem], di
     lr_elements = frozen[-1].out_elements
     store = lr_store_bytes(config.lr_count, lr_elements, config.bits, params)
     sizes = adaptive_memory(adaptive, config.micro_batch, config.update_rule, config.momentum)
-    sizes["frozen_weights"] = _frozen_weight_bytes(frozen, params)
+    sizes["frozen_weights"] = sum(_frozen_layer_bytes(layer, params) for layer in frozen)
     # INT8 ping-pong, one frame at a time (the image and every frozen output).
     widest = max([frozen[0].in_elements] + [layer.out_elements for layer in frozen])
     sizes["frozen_activations"] = 2 * widest
@@ -340,7 +339,7 @@ def _kernels(config, frozen, adaptive, memory, params) -> list[Kernel]:
     act = loc["frozen_activations"]
     for layer in frozen:
         cyc = {t: layer.macs_forward / rate(t, "int8", layer.kind, "forward") for t in TARGETS}
-        w_bytes = layer.weights + 9 * layer.bias
+        w_bytes = _frozen_layer_bytes(layer, params)
         add("frozen", layer.name, layer.kind, "forward", layer.macs_forward, cyc,
             traffic([(act, layer.in_elements + layer.out_elements), (loc["frozen_weights"], w_bytes)]),
             unit="frame")
@@ -379,7 +378,7 @@ def _kernels(config, frozen, adaptive, memory, params) -> list[Kernel]:
     return kernels
 
 
-def _update_kernel(config, adaptive, memory, params) -> Kernel:
+def _update_kernel(adaptive, memory, params) -> Kernel:
     """One SGD step over all adaptive parameters: read/write weights and
     momentum, read (and clear) the gradient accumulators."""
     n = sum(layer.params for layer in adaptive)
@@ -464,7 +463,7 @@ def plan(config: PlanConfig | None = None, params: dict | str | Path | None = No
     sched = schedule(config)
     memory, store = _memory(config, frozen, adaptive, params)
     kernels = _kernels(config, frozen, adaptive, memory, params)
-    kernels.append(_update_kernel(config, adaptive, memory, params))
+    kernels.append(_update_kernel(adaptive, memory, params))
     targets = {t: _target_cost(config, t, kernels, sched, params) for t in TARGETS}
     by_level = {lv: sum(i.bytes for i in memory.values() if i.level == lv) for lv in LEVELS}
     capacity = {"L1": config.l1_bytes, "L2": config.l2_bytes, "MRAM": config.mram_bytes,

@@ -30,7 +30,8 @@ def format_text(p: Plan) -> str:
     ]
     for item in p.memory.values():
         lines.append(f"  {item.key:<20}{_mib(item.bytes)}  {item.level:<9} {item.note}")
-    lines.append(f"  {'total':<20}{_mib(p.memory_total_bytes)}  (paper: < {p.comparison['paper']['memory_mb']} MB)")
+    lines.append(f"  {'total':<20}{_mib(p.memory_total_bytes)}  (paper: < {p.comparison['paper']['memory_mb']} MB; "
+                 f"1 MiB = 2^20 B)")
     lines.append("  by level: " + ", ".join(
         f"{lv} {p.memory_by_level[lv] / MIB:.3f}/{p.capacity_by_level[lv] / MIB:.3f} MiB" for lv in LEVELS)
         + ("  (fits)" if p.fits else "  (DOES NOT FIT)"))
@@ -44,6 +45,8 @@ def format_text(p: Plan) -> str:
     lines += ["",
               f"  VEGA vs STM32L4: {cmp_['speedup_vs_stm32l4']:.1f}x faster (paper {paper['speedup_vs_stm32l4']}x), "
               f"{cmp_['energy_ratio_vs_stm32l4']:.1f}x less energy (paper {paper['energy_ratio_vs_stm32l4']}x)",
+              f"  kernels alone (no DMA time): {cmp_['speedup_compute_only']:.1f}x faster, "
+              f"{cmp_['energy_ratio_compute_only']:.1f}x less energy",
               f"  lifetime, one {c.lifetime_event} ({vega.lifetime_event_s:.1f} s, {vega.lifetime_event_j:.2f} J) "
               f"per period: {_hours(vega.lifetime_h)} (paper {paper['lifetime_h']} h); {vega.lifetime_note}"]
     return "\n".join(lines)
