@@ -19,7 +19,7 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------- plan
 def _add_plan(subparsers) -> None:
-    from pulptrain.plan import LIFETIME_EVENTS, UPDATE_RULES, PlanConfig
+    from pulptrain.plan import LIFETIME_EVENTS, UPDATE_RULES, VEGA_KERNELS, PlanConfig
 
     d = PlanConfig()
     p = subparsers.add_parser(
@@ -48,6 +48,8 @@ def _add_plan(subparsers) -> None:
     p.add_argument("--external-mib", type=int, default=d.external_bytes >> 20)
     p.add_argument("--vega-mhz", type=float, default=None, help="VEGA cluster clock (default: parameter file)")
     p.add_argument("--stm32-mhz", type=float, default=None, help="STM32L4 clock (default: parameter file)")
+    p.add_argument("--vega-kernels", choices=tuple(VEGA_KERNELS), default=d.vega_kernels,
+                   help="VEGA FP32 kernel throughputs: with Xpulp, or portable plain C (default %(default)s)")
     p.add_argument("--dma-overlap", action="store_true", help="DMA overlaps compute (double buffering)")
     p.add_argument("--lifetime-event", choices=LIFETIME_EVENTS, default=d.lifetime_event,
                    help="what is learned once per period (default %(default)s)")
@@ -68,7 +70,7 @@ def _cmd_plan(args) -> int:
                   l1_bytes=args.l1_kib * 1024, l2_bytes=args.l2_kib * 1024,
                   mram_bytes=args.mram_kib * 1024, external_bytes=args.external_mib << 20,
                   vega_mhz=args.vega_mhz, stm32_mhz=args.stm32_mhz, dma_overlap=args.dma_overlap,
-                  lifetime_event=args.lifetime_event)
+                  lifetime_event=args.lifetime_event, vega_kernels=args.vega_kernels)
     if args.paper_runtime:
         fields.update(PAPER_RUNTIME)
     params = load_params(args.params)

@@ -30,6 +30,9 @@ FP32 = 4
 TARGETS = ("vega", "stm32l4")
 UPDATE_RULES = ("minibatch", "minibatch_fused", "per_sample")
 LIFETIME_EVENTS = ("minibatch", "learning_event")
+# VEGA FP32 kernel tables: PULP-TrainLib-class kernels with the Xpulp
+# extensions, or portable plain C (pulptrain's own kernels, measured on GVSoC).
+VEGA_KERNELS = {"xpulp": "fp32_mac_per_cycle", "plain_c": "fp32_mac_per_cycle_plain_c"}
 LEVELS = ("L1", "L2", "MRAM", "external")
 # The order in which buffers claim L2: the most often touched first.
 L2_PRIORITY = ("activation_grads", "activations", "frozen_activations", "adaptive_weights",
@@ -67,6 +70,7 @@ class PlanConfig:
     cores: int = 8
     dma_overlap: bool = False
     lifetime_event: str = "minibatch"
+    vega_kernels: str = "xpulp"
     vega_mhz: float | None = None
     stm32_mhz: float | None = None
 
@@ -115,6 +119,7 @@ class TargetCost:
     lifetime_event_j: float
     lifetime_h: float | None
     lifetime_note: str
+    compute_breakdown_s: dict[str, float]   # learning event compute time by "stage pass"
 
 
 @dataclass
@@ -189,6 +194,7 @@ def validate(config: PlanConfig) -> None:
         raise ValueError(f"input_size must be >= 32 for MobileNetV1, got {config.input_size}")
     _check_choice("update_rule", config.update_rule, UPDATE_RULES)
     _check_choice("lifetime_event", config.lifetime_event, LIFETIME_EVENTS)
+    _check_choice("vega_kernels", config.vega_kernels, tuple(VEGA_KERNELS))
     if config.update_rule == "per_sample" and config.micro_batch != 1:
         raise ValueError(f"micro_batch must be 1 with update_rule='per_sample', got {config.micro_batch}")
     if config.micro_batch > config.batch_size:
@@ -318,7 +324,10 @@ def _kernels(config, frozen, adaptive, memory, params) -> list[Kernel]:
     kernels = []
 
     def rate(target, precision, kind, pass_):
-        return params[target][f"{precision}_mac_per_cycle"][kind][pass_]
+        table = f"{precision}_mac_per_cycle"
+        if target == "vega" and precision == "fp32":
+            table = VEGA_KERNELS[config.vega_kernels]
+        return params[target][table][kind][pass_]
 
     def elementwise(target):
         return _v(params[target]["elementwise_per_cycle"])
@@ -402,8 +411,9 @@ def _bandwidth(level: str, target_mhz: float, params: dict) -> float:
 
 
 def _event_time(config, target, mhz, kernels, sched, params, frames, minibatches):
-    """(compute seconds, DMA seconds, total seconds) for ``frames`` new frames
-    through the frozen stage and ``minibatches`` adaptive mini-batches."""
+    """(compute seconds, DMA seconds, total seconds, compute seconds by
+    "stage pass") for ``frames`` new frames through the frozen stage and
+    ``minibatches`` adaptive mini-batches."""
     hz = mhz * 1e6
     counts = {"frame": frames,
               "sample": sched["samples_per_minibatch"] * minibatches,
@@ -411,6 +421,7 @@ def _event_time(config, target, mhz, kernels, sched, params, frames, minibatches
               "step": sched["updates_per_minibatch"] * minibatches}
     micro_batches = sched["micro_batches_per_minibatch"] * minibatches
     compute = dma = total = 0.0
+    breakdown: dict[str, float] = {}
     for k in kernels:
         count = counts[k.unit]
         c = count * k.cycles[target] / hz
@@ -420,9 +431,11 @@ def _event_time(config, target, mhz, kernels, sched, params, frames, minibatches
             d += sum(micro_batches * b / _bandwidth(lv, mhz, params)
                      for lv, b in k.dma_bytes_per_micro_batch.items())
         compute += c
+        group = f"{k.stage} {k.pass_}"
+        breakdown[group] = breakdown.get(group, 0.0) + c
         dma += d
         total += max(c, d) if config.dma_overlap else c + d
-    return compute, dma, total
+    return compute, dma, total, breakdown
 
 
 def _target_cost(config, target, kernels, sched, params) -> TargetCost:
@@ -432,11 +445,10 @@ def _target_cost(config, target, kernels, sched, params) -> TargetCost:
     active_w, sleep_w = _v(p["active_mw"]) * 1e-3, _v(p["sleep_uw"]) * 1e-6
     if target == "vega":
         sleep_w += _v(p["external_ram_standby_uw"]) * 1e-6
-    compute, dma, seconds = _event_time(config, target, mhz, kernels, sched, params,
-                                        config.new_samples, sched["minibatches_per_event"])
+    compute, dma, seconds, breakdown = _event_time(config, target, mhz, kernels, sched, params,
+                                                   config.new_samples, sched["minibatches_per_event"])
     if config.lifetime_event == "minibatch":
-        _, _, life_s = _event_time(config, target, mhz, kernels, sched, params,
-                                   sched["new_per_minibatch"], 1)
+        life_s = _event_time(config, target, mhz, kernels, sched, params, sched["new_per_minibatch"], 1)[2]
     else:
         life_s = seconds
     battery = params["battery"]
@@ -448,7 +460,7 @@ def _target_cost(config, target, kernels, sched, params) -> TargetCost:
         avg_w = (active_w * life_s + sleep_w * (period - life_s)) / period
         lifetime, note = battery_j / avg_w / 3600, f"one {config.lifetime_event} every {period} s"
     return TargetCost(target, mhz, active_w * 1e3, sleep_w * 1e6, compute, dma, seconds,
-                      active_w * seconds, life_s, active_w * life_s, lifetime, note)
+                      active_w * seconds, life_s, active_w * life_s, lifetime, note, breakdown)
 
 
 # ---------------------------------------------------------------- entry point

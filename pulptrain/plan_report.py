@@ -40,6 +40,11 @@ def format_text(p: Plan) -> str:
     for t in p.targets.values():
         lines.append(f"  {t.target:<9}{t.mhz:>6.0f}{t.compute_s:>11.1f}{t.dma_s:>9.1f}{t.seconds:>10.1f}"
                      f"{t.joules:>9.2f}{t.active_mw:>7.1f}{_hours(t.lifetime_h):>10}")
+    lines += ["", "  where the time of a learning event goes (compute s, then DMA):"]
+    for t in p.targets.values():
+        top = sorted(t.compute_breakdown_s.items(), key=lambda kv: -kv[1])[:5]
+        lines.append(f"  {t.target:<9}" + ", ".join(f"{name} {sec:.1f}" for name, sec in top)
+                     + (f"; DMA {t.dma_s:.1f}" if t.dma_s else ""))
     cmp_, paper = p.comparison, p.comparison["paper"]
     vega = p.targets["vega"]
     lines += ["",

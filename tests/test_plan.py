@@ -152,6 +152,8 @@ def test_latency_and_energy_respond_to_parameters():
     assert base.targets["stm32l4"].dma_s == 0
     assert vega.joules == pytest.approx(vega.seconds * vega.active_mw * 1e-3)
     assert 1 < base.comparison["speedup_vs_stm32l4"] < base.comparison["speedup_compute_only"]
+    assert sum(vega.compute_breakdown_s.values()) == pytest.approx(vega.compute_s)
+    assert plan(vega_kernels="plain_c").targets["vega"].compute_s > vega.compute_s
     # A later LR layer trains fewer layers: faster and smaller.
     late = plan(lr_layer="conv6/dw")
     assert late.targets["vega"].seconds < vega.seconds
@@ -192,7 +194,7 @@ def test_parameter_override_file(tmp_path):
     (dict(backbone="resnet18"), "backbone"), (dict(update_rule="adam"), "update_rule"),
     (dict(update_rule="per_sample", micro_batch=4), "micro_batch"),
     (dict(micro_batch=256), "micro_batch"), (dict(momentum=1.0), "momentum"),
-    (dict(vega_mhz=-5), "vega_mhz"), (dict(lifetime_event="hourly"), "lifetime_event"),
+    (dict(vega_mhz=-5), "vega_mhz"), (dict(vega_kernels="fast"), "vega_kernels"), (dict(lifetime_event="hourly"), "lifetime_event"),
 ])
 def test_bad_configs_name_the_argument(fields, name):
     with pytest.raises(ValueError, match=name):
