@@ -442,7 +442,9 @@ def _target_cost(config, target, kernels, sched, params) -> TargetCost:
     p = params[target]
     mhz = (config.vega_mhz if target == "vega" else config.stm32_mhz) or \
         _v(p["cluster_mhz"] if target == "vega" else p["mhz"])
-    active_w, sleep_w = _v(p["active_mw"]) * 1e-3, _v(p["sleep_uw"]) * 1e-6
+    # Dynamic power at a fixed supply: linear in the clock.
+    active_w = _v(p["active_mw"]) * 1e-3 * mhz / _v(p["active_mw_at_mhz"])
+    sleep_w = _v(p["sleep_uw"]) * 1e-6
     if target == "vega":
         sleep_w += _v(p["external_ram_standby_uw"]) * 1e-6
     compute, dma, seconds, breakdown = _event_time(config, target, mhz, kernels, sched, params,
