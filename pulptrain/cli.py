@@ -73,13 +73,17 @@ def _cmd_plan(args) -> int:
                   lifetime_event=args.lifetime_event, vega_kernels=args.vega_kernels)
     if args.paper_runtime:
         fields.update(PAPER_RUNTIME)
-    params = load_params(args.params)
-    if args.sweep:
-        result = sweep_lr_layers(PlanConfig(**fields), params=params)
-        data, text = plan_report.sweep_dict(result), plan_report.format_sweep(result)
-    else:
-        result = plan(PlanConfig(**fields), params)
-        data, text = result.to_dict(), plan_report.format_text(result)
+    try:
+        params = load_params(args.params)
+        if args.sweep:
+            result = sweep_lr_layers(PlanConfig(**fields), params=params)
+            data, text = plan_report.sweep_dict(result), plan_report.format_sweep(result)
+        else:
+            result = plan(PlanConfig(**fields), params)
+            data, text = result.to_dict(), plan_report.format_text(result)
+    except (ValueError, TypeError, OSError) as exc:  # a bad configuration or parameter file
+        print(f"pulptrain plan: error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -117,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         import pulptrain
         pulptrain.set_num_threads(args.threads)
-    try:
-        return args.func(args)
-    except (ValueError, TypeError) as exc:
-        print(f"pulptrain {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return args.func(args)
 
 
 if __name__ == "__main__":

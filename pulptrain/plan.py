@@ -38,11 +38,14 @@ LEVELS = ("L1", "L2", "MRAM", "external")
 L2_PRIORITY = ("activation_grads", "activations", "frozen_activations", "adaptive_weights",
                "adaptive_grads", "momentum", "lr_store")
 MIB = 1 << 20
+CLUSTER_CORES = 8   # VEGA's compute cores; the MAC/cycle tables are for all 8
 
 
 @dataclass(frozen=True)
 class PlanConfig:
-    """A continual-learning configuration (defaults: the paper's setting).
+    """A continual-learning configuration. Defaults: the paper's workload
+    (LR layer, LR count, bits, schedule) trained with the reference
+    algorithm's mini-batch SGD with momentum.
 
     update_rule: "minibatch" keeps one FP32 gradient accumulator per parameter
     and steps once per mini-batch (the reference algorithm); "minibatch_fused"
@@ -67,7 +70,6 @@ class PlanConfig:
     l2_bytes: int = 1600 * 1024
     mram_bytes: int = 4 * MIB
     external_bytes: int = 64 * MIB
-    cores: int = 8
     dma_overlap: bool = False
     lifetime_event: str = "minibatch"
     vega_kernels: str = "xpulp"
@@ -107,6 +109,8 @@ class Kernel:
 
 @dataclass
 class TargetCost:
+    """One target's time (s), energy (J) and power (mW active, uW asleep) for
+    a learning event, and for the event repeated once per battery period."""
     target: str
     mhz: float
     active_mw: float
@@ -124,6 +128,7 @@ class TargetCost:
 
 @dataclass
 class Plan:
+    """The result of ``plan``; sizes in bytes, ``to_dict()`` for JSON."""
     config: PlanConfig
     layers: list[dict]
     schedule: dict
@@ -183,7 +188,7 @@ def _check_choice(name, value, choices):
 def validate(config: PlanConfig) -> None:
     """Raise ValueError / TypeError naming the first bad field of ``config``."""
     for name in ("input_size", "num_classes", "batch_size", "new_samples", "epochs",
-                 "micro_batch", "l1_bytes", "l2_bytes", "cores"):
+                 "micro_batch", "l1_bytes", "l2_bytes"):
         _check_int(name, getattr(config, name))
     for name in ("lr_count", "mram_bytes", "external_bytes"):
         _check_int(name, getattr(config, name), minimum=0)
@@ -277,7 +282,7 @@ def _memory(config, frozen, adaptive, params) -> tuple[dict[str, MemoryItem], di
     # im2col rows of the full convolutions, one per core (FP32 if trained, INT8 if frozen).
     im2col = [layer.kernel ** 2 * layer.in_shape[2] * (1 if layer in frozen else FP32)
               for layer in frozen + adaptive if layer.kind == "conv"]
-    sizes["scratch"] = config.cores * max(im2col, default=0)
+    sizes["scratch"] = CLUSTER_CORES * max(im2col, default=0)
     sizes["tile_buffers"] = max(0, config.l1_bytes - _v(mem["l1_reserved_bytes"]) - sizes["scratch"])
 
     notes = {
@@ -492,6 +497,7 @@ def plan(config: PlanConfig | None = None, params: dict | str | Path | None = No
         "energy_ratio_compute_only": stm.compute_s * stm.active_mw / (vega.compute_s * vega.active_mw),
         "lifetime_h": vega.lifetime_h,
         "memory_mib": sum(i.bytes for i in memory.values()) / MIB,
+        "memory_within_64_mib": sum(i.bytes for i in memory.values()) <= 64 * MIB,
         "paper": claims,
         "lr_store": dict(store, elements=frozen[-1].out_elements, count=config.lr_count, bits=config.bits),
     }
