@@ -8,5 +8,9 @@
 #include "pt_types.h"
 #include "pt_parallel.h"
 #include "pt_act.h"
+#include "pt_gemm.h"
+#include "pt_linear.h"
+#include "pt_pointwise.h"
+#include "pt_conv2d.h"
 
 #endif
