@@ -53,7 +53,9 @@ class PlanConfig:
     arithmetic, one buffer fewer); "per_sample" steps after every sample, one
     layer at a time, as PULP-TrainLib (batch size 1) does, so only the largest
     layer's gradient is ever held. micro_batch: samples that go through
-    forward/backward together (activations are kept for that many)."""
+    forward/backward together (activations are kept for that many); the
+    host trainer (``pulptrain.cl``) runs whole mini-batches, i.e.
+    micro_batch = batch_size, while a 1.6 MB-L2 device streams one sample."""
     backbone: str = "mobilenet_v1_1.0"
     input_size: int = 128
     num_classes: int = 50
@@ -214,18 +216,17 @@ def validate(config: PlanConfig) -> None:
 
 # ---------------------------------------------------------------- schedule
 def schedule(config: PlanConfig) -> dict:
-    """Mini-batches of one learning event, as in the latent-replay reference code:
-    (N + M) // B mini-batches per epoch, N // that many new samples in each,
-    the rest of the mini-batch replays."""
-    n, m, b = config.new_samples, config.lr_count, config.batch_size
-    per_epoch = max(1, (n + m) // b)
-    new = n // per_epoch
-    replays = max(0, min(b - new, m))
-    samples = new + replays
+    """Mini-batches of one learning event, cut by the trainer's own rule
+    (``pulptrain.cl.mixing_plan``: N // ((N + M) // B) new samples per
+    mini-batch, topped up with replays)."""
+    from pulptrain.cl import mixing_plan
+
+    mix = mixing_plan(config.new_samples, config.lr_count, config.batch_size)
+    samples = mix.new_per_minibatch + mix.replays_per_minibatch
     steps = samples if config.update_rule == "per_sample" else 1
-    return {"minibatches_per_epoch": per_epoch, "new_per_minibatch": new,
-            "replays_per_minibatch": replays, "samples_per_minibatch": samples,
-            "minibatches_per_event": per_epoch * config.epochs,
+    return {"minibatches_per_epoch": mix.iterations, "new_per_minibatch": mix.new_per_minibatch,
+            "replays_per_minibatch": mix.replays_per_minibatch, "samples_per_minibatch": samples,
+            "minibatches_per_event": mix.iterations * config.epochs,
             "updates_per_minibatch": steps,
             "micro_batches_per_minibatch": math.ceil(samples / config.micro_batch)}
 

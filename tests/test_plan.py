@@ -218,7 +218,8 @@ def test_cli_json_parses(capsys):
     assert main(["plan", "--lr-layer", "conv5_4/dw", "--lr-count", "1500", "--bits", "8", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["config"]["lr_layer"] == "conv5_4/dw"
-    assert data["memory"]["lr_store"]["bytes"] == 1500 * 32768 + 1500 * 2 + 64
+    assert data["memory"]["lr_store"]["bytes"] == lr_store_bytes(1500, 32768, 8)["total"]
+    assert data["comparison"]["lr_store"]["payload"] == 1500 * 32768
     assert set(data["targets"]) == {"vega", "stm32l4"}
     assert main(["plan", "--sweep", "--paper-runtime", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["plans"]) == 9
