@@ -232,3 +232,25 @@ def test_cli_text_out_dir_and_errors(tmp_path, capsys):
     assert (tmp_path / "memory.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["plan", "--lr-layer", "conv9/dw"]) == 2
     assert "lr_layer" in capsys.readouterr().err
+
+
+def test_placement_rule():
+    p = plan(**PAPER_RUNTIME)
+    levels = {key: item.level for key, item in p.memory.items()}
+    assert levels["tile_buffers"] == levels["scratch"] == "L1"
+    assert levels["frozen_weights"] == "MRAM"
+    assert levels["activations"] == levels["activation_grads"] == "L2"
+    assert levels["lr_store"] == levels["adaptive_weights"] == "external"
+    assert p.memory_by_level["L1"] <= 128 * 1024
+    # Everything small enough lives on chip: LR layer pool6 with few, narrow LRs.
+    small = plan(lr_layer="pool6", lr_count=100)
+    assert small.memory_by_level["external"] == 0 and small.memory["lr_store"].level == "L2"
+    # A tiny external RAM is reported as not fitting.
+    assert not plan(external_bytes=1 << 20).fits
+
+
+@pytest.mark.parametrize("input_size,num_classes", [(32, 10), (96, 2), (224, 1000), (130, 50)])
+def test_other_input_sizes_and_class_counts(input_size, num_classes):
+    p = plan(input_size=input_size, num_classes=num_classes, lr_layer="conv5_6/pw")
+    assert p.layers[-1]["params"] == 1024 * num_classes + num_classes
+    assert p.targets["vega"].seconds > 0 and p.memory_total_bytes > 0
