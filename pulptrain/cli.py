@@ -42,10 +42,11 @@ def _add_plan(subparsers) -> None:
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--paper-runtime", action="store_true",
                    help="the paper's runtime: per-sample plain SGD (overrides --update-rule/--momentum/--micro-batch)")
-    p.add_argument("--l1-kib", type=int, default=d.l1_bytes // 1024)
-    p.add_argument("--l2-kib", type=int, default=d.l2_bytes // 1024)
-    p.add_argument("--mram-kib", type=int, default=d.mram_bytes // 1024)
-    p.add_argument("--external-mib", type=int, default=d.external_bytes >> 20)
+    sizes = "(default: parameter file, VEGA)"
+    p.add_argument("--l1-kib", type=int, help=f"cluster L1 {sizes}")
+    p.add_argument("--l2-kib", type=int, help=f"L2 {sizes}")
+    p.add_argument("--mram-kib", type=int, help=f"MRAM {sizes}")
+    p.add_argument("--external-mib", type=int, help=f"external RAM {sizes}")
     p.add_argument("--vega-mhz", type=float, default=None, help="VEGA cluster clock (default: parameter file)")
     p.add_argument("--stm32-mhz", type=float, default=None, help="STM32L4 clock (default: parameter file)")
     p.add_argument("--vega-kernels", choices=tuple(VEGA_KERNELS), default=d.vega_kernels,
@@ -59,6 +60,10 @@ def _add_plan(subparsers) -> None:
     p.set_defaults(func=_cmd_plan)
 
 
+def _scaled(value, unit):
+    return None if value is None else value * unit
+
+
 def _cmd_plan(args) -> int:
     from pulptrain import plan_report
     from pulptrain.plan import PAPER_RUNTIME, PlanConfig, load_params, plan, sweep_lr_layers
@@ -67,8 +72,8 @@ def _cmd_plan(args) -> int:
                   lr_layer=args.lr_layer, lr_count=args.lr_count, bits=args.bits,
                   batch_size=args.batch_size, new_samples=args.new_samples, epochs=args.epochs,
                   micro_batch=args.micro_batch, update_rule=args.update_rule, momentum=args.momentum,
-                  l1_bytes=args.l1_kib * 1024, l2_bytes=args.l2_kib * 1024,
-                  mram_bytes=args.mram_kib * 1024, external_bytes=args.external_mib << 20,
+                  l1_bytes=_scaled(args.l1_kib, 1024), l2_bytes=_scaled(args.l2_kib, 1024),
+                  mram_bytes=_scaled(args.mram_kib, 1024), external_bytes=_scaled(args.external_mib, 1 << 20),
                   vega_mhz=args.vega_mhz, stm32_mhz=args.stm32_mhz, dma_overlap=args.dma_overlap,
                   lifetime_event=args.lifetime_event, vega_kernels=args.vega_kernels)
     if args.paper_runtime:

@@ -68,10 +68,10 @@ class PlanConfig:
     micro_batch: int = 1
     update_rule: str = "minibatch"
     momentum: float = 0.9
-    l1_bytes: int = 128 * 1024
-    l2_bytes: int = 1600 * 1024
-    mram_bytes: int = 4 * MIB
-    external_bytes: int = 64 * MIB
+    l1_bytes: int | None = None        # None: the parameter file's VEGA sizes and clocks
+    l2_bytes: int | None = None
+    mram_bytes: int | None = None
+    external_bytes: int | None = None
     dma_overlap: bool = False
     lifetime_event: str = "minibatch"
     vega_kernels: str = "xpulp"
@@ -187,8 +187,16 @@ def _check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
+def resolve(config: PlanConfig, params: dict) -> PlanConfig:
+    """``config`` with the memory sizes and clocks left as None taken from ``params``."""
+    defaults = {name: params["vega"][name] for name in ("l1_bytes", "l2_bytes", "mram_bytes", "external_bytes")}
+    defaults.update(vega_mhz=params["vega"]["cluster_mhz"], stm32_mhz=params["stm32l4"]["mhz"])
+    return dataclasses.replace(config, **{name: _v(entry) for name, entry in defaults.items()
+                                          if getattr(config, name) is None})
+
+
 def validate(config: PlanConfig) -> None:
-    """Raise ValueError / TypeError naming the first bad field of ``config``."""
+    """Raise ValueError / TypeError naming the first bad field of a resolved ``config``."""
     for name in ("input_size", "num_classes", "batch_size", "new_samples", "epochs",
                  "micro_batch", "l1_bytes", "l2_bytes"):
         _check_int(name, getattr(config, name))
@@ -210,7 +218,7 @@ def validate(config: PlanConfig) -> None:
         raise ValueError(f"momentum must be in [0, 1), got {config.momentum}")
     for name in ("vega_mhz", "stm32_mhz"):
         value = getattr(config, name)
-        if value is not None and not (isinstance(value, (int, float)) and value > 0):
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"{name} must be a positive number of MHz, got {value!r}")
 
 
@@ -446,8 +454,7 @@ def _event_time(config, target, mhz, kernels, sched, params, frames, minibatches
 
 def _target_cost(config, target, kernels, sched, params) -> TargetCost:
     p = params[target]
-    mhz = (config.vega_mhz if target == "vega" else config.stm32_mhz) or \
-        _v(p["cluster_mhz"] if target == "vega" else p["mhz"])
+    mhz = config.vega_mhz if target == "vega" else config.stm32_mhz
     # Dynamic power at a fixed supply: linear in the clock.
     active_w = _v(p["active_mw"]) * 1e-3 * mhz / _v(p["active_mw_at_mhz"])
     sleep_w = _v(p["sleep_uw"]) * 1e-6
@@ -474,10 +481,10 @@ def _target_cost(config, target, kernels, sched, params) -> TargetCost:
 # ---------------------------------------------------------------- entry point
 def plan(config: PlanConfig | None = None, params: dict | str | Path | None = None, **fields) -> Plan:
     """Plan ``config`` (a PlanConfig, or its fields as keywords)."""
-    config = dataclasses.replace(config or PlanConfig(), **fields)
-    validate(config)
     if not isinstance(params, dict):
         params = load_params(params)
+    config = resolve(dataclasses.replace(config or PlanConfig(), **fields), params)
+    validate(config)
     layers = netspec.build(config.backbone, config.input_size, config.num_classes)
     frozen, adaptive = netspec.split(layers, config.lr_layer)
     sched = schedule(config)
