@@ -9,7 +9,7 @@ it costs and how long a battery lasts. Every constant comes from
 - memory: the buffers the runtime allocates, item by item (stable keys in
   ``Plan.memory``, so a runtime can compare its real allocations in one loop);
 - cycles: MACs per kernel (``pulptrain.netspec``) / MAC-per-cycle per kernel
-  kind and pass, plus elementwise work and the SGD update;
+  kind and phase, plus elementwise work and the SGD update;
 - DMA (VEGA only): bytes each kernel moves into L1 / bandwidth of the memory
   the operand lives in; added to compute time, or overlapped per kernel;
 - energy: active power x time; lifetime: battery energy / average power.
@@ -101,7 +101,7 @@ class Kernel:
     stage: str          # "frozen" or "adaptive"
     layer: str
     kind: str
-    pass_: str          # forward / grad_input / grad_weight / quantize / ... / sgd_step
+    phase: str          # forward / grad_input / grad_weight / quantize / ... / sgd_step
     unit: str
     work: int           # MACs (elements for elementwise kernels, parameters for the step)
     cycles: dict[str, float]
@@ -125,7 +125,7 @@ class TargetCost:
     lifetime_event_j: float
     lifetime_h: float | None
     lifetime_note: str
-    compute_breakdown_s: dict[str, float]   # learning event compute time by "stage pass"
+    compute_breakdown_s: dict[str, float]   # learning event compute time by "stage phase"
 
 
 @dataclass
@@ -337,17 +337,17 @@ def _kernels(config, frozen, adaptive, memory, params) -> list[Kernel]:
     loc = {key: item.level for key, item in memory.items()}
     kernels = []
 
-    def rate(target, precision, kind, pass_):
+    def rate(target, precision, kind, phase):
         table = f"{precision}_mac_per_cycle"
         if target == "vega" and precision == "fp32":
             table = VEGA_KERNELS[config.vega_kernels]
-        return params[target][table][kind][pass_]
+        return params[target][table][kind][phase]
 
     def elementwise(target):
         return _v(params[target]["elementwise_per_cycle"])
 
-    def add(stage, layer, kind, pass_, work, cyc, per_sample=None, per_micro=None, unit="sample"):
-        kernels.append(Kernel(stage, layer, kind, pass_, unit, int(work), cyc,
+    def add(stage, layer, kind, phase, work, cyc, per_sample=None, per_micro=None, unit="sample"):
+        kernels.append(Kernel(stage, layer, kind, phase, unit, int(work), cyc,
                               {k: int(v) for k, v in (per_sample or {}).items() if v},
                               {k: int(v) for k, v in (per_micro or {}).items() if v}))
 
@@ -390,10 +390,10 @@ def _kernels(config, frozen, adaptive, memory, params) -> list[Kernel]:
             work.append(("grad_input", [(g, act_out), (a, act_out), (g, act_in)], stream))
         if layer.kind != "pool":
             work.append(("grad_weight", [(a, act_in), (g, act_out)], [(acc, 2 * w_bytes)]))
-        for pass_, per_sample, per_micro in work:
-            macs = getattr(layer, f"macs_{pass_}")
-            cyc = {t: macs / rate(t, "fp32", layer.kind, pass_) for t in TARGETS}
-            add("adaptive", layer.name, layer.kind, pass_, macs, cyc, traffic(per_sample), traffic(per_micro))
+        for phase, per_sample, per_micro in work:
+            macs = getattr(layer, f"macs_{phase}")
+            cyc = {t: macs / rate(t, "fp32", layer.kind, phase) for t in TARGETS}
+            add("adaptive", layer.name, layer.kind, phase, macs, cyc, traffic(per_sample), traffic(per_micro))
         if layer.relu6 or layer.kind != "pool":
             elems = (2 if layer.relu6 else 0) * layer.out_elements + layer.out_elements
             add("adaptive", layer.name, "elementwise", "relu6_bias_grad", elems,
@@ -426,7 +426,7 @@ def _bandwidth(level: str, target_mhz: float, params: dict) -> float:
 
 def _event_time(config, target, mhz, kernels, sched, params, frames, minibatches):
     """(compute seconds, DMA seconds, total seconds, compute seconds by
-    "stage pass") for ``frames`` new frames through the frozen stage and
+    "stage phase") for ``frames`` new frames through the frozen stage and
     ``minibatches`` adaptive mini-batches."""
     hz = mhz * 1e6
     counts = {"frame": frames,
@@ -445,7 +445,7 @@ def _event_time(config, target, mhz, kernels, sched, params, frames, minibatches
             d += sum(micro_batches * b / _bandwidth(lv, mhz, params)
                      for lv, b in k.dma_bytes_per_micro_batch.items())
         compute += c
-        group = f"{k.stage} {k.pass_}"
+        group = f"{k.stage} {k.phase}"
         breakdown[group] = breakdown.get(group, 0.0) + c
         dma += d
         total += max(c, d) if config.dma_overlap else c + d
