@@ -60,11 +60,34 @@ def test_mac_counts_match_torch_forward_hooks(input_size):
             assert layers[name].out_shape == (h, w, c), name
 
 
+@pytest.mark.parametrize("name", ["conv1", "conv3_2/pw", "conv5_4/pw", "conv6/pw", "mid_fc7"])
+def test_backward_macs_match_torch_flop_counter(name):
+    """grad-input + grad-weight MACs against torch's FlopCounterMode (which
+    does not handle grouped convolutions in backward, so no depthwise here)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layer = {layer.name: layer for layer in netspec.mobilenet_v1(128, 50)}[name]
+    h, w, cin = layer.in_shape
+    if layer.kind == "linear":
+        module, x = nn.Linear(cin, layer.out_shape[2], bias=False), torch.zeros(1, cin)
+    else:
+        module = nn.Conv2d(cin, layer.out_shape[2], layer.kernel, layer.stride, layer.kernel // 2, bias=False)
+        x = torch.zeros(1, cin, h, w)
+    y = module(x.requires_grad_(True))
+    with FlopCounterMode(display=False) as counter:
+        y.sum().backward()
+    assert counter.get_total_flops() == 2 * (layer.macs_grad_input + layer.macs_grad_weight)
+
+
 def test_layer_table_by_hand():
     layers = {layer.name: layer for layer in netspec.mobilenet_v1(128, 50)}
     dw = layers["conv5_4/dw"]
     assert dw.out_shape == (8, 8, 512)
     assert dw.macs_forward == 8 * 8 * 512 * 9 == dw.macs_grad_weight == dw.macs_grad_input
+    # Stride 2: each of the 4x4 outputs per channel takes 9 products, in every phase.
+    dw2 = layers["conv5_6/dw"]
+    assert dw2.in_shape == (8, 8, 512) and dw2.out_shape == (4, 4, 512)
+    assert dw2.macs_grad_input == dw2.macs_grad_weight == 4 * 4 * 512 * 9
     pw = layers["conv5_6/pw"]
     assert pw.in_shape == (4, 4, 512) and pw.out_shape == (4, 4, 1024)
     assert pw.macs_forward == 4 * 4 * 512 * 1024 and pw.params == 512 * 1024 + 1024
