@@ -214,6 +214,8 @@ def validate(config: PlanConfig) -> None:
         raise ValueError(f"micro_batch must be 1 with update_rule='per_sample', got {config.micro_batch}")
     if config.micro_batch > config.batch_size:
         raise ValueError(f"micro_batch ({config.micro_batch}) must be <= batch_size ({config.batch_size})")
+    if isinstance(config.momentum, bool) or not isinstance(config.momentum, (int, float)):
+        raise TypeError(f"momentum must be a number, got {type(config.momentum).__name__}")
     if not (0.0 <= config.momentum < 1.0):
         raise ValueError(f"momentum must be in [0, 1), got {config.momentum}")
     for name in ("vega_mhz", "stm32_mhz"):
@@ -242,7 +244,8 @@ def schedule(config: PlanConfig) -> dict:
 # ---------------------------------------------------------------- memory
 def lr_store_bytes(count: int, elements: int, bits: int, params: dict | None = None) -> dict:
     """Bytes of the LR store: densely packed payload ceil(M * elements * Q / 8)
-    plus per-entry labels and a fixed header (scale, zero point, sizes)."""
+    plus per-entry metadata (label, batch index) and the quantization
+    parameters (scale, zero point)."""
     mem = (params or load_params())["memory"]
     payload = math.ceil(count * elements * bits / 8)
     metadata = count * _v(mem["lr_metadata_bytes_per_entry"]) + _v(mem["lr_metadata_fixed_bytes"])
@@ -492,10 +495,11 @@ def plan(config: PlanConfig | None = None, params: dict | str | Path | None = No
     kernels = _kernels(config, frozen, adaptive, memory, params)
     kernels.append(_update_kernel(adaptive, memory, params))
     targets = {t: _target_cost(config, t, kernels, sched, params) for t in TARGETS}
-    by_level = {lv: sum(i.bytes for i in memory.values() if i.level == lv) for lv in LEVELS}
+    by_level = {lv: sum(item.bytes for item in memory.values() if item.level == lv) for lv in LEVELS}
     capacity = {"L1": config.l1_bytes, "L2": config.l2_bytes, "MRAM": config.mram_bytes,
                 "external": config.external_bytes}
     vega, stm = targets["vega"], targets["stm32l4"]
+    total = sum(item.bytes for item in memory.values())
     claims = {k: _v(v) for k, v in params["paper_claims"].items()}
     comparison = {
         "speedup_vs_stm32l4": stm.seconds / vega.seconds,
@@ -504,17 +508,16 @@ def plan(config: PlanConfig | None = None, params: dict | str | Path | None = No
         "speedup_compute_only": stm.compute_s / vega.compute_s,
         "energy_ratio_compute_only": stm.compute_s * stm.active_mw / (vega.compute_s * vega.active_mw),
         "lifetime_h": vega.lifetime_h,
-        "memory_mib": sum(i.bytes for i in memory.values()) / MIB,
-        "memory_within_64_mib": sum(i.bytes for i in memory.values()) <= 64 * MIB,
+        "memory_mib": total / MIB,
+        "memory_within_64_mib": total <= 64 * MIB,
         "paper": claims,
         "lr_store": dict(store, elements=frozen[-1].out_elements, count=config.lr_count, bits=config.bits),
     }
-    table = [dict(name=l.name, kind=l.kind, stage="frozen" if l in frozen else "adaptive",
-                  in_shape=l.in_shape, out_shape=l.out_shape, params=l.params,
-                  macs_forward=l.macs_forward, macs_grad_input=l.macs_grad_input,
-                  macs_grad_weight=l.macs_grad_weight) for l in layers]
-    return Plan(config, table, sched, memory, sum(i.bytes for i in memory.values()), by_level,
-                capacity, kernels, targets, comparison)
+    table = [dict(name=layer.name, kind=layer.kind, stage="frozen" if layer in frozen else "adaptive",
+                  in_shape=layer.in_shape, out_shape=layer.out_shape, params=layer.params,
+                  macs_forward=layer.macs_forward, macs_grad_input=layer.macs_grad_input,
+                  macs_grad_weight=layer.macs_grad_weight) for layer in layers]
+    return Plan(config, table, sched, memory, total, by_level, capacity, kernels, targets, comparison)
 
 
 def compare_allocations(planned: Plan, actual: dict[str, int], tolerance: float = 0.05) -> dict[str, tuple]:
