@@ -12,5 +12,6 @@
 #include "pt_linear.h"
 #include "pt_pointwise.h"
 #include "pt_conv2d.h"
+#include "pt_replay.h"
 
 #endif
