@@ -17,8 +17,10 @@ conv5_1 is Conv2d_7), input latents NHWC [N, 8, 8, 512] float32:
 BatchNorm is folded into the biases, tensors are channels_last. Training:
 SGD (momentum 0.9, weight decay 5e-4, plain cross-entropy), mini-batches of
 128. The first batch trains alone; afterwards each mini-batch holds
-``N // ((N + M) // 128)`` new latents and fills the rest with replays
-(21 new + 107 replays for N = 300, M = 1500). After batch i, ``h = min(M // (i
+``N // ((N + M) // 128)`` new latents (M: latents in the memory) and fills the
+rest with replays (21 new + 107 replays for N = 300, M = 1500); an epoch has
+``N // new`` mini-batches and walks the shuffled memory in order, as in
+``pulptrain.cl``. After batch i, ``h = min(M // (i
 + 1), N)`` random new latents enter the memory: free slots first, then
 replacing random entries. The replay memory is FP32 here (no quantization),
 and there is no Batch Renormalization or CWR* (this is the plain AR1-style
@@ -99,9 +101,10 @@ def evaluate(model: nn.Module, latents: torch.Tensor, labels: torch.Tensor, chun
     return correct / max(1, latents.shape[0])
 
 
-def new_per_minibatch(new: int, memory_size: int, minibatch: int = 128) -> int:
-    """New latents in each mini-batch once replays exist: N // ((N + M) // 128)."""
-    return max(1, new // max(1, (new + memory_size) // minibatch))
+def new_per_minibatch(new: int, stored: int, minibatch: int = 128) -> int:
+    """New latents in each mini-batch once ``stored`` replays exist:
+    N // ((N + M) // 128), at least 1 (M: latents currently in the memory)."""
+    return max(1, min(minibatch, new // max(1, (new + stored) // minibatch)))
 
 
 def update_memory(memory_x, memory_y, new_x, new_y, capacity: int, batch_index: int, rng):
@@ -153,7 +156,9 @@ def run_reference(batches, test_latents, test_labels, num_classes: int = 50, mem
         first = memory_x is None
         lr, epochs = (lr_first, epochs_first) if first else (lr_later, epochs_later)
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-        new_per_step = min(n, minibatch) if first else new_per_minibatch(n, memory_size, minibatch)
+        stored = 0 if first else memory_x.shape[0]
+        new_per_step = min(n, minibatch) if first else new_per_minibatch(n, stored, minibatch)
+        replays_per_step = min(minibatch - new_per_step, stored)
         steps = max(1, n // new_per_step)
         model.train()
         for _ in range(epochs):
@@ -162,9 +167,9 @@ def run_reference(batches, test_latents, test_labels, num_classes: int = 50, mem
             for step in range(steps):
                 take = order[step * new_per_step:(step + 1) * new_per_step]
                 x, y = new_x[take], new_y[take]
-                if not first:
-                    count = minibatch - take.shape[0]
-                    picks = replay_order[(torch.arange(count) + step * count) % replay_order.shape[0]]
+                if replays_per_step:
+                    count = replays_per_step
+                    picks = replay_order[(torch.arange(count) + step * count) % stored]
                     x = torch.cat([x, memory_x[picks]])
                     y = torch.cat([y, memory_y[picks]])
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -54,8 +54,10 @@ def test_run_reference_counts_and_reports():
     batches, (test_x, test_y) = ar1.synthetic_stream(3, first=16, new=12, test=8, num_classes=4, seed=1)
     result = ar1.run_reference(batches, test_x, test_y, num_classes=4, memory_size=20, minibatch=8,
                                epochs_first=2, epochs_later=1, threads=1)
-    # first batch: 2 epochs x 2 steps x 8; later: new_per_minibatch(12, 20, 8) = 3 -> 4 steps x 8
-    assert result["samples_trained"] == 2 * 2 * 8 + 2 * 4 * 8
+    # first batch: 2 epochs x 2 steps x 8, then 16 latents stored;
+    # batch 1: (12 + 16) // 8 = 3 -> 4 new + 4 replays, 3 steps; memory grows to 20;
+    # batch 2: (12 + 20) // 8 = 4 -> 3 new + 5 replays, 4 steps
+    assert result["samples_trained"] == 2 * 2 * 8 + 3 * 8 + 4 * 8
     assert [i for i, _ in result["accuracy"]] == [0, 1, 2]
     assert all(0.0 <= a <= 1.0 for _, a in result["accuracy"])
     assert len(result["batch_train_times"]) == 3 and result["wall_time"] > 0
