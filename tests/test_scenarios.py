@@ -341,7 +341,7 @@ def test_unknown_names_and_options(standin_cache):
         scenarios.get("cifar10")
     with pytest.raises(TypeError):
         scenarios.get(3)
-    with pytest.raises(ValueError, match="unknown protocol"):
+    with pytest.raises(ValueError, match="unknown CORe50 stand-in protocol"):
         scenarios.get("standin/nicv2_999", root=standin_cache, **TINY)
     with pytest.raises(ValueError, match="protocol given twice"):
         scenarios.get("standin/ni", protocol="nc")

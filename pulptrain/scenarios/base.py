@@ -113,6 +113,23 @@ class Scenario:
                 f"{'x'.join(map(str, self.image_shape))} uint8")
 
 
+def protocol_name(protocol, known, benchmark: str) -> str:
+    """``protocol`` normalised (lower case, ``-`` -> ``_``) and checked against ``known``."""
+    if not isinstance(protocol, str):
+        raise TypeError(f"protocol must be a str, got {type(protocol).__name__}")
+    name = protocol.lower().replace("-", "_")
+    if name not in known:
+        raise ValueError(f"unknown {benchmark} protocol {protocol!r}; known: {', '.join(known)}")
+    return name
+
+
+def objects_per_label(label_level: str) -> int:
+    """CORe50 label granularity: 1 object per class (``"object"``) or 5 (``"category"``)."""
+    if label_level not in ("object", "category"):
+        raise ValueError(f"label_level must be 'object' or 'category', got {label_level!r}")
+    return 1 if label_level == "object" else 5
+
+
 def cumulative(scenario: Scenario, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Joint-training data: the first ``k`` training batches concatenated.
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pulptrain.errors import FormatError
-from pulptrain.scenarios.base import Batch, Scenario
+from pulptrain.scenarios.base import Batch, Scenario, objects_per_label, protocol_name
 
 PROTOCOL_FOLDERS = {"nicv2_391": "NICv2_391", "nicv2_196": "NICv2_196", "nicv2_79": "NICv2_79",
                     "ni": "NI_inc", "nc": "NC_inc", "nic": "NIC_inc"}
@@ -194,11 +194,8 @@ def build(root=None, protocol: str = "nicv2_391", run: int = 0, label_level: str
     if root is None:
         raise ValueError("the real CORe50 needs root=<folder of the download>; " + LAYOUT_HELP.format(root="<root>"))
     root = Path(root).expanduser()
-    protocol = protocol.lower().replace("-", "_")
-    if protocol not in PROTOCOL_FOLDERS:
-        raise ValueError(f"unknown CORe50 protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}")
-    if label_level not in ("object", "category"):
-        raise ValueError(f"label_level must be 'object' or 'category', got {label_level!r}")
+    protocol = protocol_name(protocol, tuple(PROTOCOL_FOLDERS), "CORe50")
+    per_object = objects_per_label(label_level)
     run = positive_int("run", run, minimum=0)
     if not root.is_dir():
         raise FileNotFoundError(f"CORe50 root {root} is not a folder; " + LAYOUT_HELP.format(root=root))
@@ -210,7 +207,6 @@ def build(root=None, protocol: str = "nicv2_391", run: int = 0, label_level: str
         train, test, image_shape = _from_npz(root, protocol, run)
     else:
         raise FileNotFoundError(f"no CORe50 data in {root}: " + LAYOUT_HELP.format(root=root))
-    per_object = 5 if label_level == "category" else 1
     batches = [Batch(i, labels // per_object, load, units=paths)
                for i, (paths, labels, load) in enumerate(train)]
     test_paths, test_labels, load_test = test

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pulptrain.scenarios.base import Batch, Scenario, nic_order
+from pulptrain.scenarios.base import Batch, Scenario, nic_order, protocol_name
 from pulptrain.scenarios.idx import read_idx
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -95,10 +95,8 @@ def build(root=None, protocol: str = "class_incremental", image_size: int = 32, 
     a permutation seeded by ``(seed, run)`` for ``nic``)."""
     from pulptrain._validate import positive_int
 
-    protocol = {"ci": "class_incremental", "nc": "class_incremental"}.get(
-        protocol.lower().replace("-", "_"), protocol.lower().replace("-", "_"))
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown Fashion-MNIST protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    protocol = protocol_name(protocol, PROTOCOLS + ("ci", "nc"), "Fashion-MNIST")
+    protocol = "class_incremental" if protocol in ("ci", "nc") else protocol
     size = positive_int("image_size", image_size, minimum=8)
     seed, run = positive_int("seed", seed, minimum=0), positive_int("run", run, minimum=0)
     classes_per_task = positive_int("classes_per_task", classes_per_task)

@@ -324,20 +324,16 @@ def build(root=None, protocol: str = "nicv2_391", seed: int = 0, run: int = 0,
     ``label_level``: ``"object"`` (50 classes) or ``"category"`` (10).
     ``test_step``: keep every k-th frame of the held-out sessions."""
     from pulptrain._validate import positive_int
-    from pulptrain.scenarios.base import Batch, Scenario
+    from pulptrain.scenarios.base import Batch, Scenario, objects_per_label, protocol_name
 
-    protocol = protocol.lower().replace("-", "_")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-    if label_level not in ("object", "category"):
-        raise ValueError(f"label_level must be 'object' or 'category', got {label_level!r}")
+    protocol = protocol_name(protocol, PROTOCOLS, "CORe50 stand-in")
+    per_object = objects_per_label(label_level)
     seed = positive_int("seed", seed, minimum=0)
     run = positive_int("run", run, minimum=0)
     frames = positive_int("frames_per_session", frames_per_session)
     size = positive_int("image_size", image_size, minimum=16)
     test_step = positive_int("test_step", test_step)
     data, stats = load_or_generate(seed, frames, size, root, progress)
-    per_object = 5 if label_level == "category" else 1
 
     def labels_of(units, step=1):
         count = len(range(0, frames, step))
