@@ -8,5 +8,10 @@
 #include "pt_types.h"
 #include "pt_parallel.h"
 #include "pt_act.h"
+#include "pt_depthwise.h"
+#include "pt_pool.h"
+#include "pt_affine.h"
+#include "pt_loss.h"
+#include "pt_sgd.h"
 
 #endif
