@@ -3,7 +3,6 @@
 # validated (pulptrain.ops), C-contiguous float32, flattened; shapes come as
 # ints. Optional arrays are passed as None.
 from libc.stdint cimport int32_t
-import numpy as np
 
 from pulptrain._common cimport pt_status, pt_ctx, pt_dims, pt_conv_params, pt_pool_params, check_status, make_ctx
 
@@ -17,7 +16,6 @@ cdef extern from "pulptrain/pulptrain.h" nogil:
                                    const float *w, const float *b, float *y)
     pt_status pt_depthwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
                                          const float *grad_y, float *grad_x)
-    size_t pt_depthwise_f32_bwd_weight_scratch_bytes(const pt_conv_params *p)
     pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                           const float *grad_y, float *grad_w, float *grad_b)
     pt_status pt_depthwise_f32_fwd_ref(const pt_conv_params *p, const float *x, const float *w,
@@ -136,9 +134,7 @@ def depthwise_bwd_input(const float[::1] w, const float[::1] grad_y, float[::1] 
 def depthwise_bwd_weight(const float[::1] x, const float[::1] grad_y, float[::1] grad_w, object grad_b,
                          tuple nhwc, tuple kernel, tuple stride, tuple pads, int num_threads, bint ref=False):
     cdef pt_conv_params p = depthwise_params(nhwc, kernel, stride, pads)
-    cdef size_t need = pt_depthwise_f32_bwd_weight_scratch_bytes(&p)
-    cdef float[::1] scratch = np.empty(max(need // 4, 1), dtype=np.float32)
-    cdef pt_ctx ctx = make_ctx(num_threads, &scratch[0], need)
+    cdef pt_ctx ctx = make_ctx(num_threads, NULL, 0)
     cdef float *gb = optional_out(grad_b)
     cdef pt_status st
     with nogil:

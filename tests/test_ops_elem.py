@@ -33,6 +33,7 @@ DEPTHWISE_CASES = [
     (1, 5, 5, 3, 1, 1, 1, 0, True),                  # 1x1 kernel
     (2, 6, 5, 8, 5, 3, (3, 2), 2, False),            # window larger than the stride
     (1, 4, 4, 70, 3, 3, 2, "valid", True),           # no padding, leftover row/column
+    (2, 5, 4, 275, 3, 3, 1, "same", True),           # 128-channel blocks, a 16-block and single channels
 ]
 
 

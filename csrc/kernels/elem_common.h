@@ -98,4 +98,16 @@ static inline void pt_taps_reaching(int i, int pad, int stride, int k, int out, 
     *last = t < k - 1 ? t : k - 1;
 }
 
+/* Output indices o in [*lo, *hi) whose tap k lands inside the input:
+ * 0 <= o * stride - pad + k < in. */
+static inline void pt_tap_out_range(int k, int pad, int stride, int in, int out, int *lo, int *hi)
+{
+    int first = pad - k;                          /* o * stride >= pad - k */
+    int l = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int last = in - 1 + pad - k;                  /* o * stride <= in - 1 + pad - k */
+    int h = last < 0 ? 0 : last / stride + 1;
+    *lo = l;
+    *hi = h < out ? h : out;
+}
+
 #endif

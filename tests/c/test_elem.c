@@ -8,7 +8,6 @@
 #define CAP 60000
 
 static float x[CAP], w[CAP], b[CAP], gy[CAP], out_ref[CAP], out_opt[CAP], gb_ref[CAP], gb_opt[CAP];
-static float scratch[CAP];
 
 static void fill(pt_rng *r)
 {
@@ -30,7 +29,8 @@ static const dw_case dw_cases[] = {
     {2, 1, 1, 17, 3, 3, 1, 1, 1, 1, 1, 1},     /* 1-pixel map, only the centre tap */
     {4, 4, 4, 3, 1, 1, 1, 1, 0, 0, 0, 0},      /* 1x1 kernel, few channels */
     {1, 9, 9, 8, 5, 5, 3, 2, 2, 2, 2, 2},      /* stride > 1 both ways, big window */
-    {2, 6, 6, 160, 3, 3, 1, 2, 1, 1, 0, 0},    /* grad-weight spans two 128-channel passes */
+    {2, 6, 6, 160, 3, 3, 1, 2, 1, 1, 0, 0},    /* 128-channel block + 32 */
+    {1, 3, 4, 275, 2, 3, 1, 1, 0, 1, 2, 0},    /* 2 x 128 + a 16-block + 3 single channels */
 };
 
 static pt_conv_params dw_params(const dw_case *k)
@@ -48,9 +48,7 @@ static void test_depthwise_case(const dw_case *k)
     size_t in_count = (size_t)k->n * k->h * k->w * k->c;
     size_t out_count = (size_t)k->n * oh * ow * k->c;
     size_t w_count = (size_t)k->kh * k->kw * k->c;
-    size_t need = pt_depthwise_f32_bwd_weight_scratch_bytes(&p);
-    PT_CHECK(in_count <= CAP && out_count <= CAP && need <= sizeof scratch, "case fits the buffers");
-    PT_CHECK(need == (w_count + (size_t)k->c) * sizeof(float), "scratch size %zu", need);
+    PT_CHECK(in_count <= CAP && out_count <= CAP, "case fits the buffers");
     for (int with_bias = 0; with_bias < 2; ++with_bias) {
         const float *bias = with_bias ? b : NULL;
         PT_CHECK(pt_depthwise_f32_fwd_ref(&p, x, w, bias, out_ref) == PT_OK, "fwd ref");
@@ -68,11 +66,10 @@ static void test_depthwise_case(const dw_case *k)
         PT_CHECK(pt_depthwise_f32_bwd_input(&ctx, &p, w, gy, out_opt) == PT_OK, "bwd input");
         PT_CHECK(pt_first_bit_diff(out_opt, out_ref, in_count) < 0,
                  "dw bwd input c=%d threads=%d", k->c, ctx.num_threads);
-        pt_ctx sctx = {pt_test_threads[t], scratch, need};
-        PT_CHECK(pt_depthwise_f32_bwd_weight(&sctx, &p, x, gy, gb_opt, gb_opt + w_count) == PT_OK, "bwd w");
+        PT_CHECK(pt_depthwise_f32_bwd_weight(&ctx, &p, x, gy, gb_opt, gb_opt + w_count) == PT_OK, "bwd w");
         PT_CHECK(pt_first_bit_diff(gb_opt, gb_ref, w_count + (size_t)k->c) < 0,
                  "dw bwd weight c=%d threads=%d", k->c, ctx.num_threads);
-        PT_CHECK(pt_depthwise_f32_bwd_weight(&sctx, &p, x, gy, gb_opt, NULL) == PT_OK, "bwd w, no bias");
+        PT_CHECK(pt_depthwise_f32_bwd_weight(&ctx, &p, x, gy, gb_opt, NULL) == PT_OK, "bwd w, no bias");
         PT_CHECK(pt_first_bit_diff(gb_opt, gb_ref, w_count) < 0, "dw bwd weight without bias");
     }
 }
@@ -94,10 +91,7 @@ static void test_depthwise_statuses(void)
 {
     pt_conv_params p = dw_params(&dw_cases[0]);
     pt_ctx ctx = {2, NULL, 0};
-    size_t need = pt_depthwise_f32_bwd_weight_scratch_bytes(&p);
-    pt_ctx small = {2, scratch, need - 1};
-    PT_CHECK(pt_depthwise_f32_bwd_weight(&ctx, &p, x, gy, gb_opt, NULL) == PT_ERR_SCRATCH, "no scratch");
-    PT_CHECK(pt_depthwise_f32_bwd_weight(&small, &p, x, gy, gb_opt, NULL) == PT_ERR_SCRATCH, "small scratch");
+    PT_CHECK(pt_depthwise_f32_bwd_weight(&ctx, &p, x, gy, NULL, NULL) == PT_ERR_NULL, "NULL grad_w");
     PT_CHECK(pt_depthwise_f32_fwd(NULL, &p, x, w, b, out_opt) == PT_ERR_NULL, "NULL ctx");
     PT_CHECK(pt_depthwise_f32_fwd(&ctx, NULL, x, w, b, out_opt) == PT_ERR_NULL, "NULL params");
     PT_CHECK(pt_depthwise_f32_fwd(&ctx, &p, x, NULL, b, out_opt) == PT_ERR_NULL, "NULL w");
@@ -107,7 +101,7 @@ static void test_depthwise_statuses(void)
     pt_conv_params q = p;
     q.stride_h = 0;
     PT_CHECK(pt_depthwise_f32_fwd(&ctx, &q, x, w, b, out_opt) == PT_ERR_PARAM, "stride 0");
-    PT_CHECK(pt_depthwise_f32_bwd_weight_scratch_bytes(&q) == 0, "no scratch size for bad params");
+    PT_CHECK(pt_depthwise_f32_bwd_weight(&ctx, &q, x, gy, gb_opt, NULL) == PT_ERR_PARAM, "stride 0, grad-weight");
     q = p; q.pad_left = -1;
     PT_CHECK(pt_depthwise_f32_fwd_ref(&q, x, w, b, out_opt) == PT_ERR_PARAM, "negative pad");
     q = p; q.out_c = p.in.c + 1;

@@ -13,6 +13,7 @@
  * partial sum over (oh, ow) in raster order, then the images' partials added
  * in batch order. Each channel is reduced by one core, so results are bitwise
  * identical for any thread count, and bitwise equal to the _ref twins.
+ * No scratch.
  *
  * The channel loop is innermost and contiguous; on x86-64 an AVX-512 build of
  * it is chosen at run time when the CPU has it. */
@@ -33,16 +34,12 @@ pt_status pt_depthwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const
 pt_status pt_depthwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
                                      const float *grad_y, float *grad_x);
 
-/* Scratch for pt_depthwise_f32_bwd_weight: the per-image partial sums,
- * (KH*KW + 1) * C floats; 0 when p is invalid. */
-size_t pt_depthwise_f32_bwd_weight_scratch_bytes(const pt_conv_params *p);
-
 /* grad_w [KH, KW, C] and grad_b [C] (NULL to skip) from x and grad_y, summed
  * over the batch (overwritten, not accumulated). */
 pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                       const float *grad_y, float *grad_w, float *grad_b);
 
-/* Plain single-core reference twins (no scratch needed). */
+/* Plain single-core reference twins. */
 pt_status pt_depthwise_f32_fwd_ref(const pt_conv_params *p, const float *x, const float *w,
                                    const float *b, float *y);
 pt_status pt_depthwise_f32_bwd_input_ref(const pt_conv_params *p, const float *w,
