@@ -248,7 +248,9 @@ def lr_store_bytes(count: int, elements: int, bits: int, params: dict | None = N
     parameters (scale, zero point)."""
     mem = (params or load_params())["memory"]
     payload = math.ceil(count * elements * bits / 8)
-    metadata = count * _v(mem["lr_metadata_bytes_per_entry"]) + _v(mem["lr_metadata_fixed_bytes"])
+    # An FP32 store keeps raw floats: no scale or zero point.
+    quant_params = 0 if bits == 32 else _v(mem["lr_metadata_fixed_bytes"])
+    metadata = count * _v(mem["lr_metadata_bytes_per_entry"]) + quant_params
     return {"payload": payload, "metadata": metadata, "total": payload + metadata}
 
 

@@ -132,10 +132,25 @@ def test_minibatch_sgd_with_momentum_fits_the_external_ram_when_fused():
                                                  (10, 100, 32)])
 def test_lr_store_bytes(count, elements, bits):
     mem = load_params()["memory"]
-    metadata = count * mem["lr_metadata_bytes_per_entry"]["value"] + mem["lr_metadata_fixed_bytes"]["value"]
+    quant_params = 0 if bits == 32 else mem["lr_metadata_fixed_bytes"]["value"]
+    metadata = count * mem["lr_metadata_bytes_per_entry"]["value"] + quant_params
     store = lr_store_bytes(count, elements, bits)
     assert store["payload"] == math.ceil(count * elements * bits / 8)
     assert store["total"] == store["payload"] + metadata
+
+
+@pytest.mark.parametrize("lr_layer,count,bits", [("conv5_4/dw", 1500, 8), ("conv5_4/dw", 300, 7),
+                                                 ("conv5_6/dw", 200, 3), ("pool6", 50, 32)])
+def test_lr_store_equals_the_real_replay_store(lr_layer, count, bits):
+    """The planned LR store against the bytes pulptrain.replay actually holds."""
+    from pulptrain.replay import LatentReplayStore
+
+    p = plan(lr_layer=lr_layer, lr_count=count, bits=bits)
+    shape = next(layer["out_shape"] for layer in p.layers if layer["name"] == lr_layer)
+    store = LatentReplayStore(count, shape, "fp32" if bits == 32 else bits,
+                              value_range=None if bits == 32 else (0.0, 6.0))
+    assert compare_allocations(p, {"lr_store": store.nbytes}, tolerance=0.0) == {}
+    assert p.comparison["lr_store"]["payload"] == store.payload_nbytes
 
 
 def test_lr_store_in_plan_scales_with_bits():
