@@ -349,3 +349,7 @@ def test_unknown_names_and_options(standin_cache):
         scenarios.get("standin", root=standin_cache, label_level="pixel", **TINY)
     with pytest.raises(ValueError, match="unknown Fashion-MNIST protocol"):
         scenarios.get("fashion-mnist/nicv2")
+    with pytest.raises(ValueError, match="frames_per_session must be >= 1"):
+        scenarios.get("standin", root=standin_cache, frames_per_session=0)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        scenarios.get("standin", root=standin_cache, seed=1.5, **TINY)
