@@ -197,6 +197,23 @@ def test_core50_npz_layout(tmp_path, rng):
         scenarios.get("core50/nc", root=tmp_path)
 
 
+def test_core50_raw_bin_bundle(tmp_path, rng):
+    paths = [f"s{s}/o1/C_{s:02d}_01_000.png" for s in (1, 2)]
+    images = rng.integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "core50_imgs.npz", x=images)
+    for name, obj in (("paths.pkl", paths), ("LUP.pkl", {"ni": [[[1], [0]]]}),
+                      ("labels.pkl", {"ni": [[[0], [0]]]})):
+        (tmp_path / name).write_bytes(pickle.dumps(obj, protocol=2))
+    core50.extract_bin(tmp_path)
+    (tmp_path / "core50_imgs.npz").unlink()  # the raw file alone is enough
+    sc = scenarios.get("core50/ni", root=tmp_path)
+    assert np.array_equal(sc.train_batches[0].images, images[[1]])
+    assert np.array_equal(sc.test_set()[0], images[[0]])
+    (tmp_path / "core50_imgs.bin").write_bytes(b"short")
+    with pytest.raises(FormatError, match="core50_imgs.bin has 5 bytes"):
+        scenarios.get("core50/ni", root=tmp_path)
+
+
 def test_core50_missing_and_bad_files(tmp_path, rng):
     with pytest.raises(ValueError, match="root="):
         scenarios.get("core50")
