@@ -160,7 +160,7 @@ def _core50_png_fixture(root: Path, rng) -> dict:
 
 def test_core50_png_layout(tmp_path, rng):
     pixels = _core50_png_fixture(tmp_path, rng)
-    sc = scenarios.get("core50", root=tmp_path, protocol="nicv2_391")
+    sc = scenarios.get("core50", root=tmp_path, protocol="nicv2_391", progress=False)
     assert sc.num_batches == 5 and sc.image_shape == (16, 16, 3) and sc.num_classes == 50
     assert sc.batch_sizes == [4, 2, 2, 2, 2]
     images, labels = sc.train_batches[0].load()

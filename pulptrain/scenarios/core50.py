@@ -83,11 +83,14 @@ def sessions_of(paths) -> list[int]:
     return sorted(found)
 
 
-def _read_pngs(folder: Path, relative_paths) -> np.ndarray:
+def _read_pngs(folder: Path, relative_paths, progress: bool = False) -> np.ndarray:
     from PIL import Image
+    from tqdm import tqdm
 
     images = []
-    for rel in relative_paths:
+    # a progress bar only for big reads (the ~45,000-frame test set), not for every batch
+    quiet = not progress or len(relative_paths) < 5000
+    for rel in tqdm(relative_paths, desc="CORe50 frames", unit="png", disable=quiet):
         path = folder / rel
         if not path.is_file():
             raise FileNotFoundError(f"CORe50 image {path} is missing (listed in a batch file list)")
@@ -109,7 +112,7 @@ def _find_protocol_folder(root: Path, protocol: str) -> Path:
                             + ", ".join(str(p) for p in tried))
 
 
-def _from_png_folders(root: Path, protocol: str, run: int):
+def _from_png_folders(root: Path, protocol: str, run: int, progress: bool):
     image_folder = root / IMAGE_FOLDER
     run_folder = _find_protocol_folder(root, protocol) / f"run{run}"
     if not run_folder.is_dir():
@@ -125,7 +128,7 @@ def _from_png_folders(root: Path, protocol: str, run: int):
     test_paths, test_labels = read_filelist(test_list)
 
     def loader(paths):
-        return lambda: _read_pngs(image_folder, paths)
+        return lambda: _read_pngs(image_folder, paths, progress)
 
     image_shape = _read_pngs(image_folder, train[0][0][:1]).shape[1:]
     return ([(paths, labels, loader(paths)) for paths, labels in train],
@@ -214,8 +217,10 @@ def _from_npz(root: Path, protocol: str, run: int):
     return parts[:-1], parts[-1], images.shape[1:]
 
 
-def build(root=None, protocol: str = "nicv2_391", run: int = 0, label_level: str = "object"):
-    """The real CORe50 stream as a :class:`Scenario` (see the module doc for layouts)."""
+def build(root=None, protocol: str = "nicv2_391", run: int = 0, label_level: str = "object",
+          progress: bool = True):
+    """The real CORe50 stream as a :class:`Scenario` (see the module doc for
+    layouts). ``progress``: a progress bar while reading large PNG sets."""
     from pulptrain._validate import positive_int
 
     if root is None:
@@ -228,7 +233,7 @@ def build(root=None, protocol: str = "nicv2_391", run: int = 0, label_level: str
         raise FileNotFoundError(f"CORe50 root {root} is not a folder; " + LAYOUT_HELP.format(root=root))
     if (root / IMAGE_FOLDER).is_dir():
         layout = "png"
-        train, test, image_shape = _from_png_folders(root, protocol, run)
+        train, test, image_shape = _from_png_folders(root, protocol, run, progress)
     elif (all((root / name).is_file() for name in PICKLES)
           and ((root / IMAGES_NPZ).is_file() or (root / IMAGES_BIN).is_file())):
         layout = "npz"
