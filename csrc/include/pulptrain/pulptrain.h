@@ -8,5 +8,6 @@
 #include "pt_types.h"
 #include "pt_parallel.h"
 #include "pt_act.h"
+#include "pt_qkernels.h"
 
 #endif
