@@ -45,11 +45,3 @@ pt_status pt_q_select_isa(const char *name)
     }
     return PT_OK;
 }
-
-pt_q_requant_row_fn pt_q_requant_row_impl(void)
-{
-#ifdef PT_Q_HAVE_X86
-    if (pt_q_use_avx512vnni()) return pt_q_requant_row_avx512;
-#endif
-    return pt_q_requant_row_c;
-}

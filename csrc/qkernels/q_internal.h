@@ -53,19 +53,25 @@ static inline void pt_q_requant_row_c(const int32_t *acc, int count, const pt_re
         out[i] = pt_requantize(acc[i], rq->multiplier[c0 + i], rq->shift[c0 + i], rq->act_max);
 }
 
-/* Runtime-selected paths (pt_q_isa.c). */
-typedef void (*pt_q_requant_row_fn)(const int32_t *acc, int count, const pt_requant *rq, int c0,
-                                    uint8_t *out);
-pt_q_requant_row_fn pt_q_requant_row_impl(void);
+/* Whether the AVX-512 VNNI paths run (pt_q_isa.c). */
 int pt_q_use_avx512vnni(void);
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PT_Q_HAVE_X86 1
 /* pt_q_x86.c: compiled with target attributes, called only after the CPU check. */
-void pt_q_requant_row_avx512(const int32_t *acc, int count, const pt_requant *rq, int c0, uint8_t *out);
+void pt_q_conv_pixels_avx512(const int16_t *patches, int npix, size_t kpairs,
+                             const int16_t *wt_pairs, int cout, const pt_requant *rq, uint8_t *out);
+void pt_q_depthwise_row_avx512(const pt_conv_params *p, int n, int oy, int ow, const uint8_t *x,
+                               const int8_t *w, const pt_requant *rq, uint8_t *out_row);
 void pt_q_pointwise_rows_avx512vnni(const uint8_t *x, size_t rows, int cin, int cout,
                                     const int8_t *w_packed, const pt_requant *rq, uint8_t *y);
 #endif
+
+/* Output pixels per pass of the dense conv (patches gathered per core). */
+#define PT_Q_CONV_PIXELS 4
+
+/* Depthwise kernels up to this many taps (3x3) keep their weights in registers. */
+#define PT_Q_DW_MAX_TAPS 9
 
 /* Pointwise packed-block geometry. */
 #define PT_Q_PW_NB 16   /* output channels per block */
