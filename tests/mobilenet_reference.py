@@ -1,49 +1,48 @@
-"""An independent float64 PyTorch forward of MobileNetV1 from the pulptrain
+"""An independent float64 numpy forward of MobileNetV1 from the pulptrain
 weight dictionary (BN folded, pulptrain layouts), TF "SAME" padding."""
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from pulptrain.models import LAYERS
 
 
-def _same(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
+def _same_pad(x: np.ndarray, k: int, s: int) -> np.ndarray:
     pads = []
-    for size in (x.shape[3], x.shape[2]):          # width first for F.pad
+    for size in x.shape[1:3]:
         out = -(-size // s)
         total = max((out - 1) * s + k - size, 0)
-        pads += [total // 2, total - total // 2]
-    return F.pad(x, pads)
+        pads.append((total // 2, total - total // 2))
+    return np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
 
 
-def reference_forward(weights, images_uint8: np.ndarray, upto: int | None = None, logits: bool = True):
-    """Outputs (NHWC float64 numpy) of every layer up to index ``upto`` (all
-    by default), and the 1001 logits when ``logits``."""
-    x = torch.tensor(images_uint8, dtype=torch.float64).permute(0, 3, 1, 2) * (2.0 / 255.0) - 1.0
+def _taps(x: np.ndarray, k: int, s: int):
+    """(ky, kx, strided view) of every kernel tap over the padded input."""
+    x = _same_pad(x, k, s)
+    oh, ow = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+    for ky in range(k):
+        for kx in range(k):
+            yield ky, kx, x[:, ky:ky + s * (oh - 1) + 1:s, kx:kx + s * (ow - 1) + 1:s]
+
+
+def reference_forward(weights, images_uint8: np.ndarray):
+    """NHWC float64 outputs of every layer (pool6 last) and the 1001 logits."""
+    x = images_uint8.astype(np.float64) * (2.0 / 255.0) - 1.0
     outputs = []
-    last = len(LAYERS) - 1 if upto is None else upto
-    for spec in LAYERS[:last + 1]:
+    for spec in LAYERS:
         if spec.kind == "pool":
-            x = x.mean(dim=(2, 3))
-            outputs.append(x.numpy())
+            x = x.mean(axis=(1, 2))
+            outputs.append(x)
             break
-        w = torch.tensor(weights[f"{spec.tf_name}/w"], dtype=torch.float64)
-        b = torch.tensor(weights[f"{spec.tf_name}/b"], dtype=torch.float64)
-        if spec.kind == "conv":
-            x = F.conv2d(_same(x, 3, spec.stride), w.permute(0, 3, 1, 2), b, spec.stride)
-        elif spec.kind == "depthwise":
-            x = F.conv2d(_same(x, 3, spec.stride), w.permute(2, 0, 1)[:, None], b, spec.stride,
-                         groups=spec.in_channels)
+        w = weights[f"{spec.tf_name}/w"].astype(np.float64)
+        b = weights[f"{spec.tf_name}/b"].astype(np.float64)
+        if spec.kind == "pointwise":
+            y = x @ w.T
+        elif spec.kind == "conv":
+            y = sum(tap @ w[:, ky, kx, :].T for ky, kx, tap in _taps(x, 3, spec.stride))
         else:
-            x = F.conv2d(x, w[:, :, None, None], b)
-        x = x.clamp(0.0, 6.0)
-        outputs.append(x.permute(0, 2, 3, 1).numpy())
-    if not logits:
-        return outputs, None
-    if x.ndim == 4:
-        x = x.mean(dim=(2, 3))
-    w = torch.tensor(weights["Logits/w"], dtype=torch.float64)
-    b = torch.tensor(weights["Logits/b"], dtype=torch.float64)
-    return outputs, (x @ w.T + b).numpy()
+            y = sum(tap * w[ky, kx] for ky, kx, tap in _taps(x, 3, spec.stride))
+        x = np.clip(y + b, 0.0, 6.0)
+        outputs.append(x)
+    logits = x @ weights["Logits/w"].astype(np.float64).T + weights["Logits/b"].astype(np.float64)
+    return outputs, logits

@@ -173,15 +173,27 @@ def test_download_failure_is_a_clear_error(tmp_path, monkeypatch):
         load_weights(tmp_path / "empty-cache")
 
 
-def test_weights_classify_real_photos_in_float64(weights):
-    """BN folding and layouts checked independently of the runtime kernels."""
+# photos a person names the same at 128x128 (the rocket needs 224)
+NAMED_AT_128 = ["chelsea", "coffee", "motorcycle"]
+
+
+@pytest.fixture(scope="module")
+def reference_128(weights):
+    """float64 PyTorch outputs of every layer and the logits, photos at 128."""
     from mobilenet_reference import reference_forward
-    names, images = labelled_photos(224)
-    _, logits = reference_forward(weights, images)
+    names, images = labelled_photos(128)
+    outputs, logits = reference_forward(weights, images)
+    return names, images, outputs, logits
+
+
+def test_weights_classify_real_photos_in_float64(reference_128):
+    """BN folding and layouts checked independently of the runtime kernels."""
+    names, _, _, logits = reference_128
     for name, row in zip(names, logits):
-        assert int(np.argmax(row)) - 1 in LABELLED_PHOTOS[name], name
+        if name in NAMED_AT_128:
+            assert int(np.argmax(row)) - 1 in LABELLED_PHOTOS[name], name
     p = np.exp(logits[1] - logits[1].max())
-    assert p[968] / p.sum() > 0.9          # coffee -> espresso (class 967), p ~ 0.97
+    assert p[968] / p.sum() > 0.9          # coffee -> espresso (class 967)
 
 
 # ------------------------------------------------------------ the runtime network
@@ -191,21 +203,21 @@ def test_float_network_on_runtime_names_the_photos(weights, size):
     names, images = labelled_photos(size)
     frozen, head = mobilenet_v1("conv5_4/dw", size, weights=weights)
     logits = head(frozen(images))
-    expected = names if size == 224 else ["chelsea", "coffee", "motorcycle"]
     for name, row in zip(names, logits):
-        if name in expected:
+        if size == 224 or name in NAMED_AT_128:
             assert int(np.argmax(row)) - 1 in LABELLED_PHOTOS[name], (name, size)
+    if size == 224:
+        p = np.exp(logits[1] - logits[1].max())
+        assert p[968] / p.sum() > 0.9          # coffee -> espresso, p ~ 0.97
 
 
 @needs_float_ops
 @pytest.mark.parametrize("lr_layer", ["conv5_1/dw", "conv5_4/dw", "conv6/sep", "pool6"])
-def test_float_frozen_stage_matches_float64_reference(weights, lr_layer):
+def test_float_frozen_stage_matches_float64_reference(weights, reference_128, lr_layer):
     from helpers import max_rel_err
-    from mobilenet_reference import reference_forward
-    _, images = labelled_photos(128)
+    _, images, outputs, logits = reference_128
     frozen, head = mobilenet_v1(lr_layer, 128, weights=weights)
     latents = frozen(images)
-    outputs, logits = reference_forward(weights, images)
     assert latents.shape == (4,) + output_shape(lr_layer, 128)
     assert max_rel_err(latents, outputs[layer_index(lr_layer)]) < 1e-4
     assert max_rel_err(head(latents), logits) < 1e-4
