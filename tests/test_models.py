@@ -235,3 +235,46 @@ def test_bad_model_arguments(weights):
         frozen(np.zeros((1, 64, 64, 3), np.float64))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         frozen(np.full((1, 64, 64, 3), 2.0, np.float32))
+
+
+# ------------------------------------------------------------ the adaptive stage
+try:
+    from pulptrain import nn  # noqa: F401
+    HAVE_NN = True
+except ImportError:
+    HAVE_NN = False
+needs_nn = pytest.mark.skipif(not (HAVE_NN and HAVE_FLOAT_OPS), reason="pulptrain.nn not in this build")
+
+
+@needs_nn
+def test_adaptive_stage_is_the_pretrained_network_above_the_lr_layer(weights, reference_128):
+    from helpers import max_rel_err
+    _, images, _, logits = reference_128
+    frozen, adaptive = mobilenet_v1("conv5_4/dw", 128, 1001, weights=weights)
+    names = [name for name, _ in adaptive.named_children()]
+    assert names[:3] == ["conv5_4/sep", "conv5_4/sep/relu", "conv5_5/dw"] and names[-2:] == ["pool6", "fc7"]
+    adaptive["fc7"].weight.data[...] = weights["Logits/w"]
+    adaptive["fc7"].bias.data[...] = weights["Logits/b"]
+    assert max_rel_err(adaptive(frozen(images)), logits) < 1e-4
+
+
+@needs_nn
+def test_adaptive_stage_trains_and_reseeds(weights):
+    _, images = labelled_photos(128)
+    frozen, adaptive = mobilenet_v1("conv6/sep", 128, 5, weights=weights)
+    latents = frozen(images)
+    first = adaptive["fc7"].weight.data.copy()
+    adaptive.reset_classifier(3)
+    again = adaptive["fc7"].weight.data.copy()
+    adaptive.reset_classifier(3)
+    assert np.array_equal(again, adaptive["fc7"].weight.data) and not np.array_equal(first, again)
+    loss = nn.SoftmaxCrossEntropy()
+    opt = nn.SGD(adaptive.parameters(), lr=0.01)
+    labels = np.array([0, 1, 2, 3])
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        losses.append(loss.forward(adaptive(latents), labels))
+        adaptive.backward(loss.backward())
+        opt.step()
+    assert losses[-1] < losses[0]
