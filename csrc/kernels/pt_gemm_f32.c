@@ -12,6 +12,9 @@
 
 /* Columns of C per packed B block: KC x NC floats should sit in one core's L2. */
 #define PT_GEMM_NC 512
+/* Rows of a transposed A packed at once (a multiple of every MR): the packing
+ * then reads MC contiguous floats of each row of the stored A. */
+#define PT_GEMM_MC 96
 /* Below this many multiply-adds one core is faster than a fork. */
 #define PT_GEMM_PARALLEL_MIN_MACS 65536
 
@@ -72,7 +75,7 @@ static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 static size_t core_floats(size_t k, size_t nc)
 {
     size_t kc = min_size(PT_GEMM_KC, k);
-    return kc * min_size(PT_GEMM_NC, round_up(nc, PT_GEMM_NR_MAX)) + kc * PT_GEMM_MR_MAX;
+    return kc * min_size(PT_GEMM_NC, round_up(nc, PT_GEMM_NR_MAX)) + kc * PT_GEMM_MC;
 }
 
 static size_t core_bytes(size_t k, size_t n)
@@ -87,29 +90,37 @@ size_t pt_sgemm_f32_scratch_bytes(const pt_gemm_params *p, int num_threads)
 }
 
 /* --------------------------------------------------------------- packing */
-/* rows [row0, row0 + rows) x k [k0, k0 + kc) of op(A) -> a panel kc x mr. */
+/* rows [row0, row0 + rows) x k [k0, k0 + kc) of op(A) -> ceil(rows / mr)
+ * panels kc x mr, one after the other (rows <= PT_GEMM_MC). */
 static void pack_a(const pt_gemm_params *p, const pt_gemm_ukernel *uk, const float *a,
                    size_t row0, size_t rows, size_t k0, size_t kc, float *out)
 {
-    const size_t lda = (size_t)p->lda, mr = (size_t)uk->mr;
-    if (p->trans_a) {
-        const float *src = a + k0 * lda + row0;
-        if (rows == mr && uk->pack_a_t) {
-            uk->pack_a_t(kc, src, lda, out);
-            return;
-        }
-        for (size_t k = 0; k < kc; ++k, src += lda, out += mr) {
-            for (size_t i = 0; i < rows; ++i) out[i] = src[i];
-            for (size_t i = rows; i < mr; ++i) out[i] = 0.0f;
-        }
-        return;
+    const size_t lda = (size_t)p->lda, mr = (size_t)uk->mr, panel = kc * mr;
+    size_t full = rows / mr;
+    if (p->trans_a && full && uk->pack_a_t) {
+        uk->pack_a_t(kc, full, a + k0 * lda + row0, lda, out);
+        row0 += full * mr;
+        rows -= full * mr;
+        out += full * panel;
     }
-    for (size_t i = 0; i < rows; ++i) {
-        const float *src = a + (row0 + i) * lda + k0;
-        for (size_t k = 0; k < kc; ++k) out[k * mr + i] = src[k];
+    for (size_t i0 = 0; i0 < rows; i0 += mr) {
+        size_t h = min_size(mr, rows - i0);
+        float *dst = out + (i0 / mr) * panel;
+        if (p->trans_a) {
+            const float *src = a + k0 * lda + row0 + i0;
+            for (size_t k = 0; k < kc; ++k, src += lda) {
+                for (size_t i = 0; i < h; ++i) dst[k * mr + i] = src[i];
+                for (size_t i = h; i < mr; ++i) dst[k * mr + i] = 0.0f;
+            }
+        } else {
+            for (size_t i = 0; i < h; ++i) {
+                const float *src = a + (row0 + i0 + i) * lda + k0;
+                for (size_t k = 0; k < kc; ++k) dst[k * mr + i] = src[k];
+            }
+            for (size_t i = h; i < mr; ++i)
+                for (size_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.0f;
+        }
     }
-    for (size_t i = rows; i < mr; ++i)
-        for (size_t k = 0; k < kc; ++k) out[k * mr + i] = 0.0f;
 }
 
 /* columns [col0, col0 + cols) x k [k0, k0 + kc) of op(B) -> ceil(cols / nr)
@@ -165,22 +176,28 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
             size_t kc = min_size(PT_GEMM_KC, k_total - pc);
             int accumulate = p->accumulate || pc > 0;
             pack_b(p, job->uk, job->b, jc, nc, pc, kc, bbuf);
-            for (size_t ir = m0; ir < m1; ir += (size_t)mr) {
-                int rows = (int)min_size((size_t)mr, m1 - ir);
-                /* whole row panels of an untransposed A are read in place */
-                const float *a_panel = abuf;
-                size_t a_rs = 0;
-                if (!p->trans_a && rows == mr) {
-                    a_panel = job->a + ir * (size_t)p->lda + pc;
-                    a_rs = (size_t)p->lda;
-                } else {
-                    pack_a(p, job->uk, job->a, ir, (size_t)rows, pc, kc, abuf);
-                }
-                for (size_t jr = 0; jr < nc; jr += (size_t)nr) {
-                    job->uk->fn(kc, a_panel, a_rs, bbuf + (jr / (size_t)nr) * kc * (size_t)nr,
-                                job->c + ir * ldc + jc + jr, ldc,
-                                job->bias ? job->bias + jc + jr : NULL, accumulate, rows,
-                                (int)min_size((size_t)nr, nc - jr));
+            for (size_t ic = m0; ic < m1; ic += PT_GEMM_MC) {
+                size_t mc = min_size(PT_GEMM_MC, m1 - ic);
+                /* an untransposed A is read in place, but for a ragged last panel */
+                size_t in_place = p->trans_a ? 0 : mc / (size_t)mr * (size_t)mr;
+                if (in_place < mc)
+                    pack_a(p, job->uk, job->a, ic + in_place, mc - in_place, pc, kc, abuf);
+                for (size_t ir = 0; ir < mc; ir += (size_t)mr) {
+                    int rows = (int)min_size((size_t)mr, mc - ir);
+                    const float *a_panel;
+                    size_t a_rs;
+                    if (ir < in_place) {
+                        a_panel = job->a + (ic + ir) * (size_t)p->lda + pc;
+                        a_rs = (size_t)p->lda;
+                    } else {
+                        a_panel = abuf + (ir - in_place) / (size_t)mr * kc * (size_t)mr;
+                        a_rs = 0;
+                    }
+                    for (size_t jr = 0; jr < nc; jr += (size_t)nr)
+                        job->uk->fn(kc, a_panel, a_rs, bbuf + (jr / (size_t)nr) * kc * (size_t)nr,
+                                    job->c + (ic + ir) * ldc + jc + jr, ldc,
+                                    job->bias ? job->bias + jc + jr : NULL, accumulate, rows,
+                                    (int)min_size((size_t)nr, nc - jr));
                 }
             }
         }

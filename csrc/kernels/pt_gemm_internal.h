@@ -7,8 +7,7 @@
 #include "pulptrain/pt_gemm.h"
 #include "pulptrain/pt_linear.h"
 
-/* Largest register tile of any variant: bounds the scratch for every ISA. */
-#define PT_GEMM_MR_MAX 16
+/* Widest register tile of any variant: bounds the scratch for every ISA. */
 #define PT_GEMM_NR_MAX 32
 
 /* A micro-kernel computes one MR x NR tile of C from
@@ -25,14 +24,17 @@ typedef void (*pt_gemm_ukernel_fn)(size_t kc, const float *a, size_t a_rs, const
 
 /* Optional vector copies for the two packings on the hot path (NULL: the
  * driver's plain loops). Both copy whole panels, nothing to pad:
- *   pack_a_t: out[k*MR + i] = a[k*lda + i]   (a transposed A, MR rows)
+ *   pack_a_t: panel p of `panels`: out[p*kc*MR + k*MR + i] = a[k*lda + p*MR + i]
+ *             (a transposed A, read row by row)
  *   pack_b_n: out[k*NR + j] = b[k*ldb + j]   (an untransposed B, NR columns) */
-typedef void (*pt_gemm_pack_fn)(size_t kc, const float *src, size_t ld, float *out);
+typedef void (*pt_gemm_pack_a_fn)(size_t kc, size_t panels, const float *a, size_t lda, float *out);
+typedef void (*pt_gemm_pack_b_fn)(size_t kc, const float *b, size_t ldb, float *out);
 
 typedef struct pt_gemm_ukernel {
     int mr, nr;
     pt_gemm_ukernel_fn fn;
-    pt_gemm_pack_fn pack_a_t, pack_b_n;
+    pt_gemm_pack_a_fn pack_a_t;
+    pt_gemm_pack_b_fn pack_b_n;
 } pt_gemm_ukernel;
 
 /* Variants compiled into this build (NULL fn when not compiled). */

@@ -91,7 +91,13 @@ static void ukernel_avx512(size_t kc, const float *a, size_t a_rs, const float *
 {
     __m512 acc[AVX512_MR][2];
 #pragma GCC unroll 16
-    for (int i = 0; i < AVX512_MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < AVX512_MR; ++i) {
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+        if (accumulate) {   /* C is read after the k loop: start fetching it now */
+            _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
+        }
+    }
     if (a_rs == 0) {
 #define PACKED_AT(i) a[i]
         for (size_t k = 0; k < kc; ++k, a += AVX512_MR) AVX512_STEP(PACKED_AT);
@@ -130,11 +136,14 @@ static void ukernel_avx512(size_t kc, const float *a, size_t a_rs, const float *
 }
 
 __attribute__((target("avx512f")))
-static void pack_a_t_avx512(size_t kc, const float *a, size_t lda, float *out)
+static void pack_a_t_avx512(size_t kc, size_t panels, const float *a, size_t lda, float *out)
 {
     const __mmask16 rows = (__mmask16)((1u << AVX512_MR) - 1u);
-    for (size_t k = 0; k < kc; ++k, a += lda, out += AVX512_MR)
-        _mm512_mask_storeu_ps(out, rows, _mm512_maskz_loadu_ps(rows, a));
+    const size_t panel = kc * AVX512_MR;
+    for (size_t k = 0; k < kc; ++k, a += lda)
+        for (size_t p = 0; p < panels; ++p)
+            _mm512_mask_storeu_ps(out + p * panel + k * AVX512_MR, rows,
+                                  _mm512_maskz_loadu_ps(rows, a + p * AVX512_MR));
 }
 
 __attribute__((target("avx512f")))
