@@ -17,7 +17,9 @@ Reports, for the adaptive stage of MobileNetV1 above conv5_4/dw at batch 128:
 Timing on a shared machine: every number is the best of `reps` runs, pulptrain
 and torch interleaved, so both see the same load; compare ratios from one run.
 The "cpu" rates divide work by the CPU time the process actually got (the rate
-of the cores while we ran on them), the "wall" rates by elapsed time.
+of the cores while we ran on them), the "wall" rates by elapsed time. With one
+thread both frameworks run on the calling thread, so their CPU-time ratio
+("speedup_vs_torch_cpu_time") holds even on a busy machine.
 """
 from __future__ import annotations
 
@@ -141,6 +143,15 @@ def bench_layers(torch, threads: int, reps: int, peak: dict, rng) -> list[dict]:
         time.sleep(0.3)
         t["pt_fwd_cpu"] = best_time(pt_fwd, reps, time.process_time)
         t["pt_bwd_cpu"] = best_time(pt_bwd, reps, time.process_time)
+        if threads == 1:  # both run on the calling thread: its CPU time is exact under any load
+            with torch.no_grad():
+                for phase, pt_f, th_f in (("fwd", pt_fwd, th_fwd), ("bwd", pt_bwd, th_bwd)):
+                    t[f"pt_{phase}_thread_cpu"] = t[f"th_{phase}_thread_cpu"] = float("inf")
+                    for _ in range(reps):
+                        t[f"pt_{phase}_thread_cpu"] = min(t[f"pt_{phase}_thread_cpu"],
+                                                          best_time(pt_f, 1, time.thread_time))
+                        t[f"th_{phase}_thread_cpu"] = min(t[f"th_{phase}_thread_cpu"],
+                                                          best_time(th_f, 1, time.thread_time))
         row = {"layer": name, "flop_fwd": flop, "flop_bwd": 2 * flop}
         for phase, f in (("fwd", flop), ("bwd", 2 * flop)):
             pt_gf, th_gf = f / t[f"pt_{phase}"] / 1e9, f / t[f"th_{phase}"] / 1e9
@@ -152,11 +163,15 @@ def bench_layers(torch, threads: int, reps: int, peak: dict, rng) -> list[dict]:
                 "fraction_of_peak_cpu": cpu_gf / threads / peak["cpu_gflops_per_core"],
                 "fraction_of_peak_wall": pt_gf / peak["wall_gflops"],
             }
+            if threads == 1:
+                row[phase]["speedup_vs_torch_cpu_time"] = t[f"th_{phase}_thread_cpu"] / t[f"pt_{phase}_thread_cpu"]
         rows.append(row)
         print(f"{name:28s} fwd pt {row['fwd']['pulptrain_gflops']:6.1f} torch {row['fwd']['torch_gflops']:6.1f} "
               f"GF/s (x{row['fwd']['speedup_vs_torch']:.2f}, {100 * row['fwd']['fraction_of_peak_cpu']:.0f}% peak) | "
               f"bwd pt {row['bwd']['pulptrain_gflops']:6.1f} torch {row['bwd']['torch_gflops']:6.1f} "
-              f"(x{row['bwd']['speedup_vs_torch']:.2f}, {100 * row['bwd']['fraction_of_peak_cpu']:.0f}% peak)")
+              f"(x{row['bwd']['speedup_vs_torch']:.2f}, {100 * row['bwd']['fraction_of_peak_cpu']:.0f}% peak)"
+              + ("" if threads > 1 else f" | CPU time x{row['fwd']['speedup_vs_torch_cpu_time']:.2f} fwd, "
+                 f"x{row['bwd']['speedup_vs_torch_cpu_time']:.2f} bwd"))
     return rows
 
 
@@ -254,14 +269,21 @@ def bench_step(torch, threads: int, reps: int, rng) -> dict | None:
     grads = pulptrain_step(params, fc, x, grad_logits)
     ref = model[-1].weight.grad.numpy()
     err = float(np.abs(grads[0][0] - ref).max() / max(np.abs(ref).max(), 1e-30))
-    t_pt = t_th = float("inf")
+    t_pt = t_th = c_pt = c_th = float("inf")
     for _ in range(reps):
         t_pt = min(t_pt, best_time(pt_step, 1))
         t_th = min(t_th, best_time(torch_step, 1))
+        if threads == 1:
+            c_pt = min(c_pt, best_time(pt_step, 1, time.thread_time))
+            c_th = min(c_th, best_time(torch_step, 1, time.thread_time))
     row = {"pulptrain_ms": 1e3 * t_pt, "torch_ms": 1e3 * t_th, "speedup_vs_torch": t_th / t_pt,
            "fc_grad_w_max_rel_err_vs_torch": err}
-    print(f"training step (batch {BATCH}): pulptrain {row['pulptrain_ms']:.1f} ms, torch {row['torch_ms']:.1f} ms, "
-          f"speedup x{row['speedup_vs_torch']:.2f}")
+    line = (f"training step (batch {BATCH}): pulptrain {row['pulptrain_ms']:.1f} ms, torch {row['torch_ms']:.1f} ms, "
+            f"speedup x{row['speedup_vs_torch']:.2f}")
+    if threads == 1:
+        row.update(pulptrain_cpu_ms=1e3 * c_pt, torch_cpu_ms=1e3 * c_th, speedup_vs_torch_cpu_time=c_th / c_pt)
+        line += f" (CPU time: {row['pulptrain_cpu_ms']:.1f} vs {row['torch_cpu_ms']:.1f} ms, x{c_th / c_pt:.2f})"
+    print(line)
     return row
 
 

@@ -163,3 +163,18 @@ def test_isa_selection():
     assert _gemm.get_isa() in _gemm.supported_isas()
     with pytest.raises(ValueError, match="isa must be one of"):
         _gemm.set_isa("sse9")
+
+
+@pytest.mark.parametrize("value, ok", [("generic", True), ("sse9", False)])
+def test_isa_from_environment(value, ok):
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PULPTRAIN_ISA=value, PYTHONPATH=root)
+    run = subprocess.run([sys.executable, "-c", "from pulptrain import _gemm; print(_gemm.get_isa())"],
+                         env=env, cwd=root, capture_output=True, text=True)
+    if ok:
+        assert run.returncode == 0 and run.stdout.strip() == value, run.stderr
+    else:
+        assert run.returncode != 0 and "isa must be one of" in run.stderr
