@@ -1,6 +1,10 @@
 """conv2d, pointwise conv and linear: forward and backward against PyTorch
 (float64), the reference twins, every GEMM ISA variant, thread counts and
 bad inputs."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -167,9 +171,6 @@ def test_isa_selection():
 
 @pytest.mark.parametrize("value, ok", [("generic", True), ("sse9", False)])
 def test_isa_from_environment(value, ok):
-    import os
-    import subprocess
-    import sys
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PULPTRAIN_ISA=value, PYTHONPATH=root)
     run = subprocess.run([sys.executable, "-c", "from pulptrain import _gemm; print(_gemm.get_isa())"],
