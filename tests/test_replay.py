@@ -19,7 +19,7 @@ def bit_stream(codes: np.ndarray, bits: int) -> np.ndarray:
 @pytest.mark.parametrize("bits", range(1, 9))
 def test_pack_unpack_every_position(bits, rng):
     for first in range(17):
-        for count in (1, 2, 7, 8, 9, 15, 16, 17, 31, 33):
+        for count in (1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 72, 129):
             nbytes = ((first + count) * bits + 7) // 8 + 2
             stream = rng.integers(0, 256, nbytes, dtype=np.uint8)
             codes = rng.integers(0, 1 << bits, count, dtype=np.uint8)
