@@ -116,7 +116,7 @@ def read(path: str) -> tuple[dict, memoryview]:
         raise FormatError(f"{path}: file changed while it was read")
     try:
         header = json.loads(bytes(data[:header_len]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FormatError(f"{path}: corrupted header: {exc}") from None
     if not isinstance(header, dict):
         raise FormatError(f"{path}: corrupted header: not a JSON object")

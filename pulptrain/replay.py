@@ -337,7 +337,9 @@ class LatentReplayStore:
     def gather_into(self, slots, out: np.ndarray) -> np.ndarray:
         """Dequantize slots (may repeat) into out [k, *shape] (C-contiguous
         float32, written in place); returns their labels int32 [k]."""
-        slots = self._check_slots(slots, None, False, True)
+        return self._gather_into(self._check_slots(slots, None, False, True), out)
+
+    def _gather_into(self, slots: np.ndarray, out) -> np.ndarray:
         if not isinstance(out, np.ndarray) or out.dtype != np.float32:
             raise TypeError(f"out must be a numpy.ndarray of float32, got {getattr(out, 'dtype', type(out).__name__)}")
         if out.shape != (len(slots),) + self._shape:
@@ -354,7 +356,7 @@ class LatentReplayStore:
         """(latents float32 [k, *shape], labels int32 [k]) of filled slots."""
         slots = self._check_slots(slots, None, False, True)
         out = np.empty((len(slots),) + self._shape, np.float32)
-        return out, self.gather_into(slots, out)
+        return out, self._gather_into(slots, out)
 
     def quantize_roundtrip(self, x) -> np.ndarray:
         """What latents x [n, *shape] (or one latent [*shape]) look like after

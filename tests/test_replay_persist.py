@@ -178,3 +178,33 @@ def test_foreign_and_lying_files_refused(saved, tmp_path):
         with pytest.raises(FormatError) as info:
             LatentReplayStore.load(path)
         assert str(path) in str(info.value), name
+
+
+def test_mutated_files_raise_only_format_error(saved, rng):
+    """Random field values and byte changes behind a valid checksum: the
+    reader either builds a consistent store or raises FormatError."""
+    path, data = saved
+    header_len = struct.unpack("<I", data[12:16])[0]
+    header = json.loads(data[16:16 + header_len])
+    values = [None, True, -1, 0, 1, 2**64, 1.5, float("nan"), "x", [], {}, [2, 4], [1] * 9, {"seen": 1}]
+    cases = [b"PTREPLAY" + struct.pack("<II", 1, 4000) + b"[" * 4000 + b"\0" * 8]   # deep nesting
+    for _ in range(150):
+        changed = dict(header)
+        key = str(rng.choice(sorted(header)))
+        changed[key] = values[int(rng.integers(len(values)))]
+        text = json.dumps(changed).encode()
+        cases.append(reseal(data[:12] + struct.pack("<I", len(text)) + text + data[16 + header_len:-4]))
+    for _ in range(150):
+        body = bytearray(data[:-4])
+        for offset in rng.integers(0, len(body), 3):
+            body[int(offset)] = int(rng.integers(0, 256))
+        cases.append(reseal(bytes(body)))
+    for content in cases:
+        path.write_bytes(content)
+        try:
+            store = LatentReplayStore.load(path)
+        except FormatError:
+            continue
+        filled = np.flatnonzero(store.labels >= 0)
+        if len(filled):
+            store.gather(filled)

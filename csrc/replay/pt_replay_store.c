@@ -3,7 +3,7 @@
  * over rows with one core per row. Format and rules: pt_replay.h. */
 #include "pt_replay_codec.h"
 
-/* Rows per call below which one core does everything (the fork costs more). */
+/* Values per call below which one core does everything (the fork costs more). */
 #define RP_PARALLEL_MIN_VALUES 16384
 
 typedef struct rp_job {
