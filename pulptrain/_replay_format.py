@@ -14,7 +14,9 @@ Layout (little-endian):
                i32[P]   zero_point    and stores not calibrated yet)
                i32[M]   labels       (M = capacity; -1 marks an empty slot)
                i32[M]   batch index of each slot (-1: none)
-               u8[B]    payload      (B = payload_bytes, the packed codes)
+               u8[B]    payload      (B = payload_bytes: packed codes; fp16 values
+                        little-endian; fp32 values in the host byte order, little-endian
+                        on every supported target)
           end  u32      CRC-32 (zlib) of every byte before it
 """
 from __future__ import annotations

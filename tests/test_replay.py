@@ -265,6 +265,10 @@ def test_bad_arguments_refused_and_store_unchanged(rng):
     ({"value_range": (0.0, np.nan)}, ValueError, "value_range"),
     ({"value_range": (0, 1), "calibration": np.zeros((1, 4), np.float32)}, ValueError, "at most one"),
     ({"int8_params": (0.0, 3)}, ValueError, "scale"),
+    ({"int8_params": ("a", 3)}, ValueError, "scale"),
+    ({"int8_params": (0.1, 3.5)}, TypeError, "zero_point"),
+    ({"value_range": ("a", 1)}, ValueError, "value_range"),
+    ({"value_range": (0, [1, 2])}, ValueError, "value_range"),
     ({"bits": "fp32", "value_range": (0, 1)}, ValueError, "quantized"),
 ])
 def test_bad_construction(kwargs, exc, word):
