@@ -2,9 +2,10 @@
 grad-bias), pulptrain vs PyTorch channels_last, float32, in the same run.
 
 The shapes are MobileNetV1's adaptive-stage depthwise layers at batch 128.
-Reported: the minimum wall time over --reps repetitions and GFLOP/s (fwd +
-bwd counted as 3 x 2*N*OH*OW*C*KH*KW); the ratio is what to compare (the
-machine may be shared). Run from the repository root after an in-place build:
+Reported: the minimum wall time over --reps repetitions (the two libraries
+take turns in each) and GFLOP/s (fwd + bwd counted as 3 x 2*N*OH*OW*C*KH*KW);
+the ratio is what to compare (the machine may be shared). Both sides allocate
+their outputs on every call. Run from the repository root after an in-place build:
 
     python bench/bench_depthwise.py [--threads 2] [--reps 5] [--batch 128] [--json out.json]
 """
@@ -25,14 +26,18 @@ from pulptrain import ops
 LAYERS = [("conv5_4/dw", 8, 512, 1), ("conv5_6/dw", 8, 512, 2), ("conv6/dw", 4, 1024, 1)]
 
 
-def best_time(fn, reps: int) -> float:
-    fn()  # warm up (thread pool, caches)
-    times = []
+def best_times(fns, reps: int) -> list[float]:
+    """Minimum wall time of each function; the functions take turns in every
+    repetition so a change in machine load hits them alike."""
+    for fn in fns:
+        fn()  # warm up (thread pool, caches, allocator)
+    best = [float("inf")] * len(fns)
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
 
 
 def bench_layer(n, hw, c, stride, reps, rng):
@@ -58,7 +63,7 @@ def bench_layer(n, hw, c, stride, reps, rng):
         yt = F.conv2d(xt, wt, bt, stride=stride, padding=1, groups=c)
         yt.backward(gyt)
 
-    t_ours, t_torch = best_time(ours, reps), best_time(theirs, reps)
+    t_ours, t_torch = best_times([ours, theirs], reps)
     oh = y.shape[1]
     flops = 3 * 2 * n * oh * oh * c * 9
     return {"ours_s": t_ours, "torch_s": t_torch, "ours_gflops": flops / t_ours / 1e9,

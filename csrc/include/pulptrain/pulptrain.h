@@ -18,5 +18,6 @@
 #include "pt_affine.h"
 #include "pt_loss.h"
 #include "pt_sgd.h"
+#include "pt_qkernels.h"
 
 #endif
