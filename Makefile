@@ -3,6 +3,7 @@
 #   make run       set up and run the main job (pulptrain run)
 #   make test-c    C test runners, native        make test-c-asan   ... with ASan+UBSan
 #   make bench     native benchmark binary
+#   make test-riscv / riscv-bench / pulp-open   bare-metal RISC-V (README: RISC-V targets)
 PYTHON ?= python3
 CC ?= gcc
 BUILD ?= build/c
@@ -44,6 +45,7 @@ test-py:
 
 test: setup
 	$(MAKE) test-c test-c-asan
+	$(MAKE) test-riscv pulp-open
 	$(MAKE) test-py
 
 run: setup
@@ -51,3 +53,6 @@ run: setup
 
 clean:
 	rm -rf build pulptrain/*.so pulptrain/_*.c
+
+# ---- bare-metal RISC-V (QEMU virt, pulp-open) -------------------------------
+include csrc/targets/riscv/riscv.mk
