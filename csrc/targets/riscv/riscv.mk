@@ -88,7 +88,7 @@ $(foreach p,rv32f zfinx pulpopen,$(eval $(call rv_profile,$(p))))
 RV_TEST_ELFS = $(foreach t,$(C_TESTS),$(RV_BUILD)/$(1)/$(t).elf)
 
 .PHONY: test-riscv riscv-bench pulp-open
-test-riscv: $(call RV_TEST_ELFS,rv32f) $(call RV_TEST_ELFS,zfinx)
+test-riscv: $(call RV_TEST_ELFS,rv32f) $(call RV_TEST_ELFS,zfinx) $(BUILD)/test_golden
 	@set -e; for p in rv32f zfinx; do \
 	  if [ $$p = zfinx ]; then cpu="$(RV_zfinx_QEMU_CPU)"; else cpu=""; fi; \
 	  for n in 1 $(RV_HARTS); do for t in $(C_TESTS); do \
@@ -100,6 +100,11 @@ test-riscv: $(call RV_TEST_ELFS,rv32f) $(call RV_TEST_ELFS,zfinx)
 	  grep -q "parallel backend: $$n cores" $(RV_BUILD)/$$p/test_parallel.smp$$n.log \
 	    || { echo "FAILED: the backend did not report $$n cores"; exit 1; }; \
 	  done; done
+	@$(BUILD)/test_golden | grep '^digest' > $(RV_BUILD)/native.digest
+	@set -e; for log in $(RV_BUILD)/*/test_golden.smp*.log; do \
+	  grep '^digest' $$log | diff -u $(RV_BUILD)/native.digest - \
+	    || { echo "FAILED: $$log differs from the native build bit for bit"; exit 1; }; \
+	done; echo "riscv: golden outputs bit-identical to the native build ($$(wc -l < $(RV_BUILD)/native.digest) digests)"
 
 pulp-open: $(call RV_TEST_ELFS,pulpopen) $(RV_BUILD)/pulpopen/riscv_bench.elf
 	@echo "pulp-open ELFs (load at 0x1C010000, run on GVSoC's pulp-open model): $^"
