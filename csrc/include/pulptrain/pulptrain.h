@@ -8,5 +8,15 @@
 #include "pt_types.h"
 #include "pt_parallel.h"
 #include "pt_act.h"
+#include "pt_gemm.h"
+#include "pt_linear.h"
+#include "pt_pointwise.h"
+#include "pt_conv2d.h"
+#include "pt_replay.h"
+#include "pt_depthwise.h"
+#include "pt_pool.h"
+#include "pt_affine.h"
+#include "pt_loss.h"
+#include "pt_sgd.h"
 
 #endif

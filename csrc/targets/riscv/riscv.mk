@@ -20,7 +20,8 @@ RV_TIMEOUT ?= 300
 RV_HARTS := 8
 
 RV_COMMON_SRCS := $(RV_DIR)/entry.S $(RV_DIR)/boot.c $(RV_DIR)/parallel_riscv.c
-RV_HDRS := $(RT_HDRS) $(wildcard $(RV_DIR)/*.h) tests/c/pt_test.h $(wildcard tests/c/*.h)
+RV_HDRS := $(RT_HDRS) $(foreach d,$(RT_DIRS),$(wildcard $(d)/*.h)) $(wildcard $(RV_DIR)/*.h) \
+	$(wildcard tests/c/*.h)
 RV_CFLAGS := -std=c99 -O2 -ffp-contract=off -fno-math-errno $(WARN) -Icsrc/include -Itests/c \
 	-I$(RV_DIR) -ffunction-sections -fdata-sections -DPT_RV_MAX_HARTS=$(RV_HARTS)
 RV_LINK := --specs=picolibc.specs --oslib=semihost -nostartfiles -Wl,--gc-sections

@@ -1,0 +1,280 @@
+/* The shared FP32 GEMM: ISA dispatch, packing, cache blocking and the split of
+ * C over cores (see pt_gemm.h for the numerical contract).
+ *
+ * Each core owns a rectangle of C (whole register tiles) and packs what it
+ * needs itself, so cores never wait on each other: per core, for each column
+ * block of PT_GEMM_NC and each K block of PT_GEMM_KC, it packs op(B) into
+ * NR-wide panels (kept in L2), then for each MR-row panel packs op(A) (kept in
+ * L1) and runs the micro-kernel over the column block. */
+#include "pulptrain/pt_gemm.h"
+#include "pulptrain/internal.h"
+#include "pt_gemm_internal.h"
+
+/* Columns of C per packed B block: KC x NC floats should sit in one core's L2. */
+#define PT_GEMM_NC 512
+/* Below this many multiply-adds one core is faster than a fork. */
+#define PT_GEMM_PARALLEL_MIN_MACS 65536
+
+/* ------------------------------------------------------------ ISA dispatch */
+static const pt_gemm_ukernel *const ukernels[PT_GEMM_ISA_COUNT] = {
+    &pt_gemm_ukernel_generic, &pt_gemm_ukernel_avx2, &pt_gemm_ukernel_avx512};
+
+static const char *const isa_names[PT_GEMM_ISA_COUNT] = {
+#define PT_GEMM_ISA_NAME(id, name) name,
+    PT_GEMM_ISA_LIST(PT_GEMM_ISA_NAME)
+#undef PT_GEMM_ISA_NAME
+};
+
+static int current_isa = -1; /* chosen on first use */
+
+int pt_gemm_isa_supported(pt_gemm_isa isa)
+{
+    if ((int)isa < 0 || isa >= PT_GEMM_ISA_COUNT || !ukernels[isa]->fn) return 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (isa == PT_GEMM_ISA_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == PT_GEMM_ISA_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+#endif
+    return isa == PT_GEMM_ISA_GENERIC;
+}
+
+pt_gemm_isa pt_gemm_get_isa(void)
+{
+    if (current_isa < 0) {
+        int best = PT_GEMM_ISA_GENERIC;
+        for (int i = PT_GEMM_ISA_COUNT - 1; i > PT_GEMM_ISA_GENERIC; --i)
+            if (pt_gemm_isa_supported((pt_gemm_isa)i)) { best = i; break; }
+        current_isa = best;
+    }
+    return (pt_gemm_isa)current_isa;
+}
+
+pt_status pt_gemm_set_isa(pt_gemm_isa isa)
+{
+    if ((int)isa < 0 || isa >= PT_GEMM_ISA_COUNT) return PT_ERR_PARAM;
+    if (!pt_gemm_isa_supported(isa)) return PT_ERR_UNSUPPORTED;
+    current_isa = (int)isa;
+    return PT_OK;
+}
+
+const char *pt_gemm_isa_name(pt_gemm_isa isa)
+{
+    return ((int)isa >= 0 && isa < PT_GEMM_ISA_COUNT) ? isa_names[isa] : "?";
+}
+
+/* ------------------------------------------------------------------ sizes */
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+/* Floats of one core's packing buffers for a block of <= nc columns. */
+static size_t core_floats(size_t k, size_t nc)
+{
+    size_t kc = min_size(PT_GEMM_KC, k);
+    return kc * min_size(PT_GEMM_NC, round_up(nc, PT_GEMM_NR_MAX)) + kc * PT_GEMM_MR_MAX;
+}
+
+static size_t core_bytes(size_t k, size_t n)
+{
+    return round_up(core_floats(k, n) * sizeof(float), PT_SCRATCH_ALIGN);
+}
+
+size_t pt_sgemm_f32_scratch_bytes(const pt_gemm_params *p, int num_threads)
+{
+    if (!p || p->m <= 0 || p->n <= 0 || p->k <= 0 || num_threads < 1) return 0;
+    return (size_t)num_threads * core_bytes((size_t)p->k, (size_t)p->n) + PT_SCRATCH_ALIGN;
+}
+
+/* --------------------------------------------------------------- packing */
+/* rows [row0, row0 + rows) x k [k0, k0 + kc) of op(A) -> a panel kc x mr. */
+static void pack_a(const pt_gemm_params *p, const float *a, size_t row0, size_t rows,
+                   size_t k0, size_t kc, int mr, float *out)
+{
+    const size_t lda = (size_t)p->lda;
+    if (p->trans_a) {
+        for (size_t k = 0; k < kc; ++k) {
+            const float *src = a + (k0 + k) * lda + row0;
+            float *dst = out + k * (size_t)mr;
+            for (size_t i = 0; i < rows; ++i) dst[i] = src[i];
+            for (size_t i = rows; i < (size_t)mr; ++i) dst[i] = 0.0f;
+        }
+        return;
+    }
+    for (size_t i = 0; i < rows; ++i) {
+        const float *src = a + (row0 + i) * lda + k0;
+        for (size_t k = 0; k < kc; ++k) out[k * (size_t)mr + i] = src[k];
+    }
+    for (size_t i = rows; i < (size_t)mr; ++i)
+        for (size_t k = 0; k < kc; ++k) out[k * (size_t)mr + i] = 0.0f;
+}
+
+/* columns [col0, col0 + cols) x k [k0, k0 + kc) of op(B) -> ceil(cols / nr)
+ * panels kc x nr, one after the other. */
+static void pack_b(const pt_gemm_params *p, const float *b, size_t col0, size_t cols,
+                   size_t k0, size_t kc, int nr, float *out)
+{
+    const size_t ldb = (size_t)p->ldb, panel = kc * (size_t)nr;
+    for (size_t j0 = 0; j0 < cols; j0 += (size_t)nr) {
+        size_t w = min_size((size_t)nr, cols - j0);
+        float *dst = out + (j0 / (size_t)nr) * panel;
+        if (p->trans_b) {
+            for (size_t j = 0; j < w; ++j) {
+                const float *src = b + (col0 + j0 + j) * ldb + k0;
+                for (size_t k = 0; k < kc; ++k) dst[k * (size_t)nr + j] = src[k];
+            }
+            for (size_t j = w; j < (size_t)nr; ++j)
+                for (size_t k = 0; k < kc; ++k) dst[k * (size_t)nr + j] = 0.0f;
+        } else {
+            for (size_t k = 0; k < kc; ++k) {
+                const float *src = b + (k0 + k) * ldb + col0 + j0;
+                float *d = dst + k * (size_t)nr;
+                for (size_t j = 0; j < w; ++j) d[j] = src[j];
+                for (size_t j = w; j < (size_t)nr; ++j) d[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ the driver */
+typedef struct gemm_job {
+    const pt_gemm_params *p;
+    const float *a, *b, *bias;
+    float *c;
+    const pt_gemm_ukernel *uk;
+    char *scratch;
+    size_t core_bytes;
+    int grid_m, grid_n;            /* cores as a grid_m x grid_n grid over C */
+    size_t m_panels, n_panels;     /* register tiles along M and N */
+} gemm_job;
+
+static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, size_t n1,
+                       float *bbuf, float *abuf)
+{
+    const pt_gemm_params *p = job->p;
+    const int mr = job->uk->mr, nr = job->uk->nr;
+    const size_t k_total = (size_t)p->k, ldc = (size_t)p->ldc;
+    for (size_t jc = n0; jc < n1; jc += PT_GEMM_NC) {
+        size_t nc = min_size(PT_GEMM_NC, n1 - jc);
+        for (size_t pc = 0; pc < k_total; pc += PT_GEMM_KC) {
+            size_t kc = min_size(PT_GEMM_KC, k_total - pc);
+            int accumulate = p->accumulate || pc > 0;
+            pack_b(p, job->b, jc, nc, pc, kc, nr, bbuf);
+            for (size_t ir = m0; ir < m1; ir += (size_t)mr) {
+                int rows = (int)min_size((size_t)mr, m1 - ir);
+                pack_a(p, job->a, ir, (size_t)rows, pc, kc, mr, abuf);
+                for (size_t jr = 0; jr < nc; jr += (size_t)nr) {
+                    job->uk->fn(kc, abuf, bbuf + (jr / (size_t)nr) * kc * (size_t)nr,
+                                job->c + ir * ldc + jc + jr, ldc,
+                                job->bias ? job->bias + jc + jr : NULL, accumulate, rows,
+                                (int)min_size((size_t)nr, nc - jr));
+                }
+            }
+        }
+    }
+}
+
+static void gemm_task(void *arg, int core, int ncores)
+{
+    const gemm_job *job = (const gemm_job *)arg;
+    size_t mb, me, nb, ne;
+    pt_split(job->m_panels, core / job->grid_n, job->grid_m, &mb, &me);
+    pt_split(job->n_panels, core % job->grid_n, job->grid_n, &nb, &ne);
+    if (mb >= me || nb >= ne) return;
+    const size_t m = (size_t)job->p->m, n = (size_t)job->p->n;
+    const size_t mr = (size_t)job->uk->mr, nr = (size_t)job->uk->nr;
+    size_t n0 = nb * nr, n1 = min_size(ne * nr, n);
+    float *bbuf = (float *)(job->scratch + (size_t)core * job->core_bytes);
+    float *abuf = bbuf + min_size(PT_GEMM_KC, (size_t)job->p->k) *
+                         min_size(PT_GEMM_NC, round_up(n1 - n0, nr));
+    gemm_block(job, mb * mr, min_size(me * mr, m), n0, n1, bbuf, abuf);
+}
+
+/* Grid of cores over the tiles of C: least per-core work, counting packing
+ * (each core packs its rows of A and its columns of B). */
+static void choose_grid(size_t m_panels, size_t n_panels, int mr, int nr, int threads,
+                        int *grid_m, int *grid_n)
+{
+    double best = -1.0;
+    *grid_m = *grid_n = 1;
+    for (int gm = 1; gm <= threads; ++gm) {
+        for (int gn = 1; gm * gn <= threads; ++gn) {
+            if ((size_t)gm > m_panels || (size_t)gn > n_panels) continue;
+            double rows = (double)((m_panels + gm - 1) / gm) * mr;
+            double cols = (double)((n_panels + gn - 1) / gn) * nr;
+            double cost = rows * cols + 16.0 * (rows + cols);
+            if (best < 0.0 || cost < best) { best = cost; *grid_m = gm; *grid_n = gn; }
+        }
+    }
+}
+
+static pt_status check_params(const pt_gemm_params *p, const float *a, const float *b,
+                              const float *bias, const float *c)
+{
+    if (!p || !a || !b || !c) return PT_ERR_NULL;
+    if (p->m <= 0 || p->n <= 0 || p->k <= 0) return PT_ERR_SHAPE;
+    if ((p->trans_a != 0 && p->trans_a != 1) || (p->trans_b != 0 && p->trans_b != 1) ||
+        (p->accumulate != 0 && p->accumulate != 1) || (p->accumulate && bias))
+        return PT_ERR_PARAM;
+    if (p->lda < (p->trans_a ? p->m : p->k) || p->ldb < (p->trans_b ? p->k : p->n) || p->ldc < p->n)
+        return PT_ERR_SHAPE;
+    return PT_OK;
+}
+
+pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
+                       const float *b, const float *bias, float *c)
+{
+    pt_status st = pt_check_ctx(ctx, 0);
+    if (st == PT_OK) st = check_params(p, a, b, bias, c);
+    if (st == PT_OK) st = pt_check_ctx(ctx, pt_sgemm_f32_scratch_bytes(p, ctx->num_threads));
+    if (st != PT_OK) return st;
+
+    gemm_job job;
+    job.p = p;
+    job.a = a;
+    job.b = b;
+    job.bias = bias;
+    job.c = c;
+    job.uk = ukernels[pt_gemm_get_isa()];
+    job.scratch = (char *)pt_align_scratch(ctx->scratch);
+    job.core_bytes = core_bytes((size_t)p->k, (size_t)p->n);
+    job.m_panels = ((size_t)p->m + job.uk->mr - 1) / (size_t)job.uk->mr;
+    job.n_panels = ((size_t)p->n + job.uk->nr - 1) / (size_t)job.uk->nr;
+    double macs = (double)p->m * p->n * p->k;
+    int threads = macs < PT_GEMM_PARALLEL_MIN_MACS ? 1 : ctx->num_threads;
+    choose_grid(job.m_panels, job.n_panels, job.uk->mr, job.uk->nr, threads, &job.grid_m, &job.grid_n);
+    return pt_fork(job.grid_m * job.grid_n, gemm_task, &job);
+}
+
+/* ------------------------------------------------------ column sums (bias) */
+typedef struct colsum_job {
+    size_t rows, cols;
+    const float *x;
+    float *out;
+} colsum_job;
+
+/* Columns go to cores in groups of this many, so rows stream contiguously. */
+#define COLSUM_GROUP 64
+
+static void colsum_task(void *arg, int core, int ncores)
+{
+    const colsum_job *job = (const colsum_job *)arg;
+    size_t gb, ge;
+    pt_split((job->cols + COLSUM_GROUP - 1) / COLSUM_GROUP, core, ncores, &gb, &ge);
+    size_t cb = gb * COLSUM_GROUP, ce = min_size(ge * COLSUM_GROUP, job->cols);
+    if (cb >= ce) return;
+    float *out = job->out;
+    for (size_t c = cb; c < ce; ++c) out[c] = 0.0f;
+    for (size_t r = 0; r < job->rows; ++r) {
+        const float *row = job->x + r * job->cols;
+        for (size_t c = cb; c < ce; ++c) out[c] += row[c];
+    }
+}
+
+pt_status pt_colsum_f32(const pt_ctx *ctx, size_t rows, size_t cols, const float *x, float *out)
+{
+    colsum_job job = {rows, cols, x, out};
+    size_t groups = (cols + COLSUM_GROUP - 1) / COLSUM_GROUP;
+    int threads = rows * cols < PT_PARALLEL_MIN_ELEMS ? 1 : pt_threads_for(ctx, groups, 1);
+    return pt_fork(threads, colsum_task, &job);
+}

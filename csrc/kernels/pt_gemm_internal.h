@@ -1,0 +1,95 @@
+/* pt_gemm_internal.h - GEMM micro-kernels and helpers shared by the GEMM-family
+ * kernel sources (gemm, conv2d, pointwise, linear); not public API. */
+#ifndef PULPTRAIN_PT_GEMM_INTERNAL_H
+#define PULPTRAIN_PT_GEMM_INTERNAL_H
+
+#include <limits.h>
+#include "pulptrain/pt_gemm.h"
+#include "pulptrain/pt_linear.h"
+
+/* Largest register tile of any variant: bounds the scratch for every ISA. */
+#define PT_GEMM_MR_MAX 16
+#define PT_GEMM_NR_MAX 32
+
+/* A micro-kernel computes one MR x NR tile of C from packed panels:
+ *   a: kc x MR, a[k*MR + i] (row i of the tile), zero rows past the edge;
+ *   b: kc x NR, b[k*NR + j], zero columns past the edge.
+ * acc[i][j] = sum over k in order of a*b (one multiply-add chain per element,
+ * starting from 0). Then, for the m_valid x n_valid corner only:
+ *   accumulate: c += acc   otherwise: c = acc (+ bias[j] when bias != NULL). */
+typedef void (*pt_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, float *c,
+                                   size_t ldc, const float *bias, int accumulate,
+                                   int m_valid, int n_valid);
+
+typedef struct pt_gemm_ukernel {
+    int mr, nr;
+    pt_gemm_ukernel_fn fn;
+} pt_gemm_ukernel;
+
+/* Variants compiled into this build (NULL fn when not compiled). */
+extern const pt_gemm_ukernel pt_gemm_ukernel_generic;
+extern const pt_gemm_ukernel pt_gemm_ukernel_avx2;
+extern const pt_gemm_ukernel pt_gemm_ukernel_avx512;
+
+/* out[c] = sum over r = 0..rows-1 in order of x[r*cols + c] (grad-bias), on
+ * the ctx's cores split over columns. */
+pt_status pt_colsum_f32(const pt_ctx *ctx, size_t rows, size_t cols, const float *x, float *out);
+
+/* Scratch pointer rounded up to a cache line; the *_scratch_bytes functions
+ * add PT_SCRATCH_ALIGN so the rounded buffer still fits. */
+#define PT_SCRATCH_ALIGN 64
+static inline void *pt_align_scratch(void *p)
+{
+    uintptr_t v = (uintptr_t)p;
+    return (void *)((v + PT_SCRATCH_ALIGN - 1) & ~(uintptr_t)(PT_SCRATCH_ALIGN - 1));
+}
+
+/* The linear-layer shape of a pointwise conv (batch = N*H*W pixels), with the
+ * status a pointwise kernel returns for bad params. */
+static inline pt_status pt_pointwise_as_linear(const pt_conv_params *p, pt_linear_params *lp)
+{
+    if (!p) return PT_ERR_NULL;
+    if (p->in.n <= 0 || p->in.h <= 0 || p->in.w <= 0 || p->in.c <= 0 || p->out_c <= 0)
+        return PT_ERR_SHAPE;
+    if (p->kh != 1 || p->kw != 1 || p->stride_h != 1 || p->stride_w != 1 || p->pad_top ||
+        p->pad_bottom || p->pad_left || p->pad_right)
+        return PT_ERR_PARAM;
+    long long pixels = (long long)p->in.n * p->in.h * p->in.w;
+    if (pixels > INT_MAX) return PT_ERR_OVERFLOW;
+    lp->batch = (int)pixels;
+    lp->in_features = p->in.c;
+    lp->out_features = p->out_c;
+    return PT_OK;
+}
+
+/* Output extent and im2col width of a dense conv, or the status its kernels
+ * return for bad params (shared by the kernels and their reference twins). */
+typedef struct pt_conv2d_geom {
+    size_t oh, ow;      /* output height, width */
+    size_t patch;       /* KH * KW * Cin: one im2col row, one weight row */
+} pt_conv2d_geom;
+
+static inline pt_status pt_conv2d_geometry(const pt_conv_params *p, pt_conv2d_geom *g)
+{
+    if (!p) return PT_ERR_NULL;
+    if (p->in.n <= 0 || p->in.h <= 0 || p->in.w <= 0 || p->in.c <= 0 || p->out_c <= 0)
+        return PT_ERR_SHAPE;
+    if (p->kh <= 0 || p->kw <= 0 || p->stride_h <= 0 || p->stride_w <= 0 || p->pad_top < 0 ||
+        p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
+        return PT_ERR_PARAM;
+    int oh = pt_out_extent(p->in.h, p->kh, p->stride_h, p->pad_top, p->pad_bottom);
+    int ow = pt_out_extent(p->in.w, p->kw, p->stride_w, p->pad_left, p->pad_right);
+    if (oh <= 0 || ow <= 0) return PT_ERR_SHAPE;
+    long long patch = (long long)p->kh * p->kw * p->in.c;
+    long long pixels = (long long)p->in.n * oh * ow;
+    long long in_pixels = (long long)p->in.n * p->in.h * p->in.w;
+    if (patch > INT_MAX || pixels > INT_MAX || in_pixels > INT_MAX ||
+        patch * p->out_c > INT_MAX || pixels * p->out_c > INT_MAX || in_pixels * p->in.c > INT_MAX)
+        return PT_ERR_OVERFLOW;
+    g->oh = (size_t)oh;
+    g->ow = (size_t)ow;
+    g->patch = (size_t)patch;
+    return PT_OK;
+}
+
+#endif

@@ -1,0 +1,30 @@
+/* Portable GEMM micro-kernel: a 4 x 8 tile in plain C, one multiply then one
+ * add per product (the build uses -ffp-contract=off), so every target that
+ * runs it rounds identically. Fixed trip counts let compilers vectorise it. */
+#include "pt_gemm_internal.h"
+
+#define MR 4
+#define NR 8
+
+static void ukernel_generic(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                            const float *bias, int accumulate, int m_valid, int n_valid)
+{
+    float acc[MR][NR] = {{0.0f}};
+    for (size_t k = 0; k < kc; ++k) {
+        const float *ak = a + k * MR;
+        const float *bk = b + k * NR;
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] += ak[i] * bk[j];
+    }
+    for (int i = 0; i < m_valid; ++i) {
+        float *ci = c + (size_t)i * ldc;
+        if (accumulate)
+            for (int j = 0; j < n_valid; ++j) ci[j] += acc[i][j];
+        else if (bias)
+            for (int j = 0; j < n_valid; ++j) ci[j] = acc[i][j] + bias[j];
+        else
+            for (int j = 0; j < n_valid; ++j) ci[j] = acc[i][j];
+    }
+}
+
+const pt_gemm_ukernel pt_gemm_ukernel_generic = {MR, NR, ukernel_generic};

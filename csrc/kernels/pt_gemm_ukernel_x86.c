@@ -1,0 +1,122 @@
+/* x86-64 GEMM micro-kernels (AVX2+FMA 6 x 16, AVX-512F 12 x 32), compiled with
+ * per-function target attributes so the library itself needs no -m flags;
+ * pt_gemm_f32.c picks one at run time from the CPU's features. Each output
+ * element is one fused multiply-add chain over k, like the generic kernel's
+ * chain but with a single rounding per step. */
+#include "pt_gemm_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define AVX2_MR 6
+#define AVX2_NR 16
+
+__attribute__((target("avx2,fma")))
+static void ukernel_avx2(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                         const float *bias, int accumulate, int m_valid, int n_valid)
+{
+    __m256 acc[AVX2_MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < AVX2_MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (size_t k = 0; k < kc; ++k) {
+        const __m256 b0 = _mm256_loadu_ps(b + k * AVX2_NR);
+        const __m256 b1 = _mm256_loadu_ps(b + k * AVX2_NR + 8);
+#pragma GCC unroll 8
+        for (int i = 0; i < AVX2_MR; ++i) {
+            const __m256 ai = _mm256_broadcast_ss(a + k * AVX2_MR + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
+    float bias_tail[AVX2_NR];
+    if (!accumulate && bias) {
+        if (n_valid == AVX2_NR) {
+            bias0 = _mm256_loadu_ps(bias);
+            bias1 = _mm256_loadu_ps(bias + 8);
+        } else {
+            for (int j = 0; j < AVX2_NR; ++j) bias_tail[j] = j < n_valid ? bias[j] : 0.0f;
+            bias0 = _mm256_loadu_ps(bias_tail);
+            bias1 = _mm256_loadu_ps(bias_tail + 8);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < AVX2_MR; ++i) {
+        if (i >= m_valid) break;
+        float *ci = c + (size_t)i * ldc;
+        __m256 r0 = acc[i][0], r1 = acc[i][1];
+        if (n_valid == AVX2_NR) {
+            if (accumulate) {
+                r0 = _mm256_add_ps(_mm256_loadu_ps(ci), r0);
+                r1 = _mm256_add_ps(_mm256_loadu_ps(ci + 8), r1);
+            } else if (bias) {
+                r0 = _mm256_add_ps(r0, bias0);
+                r1 = _mm256_add_ps(r1, bias1);
+            }
+            _mm256_storeu_ps(ci, r0);
+            _mm256_storeu_ps(ci + 8, r1);
+        } else {
+            float row[AVX2_NR];
+            _mm256_storeu_ps(row, r0);
+            _mm256_storeu_ps(row + 8, r1);
+            for (int j = 0; j < n_valid; ++j)
+                ci[j] = accumulate ? ci[j] + row[j] : (bias ? row[j] + bias[j] : row[j]);
+        }
+    }
+}
+
+const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {AVX2_MR, AVX2_NR, ukernel_avx2};
+
+#define AVX512_MR 12
+#define AVX512_NR 32
+
+__attribute__((target("avx512f,fma")))
+static void ukernel_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                           const float *bias, int accumulate, int m_valid, int n_valid)
+{
+    __m512 acc[AVX512_MR][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < AVX512_MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (size_t k = 0; k < kc; ++k) {
+        const __m512 b0 = _mm512_loadu_ps(b + k * AVX512_NR);
+        const __m512 b1 = _mm512_loadu_ps(b + k * AVX512_NR + 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < AVX512_MR; ++i) {
+            const __m512 ai = _mm512_set1_ps(a[k * AVX512_MR + i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    const __mmask16 mask0 = n_valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n_valid) - 1u);
+    const __mmask16 mask1 = n_valid >= 32 ? (__mmask16)0xffff
+                          : n_valid <= 16 ? (__mmask16)0 : (__mmask16)((1u << (n_valid - 16)) - 1u);
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+    if (!accumulate && bias) {
+        bias0 = _mm512_maskz_loadu_ps(mask0, bias);
+        bias1 = _mm512_maskz_loadu_ps(mask1, bias + 16);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < AVX512_MR; ++i) {
+        if (i >= m_valid) break;
+        float *ci = c + (size_t)i * ldc;
+        __m512 r0 = acc[i][0], r1 = acc[i][1];
+        if (accumulate) {
+            r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask0, ci), r0);
+            r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask1, ci + 16), r1);
+        } else if (bias) {
+            r0 = _mm512_add_ps(r0, bias0);
+            r1 = _mm512_add_ps(r1, bias1);
+        }
+        _mm512_mask_storeu_ps(ci, mask0, r0);
+        _mm512_mask_storeu_ps(ci + 16, mask1, r1);
+    }
+}
+
+const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {AVX512_MR, AVX512_NR, ukernel_avx512};
+
+#else
+
+const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {0, 0, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {0, 0, NULL};
+
+#endif

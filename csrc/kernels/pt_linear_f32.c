@@ -1,0 +1,97 @@
+/* Linear layer forward / grad-input / grad-weight as GEMMs (pt_gemm.h). */
+#include "pulptrain/pt_linear.h"
+#include "pulptrain/pt_gemm.h"
+#include "pulptrain/internal.h"
+#include "pt_gemm_internal.h"
+
+static int params_valid(const pt_linear_params *p)
+{
+    return p->batch > 0 && p->in_features > 0 && p->out_features > 0;
+}
+
+/* y[batch, out] = x[batch, in] w[out, in]^T */
+static pt_gemm_params fwd_gemm(const pt_linear_params *p)
+{
+    pt_gemm_params g = {p->batch, p->out_features, p->in_features, 0, 1,
+                        p->in_features, p->in_features, p->out_features, 0};
+    return g;
+}
+
+/* grad_x[batch, in] = grad_y[batch, out] w[out, in] */
+static pt_gemm_params bwd_input_gemm(const pt_linear_params *p)
+{
+    pt_gemm_params g = {p->batch, p->in_features, p->out_features, 0, 0,
+                        p->out_features, p->in_features, p->in_features, 0};
+    return g;
+}
+
+/* grad_w[out, in] = grad_y[batch, out]^T x[batch, in] */
+static pt_gemm_params bwd_weight_gemm(const pt_linear_params *p)
+{
+    pt_gemm_params g = {p->out_features, p->in_features, p->batch, 1, 0,
+                        p->out_features, p->in_features, p->in_features, 0};
+    return g;
+}
+
+size_t pt_linear_f32_fwd_scratch_bytes(const pt_linear_params *p, int num_threads)
+{
+    if (!p || !params_valid(p)) return 0;
+    pt_gemm_params g = fwd_gemm(p);
+    return pt_sgemm_f32_scratch_bytes(&g, num_threads);
+}
+
+size_t pt_linear_f32_bwd_input_scratch_bytes(const pt_linear_params *p, int num_threads)
+{
+    if (!p || !params_valid(p)) return 0;
+    pt_gemm_params g = bwd_input_gemm(p);
+    return pt_sgemm_f32_scratch_bytes(&g, num_threads);
+}
+
+size_t pt_linear_f32_bwd_weight_scratch_bytes(const pt_linear_params *p, int num_threads)
+{
+    if (!p || !params_valid(p)) return 0;
+    pt_gemm_params g = bwd_weight_gemm(p);
+    return pt_sgemm_f32_scratch_bytes(&g, num_threads);
+}
+
+/* ctx first, then the params (the GEMM checks pointers and scratch). */
+static pt_status check(const pt_ctx *ctx, const pt_linear_params *p)
+{
+    pt_status st = pt_check_ctx(ctx, 0);
+    if (st != PT_OK) return st;
+    if (!p) return PT_ERR_NULL;
+    return params_valid(p) ? PT_OK : PT_ERR_SHAPE;
+}
+
+pt_status pt_linear_f32_fwd(const pt_ctx *ctx, const pt_linear_params *p, const float *x,
+                            const float *w, const float *b, float *y)
+{
+    pt_status st = check(ctx, p);
+    if (st != PT_OK) return st;
+    if (!x || !w || !y) return PT_ERR_NULL;
+    pt_gemm_params g = fwd_gemm(p);
+    return pt_sgemm_f32(ctx, &g, x, w, b, y);
+}
+
+pt_status pt_linear_f32_bwd_input(const pt_ctx *ctx, const pt_linear_params *p, const float *w,
+                                  const float *grad_y, float *grad_x)
+{
+    pt_status st = check(ctx, p);
+    if (st != PT_OK) return st;
+    if (!w || !grad_y || !grad_x) return PT_ERR_NULL;
+    pt_gemm_params g = bwd_input_gemm(p);
+    return pt_sgemm_f32(ctx, &g, grad_y, w, NULL, grad_x);
+}
+
+pt_status pt_linear_f32_bwd_weight(const pt_ctx *ctx, const pt_linear_params *p, const float *x,
+                                   const float *grad_y, float *grad_w, float *grad_b)
+{
+    pt_status st = check(ctx, p);
+    if (st != PT_OK) return st;
+    if (!x || !grad_y || !grad_w) return PT_ERR_NULL;
+    pt_gemm_params g = bwd_weight_gemm(p);
+    st = pt_sgemm_f32(ctx, &g, grad_y, x, NULL, grad_w);
+    if (st == PT_OK && grad_b)
+        st = pt_colsum_f32(ctx, (size_t)p->batch, (size_t)p->out_features, grad_y, grad_b);
+    return st;
+}
