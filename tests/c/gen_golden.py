@@ -54,7 +54,45 @@ def relu_cases(rng: np.random.Generator):
     }
 
 
-CASE_SOURCES = (relu_cases,)
+def linear_cases(rng: np.random.Generator):
+    """Linear layer (the GEMM behind pointwise conv): y = x w^T + b and both
+    gradients; odd sizes so every micro-kernel edge is taken."""
+    batch, n_in, n_out = 6, 70, 13
+    x = rng.uniform(-1.0, 1.0, (batch, n_in)).astype(np.float32)
+    w = rng.uniform(-1.0, 1.0, (n_out, n_in)).astype(np.float32)
+    b = rng.uniform(-1.0, 1.0, n_out).astype(np.float32)
+    gy = rng.uniform(-1.0, 1.0, (batch, n_out)).astype(np.float32)
+    xt, wt, bt, gyt = t64(x), t64(w), t64(b), t64(gy)
+    yield "linear", {"batch": batch, "in": n_in, "out": n_out}, {"x": x, "w": w, "b": b, "grad_y": gy}, {
+        "y": f32(torch.nn.functional.linear(xt, wt, bt)),
+        "grad_x": f32(gyt @ wt),
+        "grad_w": f32(gyt.T @ xt),
+        "grad_b": f32(gyt.sum(0)),
+    }
+
+
+def depthwise_cases(rng: np.random.Generator):
+    """Depthwise 3x3, stride 1, padding 1, NHWC, weights [KH, KW, C]."""
+    n, h, w_, c = 2, 5, 6, 9
+    x = rng.uniform(-1.0, 1.0, (n, h, w_, c)).astype(np.float32)
+    w = rng.uniform(-1.0, 1.0, (3, 3, c)).astype(np.float32)
+    b = rng.uniform(-1.0, 1.0, c).astype(np.float32)
+    gy = rng.uniform(-1.0, 1.0, (n, h, w_, c)).astype(np.float32)
+    xt = t64(x).permute(0, 3, 1, 2).requires_grad_(True)
+    wt = t64(w).permute(2, 0, 1).unsqueeze(1).requires_grad_(True)
+    bt = t64(b).requires_grad_(True)
+    y = torch.nn.functional.conv2d(xt, wt, bt, stride=1, padding=1, groups=c)
+    y.backward(t64(gy).permute(0, 3, 1, 2))
+    dims = {"n": n, "h": h, "w": w_, "c": c}
+    yield "depthwise", dims, {"x": x, "w": w, "b": b, "grad_y": gy}, {
+        "y": f32(y.permute(0, 2, 3, 1)),
+        "grad_x": f32(xt.grad.permute(0, 2, 3, 1)),
+        "grad_w": f32(wt.grad.squeeze(1).permute(1, 2, 0)),
+        "grad_b": f32(bt.grad),
+    }
+
+
+CASE_SOURCES = (relu_cases, linear_cases, depthwise_cases)
 
 
 def c_float(v: np.float32) -> str:
