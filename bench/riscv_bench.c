@@ -32,7 +32,7 @@
 #define PT_RV_BENCH_ARENA_FLOATS (1u << 19)
 #endif
 #ifndef PT_RV_BENCH_SCRATCH_BYTES
-#define PT_RV_BENCH_SCRATCH_BYTES (1024u * 1024u)
+#define PT_RV_BENCH_SCRATCH_BYTES (4096u * 1024u)
 #endif
 #define BATCH PT_RV_BENCH_BATCH
 #define HW 8     /* feature map height and width */

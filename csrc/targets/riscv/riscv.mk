@@ -32,7 +32,7 @@ RV_LINK := --specs=picolibc.specs --oslib=semihost -nostartfiles -Wl,--gc-sectio
 
 # Per-profile settings: compiler + flags, board source, memory map, QEMU cpu.
 RV_rv32f_CC := $(RV_GCC) -march=rv32imafc -mabi=ilp32f --specs=picolibc.specs \
-	-DPT_RV_PROFILE='"rv32imafc ilp32f gcc-12 -O2 -ffp-contract=off, QEMU virt"'
+	-DPT_RV_PROFILE='"rv32imafc ilp32f gcc-12 -O3 -ffp-contract=off, QEMU virt"'
 RV_rv32f_LD := $(RV_GCC) -march=rv32imafc -mabi=ilp32f
 RV_zfinx_CC := $(RV_CLANG) --target=riscv32-unknown-elf -march=rv32imc_zfinx -mabi=ilp32 \
 	-isystem $(RV_PICOLIBC_INC) -ftls-model=local-exec -Wno-unused-command-line-argument
