@@ -53,9 +53,9 @@ static inline pt_status pt_check_depthwise(const pt_conv_params *p, int *oh, int
     *ow = pt_out_extent(p->in.w, p->kw, p->stride_w, p->pad_left, p->pad_right);
     if (*oh < 1 || *ow < 1) return PT_ERR_SHAPE;
     size_t a, b;
-    if (!pt_mul_size((size_t)p->in.n * (size_t)p->in.h, (size_t)p->in.w, &a) ||
+    if (!pt_mul_size((size_t)p->in.n, (size_t)p->in.h, &a) || !pt_mul_size(a, (size_t)p->in.w, &a) ||
         !pt_mul_size(a, (size_t)p->in.c, &b) ||
-        !pt_mul_size((size_t)p->kh * (size_t)p->kw, (size_t)p->in.c, &a))
+        !pt_mul_size((size_t)p->kh, (size_t)p->kw, &a) || !pt_mul_size(a, (size_t)p->in.c, &a))
         return PT_ERR_OVERFLOW;
     return PT_OK;
 }
@@ -70,7 +70,7 @@ static inline pt_status pt_check_pool(const pt_pool_params *p, int *oh, int *ow)
     *ow = pt_out_extent(p->in.w, p->kw, p->stride_w, 0, 0);
     if (*oh < 1 || *ow < 1) return PT_ERR_SHAPE;
     size_t a, b;
-    if (!pt_mul_size((size_t)p->in.n * (size_t)p->in.h, (size_t)p->in.w, &a) ||
+    if (!pt_mul_size((size_t)p->in.n, (size_t)p->in.h, &a) || !pt_mul_size(a, (size_t)p->in.w, &a) ||
         !pt_mul_size(a, (size_t)p->in.c, &b))
         return PT_ERR_OVERFLOW;
     return PT_OK;
@@ -80,7 +80,8 @@ static inline pt_status pt_check_dims(pt_dims d)
 {
     if (!pt_dims_valid(d)) return PT_ERR_SHAPE;
     size_t a, b;
-    if (!pt_mul_size((size_t)d.n * (size_t)d.h, (size_t)d.w, &a) || !pt_mul_size(a, (size_t)d.c, &b))
+    if (!pt_mul_size((size_t)d.n, (size_t)d.h, &a) || !pt_mul_size(a, (size_t)d.w, &a) ||
+        !pt_mul_size(a, (size_t)d.c, &b))
         return PT_ERR_OVERFLOW;
     return PT_OK;
 }
