@@ -12,5 +12,7 @@
 #include "pt_linear.h"
 #include "pt_pointwise.h"
 #include "pt_conv2d.h"
+#include "pt_dma.h"
+#include "pt_tile.h"
 
 #endif
