@@ -91,6 +91,24 @@ static void add_rows(float *grad_b, const float *tile, int rows, int cols)
         for (int j = 0; j < cols; ++j) grad_b[j] += tile[(size_t)k * cols + j];
 }
 
+/* One operand's L1 tiles: `buffers` of them (1 or 2), `cur` the one tile i
+ * reads, and the DMA transfers in flight on each. */
+typedef struct operand_state {
+    float *buf[2];
+    int buffers, cur;
+    pt_dma_id in[2], out[2];
+} operand_state;
+
+static operand_state operand_at(char *l1, const size_t offset[2], int buffers)
+{
+    operand_state s = {{(float *)(l1 + offset[0]), (float *)(l1 + offset[1])}, buffers, 0,
+                       {NO_DMA, NO_DMA}, {NO_DMA, NO_DMA}};
+    return s;
+}
+
+/* The buffer tile i + 1 will use when the operand changes. */
+static int other(const operand_state *s) { return (s->cur + 1) % s->buffers; }
+
 static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                               const float *a, const float *b, const float *bias, float *c,
                               float *grad_b)
@@ -98,7 +116,10 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
     gemm_run r;
     pt_status st = pt_tile_gemm_view_of(&plan->layer, plan->step, &r.v);
     if (st != PT_OK) return st;
-    const pt_tile_gemm_layout lay = pt_tile_gemm_layout_of(&r.v, plan->tile_m, plan->tile_n, plan->tile_k);
+    int buffers[3];
+    pt_tile_gemm_buffers(&r.v, plan->tile_m, plan->tile_n, plan->tile_k, plan->order, buffers);
+    const pt_tile_gemm_layout lay =
+        pt_tile_gemm_layout_of(&r.v, plan->tile_m, plan->tile_n, plan->tile_k, buffers);
     if (lay.total != plan->l1_bytes || l1_bytes < lay.total) return PT_ERR_SCRATCH;
     if ((uintptr_t)l1 % PT_TILE_ALIGN) return PT_ERR_PARAM;
     st = pt_check_ctx(ctx, pt_tile_scratch_bytes(plan, ctx ? ctx->num_threads : 1));
@@ -113,36 +134,42 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
     const uint64_t total = (uint64_t)r.count[0] * r.count[1] * r.count[2];
 
     char *base = (char *)l1;
-    float *abuf[2] = {(float *)(base + lay.a[0]), (float *)(base + lay.a[1])};
-    float *bbuf[2] = {(float *)(base + lay.b[0]), (float *)(base + lay.b[1])};
-    float *cbuf[2] = {(float *)(base + lay.c[0]), (float *)(base + lay.c[1])};
+    operand_state A = operand_at(base, lay.a, buffers[0]);
+    operand_state B = operand_at(base, lay.b, buffers[1]);
+    operand_state C = operand_at(base, lay.c, buffers[2]);
     float *bias_l1 = (float *)(base + lay.bias);
-    pt_dma_id a_in[2] = {NO_DMA, NO_DMA}, b_in[2] = {NO_DMA, NO_DMA};
-    pt_dma_id c_in[2] = {NO_DMA, NO_DMA}, c_out[2] = {NO_DMA, NO_DMA};
-    int ca = 0, cb = 0, cc = 0; /* buffer of each operand tile i uses */
-
     if (bias) pt_dma_wait(pt_dma_copy_1d_async(bias_l1, bias, (size_t)r.v.n * sizeof(float)));
     if (grad_b) memset(bias_l1, 0, (size_t)r.v.m * sizeof(float));
 
-    tile_coords cur = coords_of(&r, 0);
-    a_in[0] = fetch_a(&r, abuf[0], cur);
-    b_in[0] = fetch_b(&r, bbuf[0], cur);
+    tile_coords prev = coords_of(&r, 0), cur = prev;
+    int a_ready = 0, b_ready = 0, c_ready = 0; /* prefetched during the previous tile */
     for (uint64_t i = 0; i < total; ++i) {
         const int has_next = i + 1 < total;
-        tile_coords next = has_next ? coords_of(&r, i + 1) : cur;
-        /* prefetch what tile i + 1 needs into the buffers tile i leaves alone */
-        if (has_next && !same_a(cur, next)) a_in[ca ^ 1] = fetch_a(&r, abuf[ca ^ 1], next);
-        if (has_next && !same_b(cur, next)) b_in[cb ^ 1] = fetch_b(&r, bbuf[cb ^ 1], next);
-        if (has_next && !same_c(cur, next) && next.k0 > 0) {
-            /* a partial C from an earlier K pass: its write-back (on this
-             * buffer, the one used before) must land before we read it */
-            wait_and_clear(&c_out[cc ^ 1]);
-            c_in[cc ^ 1] = fetch_c(&r, cbuf[cc ^ 1], next);
+        const tile_coords next = has_next ? coords_of(&r, i + 1) : cur;
+        const int first = i == 0;
+        /* 1. what tile i needs and could not be prefetched (single buffers) */
+        if ((first || !same_a(prev, cur)) && !a_ready) A.in[A.cur] = fetch_a(&r, A.buf[A.cur], cur);
+        if ((first || !same_b(prev, cur)) && !b_ready) B.in[B.cur] = fetch_b(&r, B.buf[B.cur], cur);
+        if ((first || !same_c(prev, cur)) && !c_ready) {
+            wait_and_clear(&C.out[C.cur]); /* the buffer's last write-back */
+            if (cur.k0 > 0) C.in[C.cur] = fetch_c(&r, C.buf[C.cur], cur);
         }
-        wait_and_clear(&a_in[ca]);
-        wait_and_clear(&b_in[cb]);
-        wait_and_clear(&c_in[cc]);
-
+        /* 2. prefetch tile i + 1's operands into the buffers tile i leaves alone */
+        a_ready = has_next && !same_a(cur, next) && A.buffers == 2;
+        if (a_ready) A.in[other(&A)] = fetch_a(&r, A.buf[other(&A)], next);
+        b_ready = has_next && !same_b(cur, next) && B.buffers == 2;
+        if (b_ready) B.in[other(&B)] = fetch_b(&r, B.buf[other(&B)], next);
+        c_ready = has_next && !same_c(cur, next) && C.buffers == 2;
+        if (c_ready) {
+            /* a partial C from an earlier K pass: any write-back of it went
+             * out from this buffer (or was waited for when we left it) */
+            wait_and_clear(&C.out[other(&C)]);
+            if (next.k0 > 0) C.in[other(&C)] = fetch_c(&r, C.buf[other(&C)], next);
+        }
+        /* 3. compute tile i */
+        wait_and_clear(&A.in[A.cur]);
+        wait_and_clear(&B.in[B.cur]);
+        wait_and_clear(&C.in[C.cur]);
         const int tm = cur.m1 - cur.m0, tn = cur.n1 - cur.n0, tk = cur.k1 - cur.k0;
         pt_gemm_params g;
         g.m = tm;
@@ -154,26 +181,23 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
         g.ldb = r.v.trans_b ? tk : tn;
         g.ldc = tn;
         g.accumulate = cur.k0 > 0;
-        st = pt_sgemm_f32(ctx, &g, abuf[ca], bbuf[cb], bias && cur.k0 == 0 ? bias_l1 + cur.n0 : NULL,
-                          cbuf[cc]);
+        st = pt_sgemm_f32(ctx, &g, A.buf[A.cur], B.buf[B.cur],
+                          bias && cur.k0 == 0 ? bias_l1 + cur.n0 : NULL, C.buf[C.cur]);
         if (st != PT_OK) break;
-        if (grad_b && cur.n0 == 0) add_rows(bias_l1 + cur.m0, abuf[ca], tk, tm);
-
-        if (!has_next || !same_c(cur, next)) {
-            c_out[cc] = store_c(&r, cbuf[cc], cur);
-            cc ^= 1;
-            /* the buffer tile i + 1 computes into must be written back first */
-            wait_and_clear(&c_out[cc]);
-        }
-        if (!same_a(cur, next)) ca ^= 1;
-        if (!same_b(cur, next)) cb ^= 1;
+        if (grad_b && cur.n0 == 0) add_rows(bias_l1 + cur.m0, A.buf[A.cur], tk, tm);
+        /* 4. write C back when the loop leaves it */
+        if (!has_next || !same_c(cur, next)) C.out[C.cur] = store_c(&r, C.buf[C.cur], cur);
+        if (has_next && !same_a(cur, next)) A.cur = other(&A);
+        if (has_next && !same_b(cur, next)) B.cur = other(&B);
+        if (has_next && !same_c(cur, next)) C.cur = other(&C);
+        prev = cur;
         cur = next;
     }
     for (int i = 0; i < 2; ++i) {
-        wait_and_clear(&a_in[i]);
-        wait_and_clear(&b_in[i]);
-        wait_and_clear(&c_in[i]);
-        wait_and_clear(&c_out[i]);
+        wait_and_clear(&A.in[i]);
+        wait_and_clear(&B.in[i]);
+        wait_and_clear(&C.in[i]);
+        wait_and_clear(&C.out[i]);
     }
     if (st == PT_OK && grad_b)
         pt_dma_wait(pt_dma_copy_1d_async(grad_b, bias_l1, (size_t)r.v.m * sizeof(float)));

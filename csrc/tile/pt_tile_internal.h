@@ -37,7 +37,14 @@ typedef struct pt_tile_gemm_layout {
     size_t total;
 } pt_tile_gemm_layout;
 
-pt_tile_gemm_layout pt_tile_gemm_layout_of(const pt_tile_gemm_view *v, int tm, int tn, int tk);
+/* Buffers per operand (A, B, C) for tile sizes and a loop order. */
+void pt_tile_gemm_buffers(const pt_tile_gemm_view *v, int tm, int tn, int tk, const int order[3],
+                          int buffers[3]);
+
+/* buffers: from pt_tile_gemm_buffers(); a second buffer of an operand with
+ * one sits at the same offset as its first. */
+pt_tile_gemm_layout pt_tile_gemm_layout_of(const pt_tile_gemm_view *v, int tm, int tn, int tk,
+                                           const int buffers[3]);
 
 /* ------------------------------------------------------ depthwise geometry */
 typedef struct pt_tile_dw_geom {

@@ -60,20 +60,63 @@ pt_status pt_tile_gemm_view_of(const pt_tile_layer *layer, pt_tile_step step, pt
     return PT_OK;
 }
 
-pt_tile_gemm_layout pt_tile_gemm_layout_of(const pt_tile_gemm_view *v, int tm, int tn, int tk)
+/* Dims each operand's tile index depends on (bit masks over PT_TILE_DIM_*). */
+static const int operand_uses[3] = {1 << PT_TILE_DIM_M | 1 << PT_TILE_DIM_K,
+                                    1 << PT_TILE_DIM_K | 1 << PT_TILE_DIM_N,
+                                    1 << PT_TILE_DIM_M | 1 << PT_TILE_DIM_N};
+
+static void tile_counts(const pt_tile_gemm_view *v, int tm, int tn, int tk, int count[3])
+{
+    count[PT_TILE_DIM_M] = pt_tile_ceil_div(v->m, tm);
+    count[PT_TILE_DIM_N] = pt_tile_ceil_div(v->n, tn);
+    count[PT_TILE_DIM_K] = pt_tile_ceil_div(v->k, tk);
+}
+
+/* Loop position of the innermost loop that changes the operand's tile, or -1. */
+static int innermost_use(int uses, const int order[3], const int count[3])
+{
+    int innermost = -1;
+    for (int pos = 0; pos < 3; ++pos)
+        if ((uses >> order[pos] & 1) && count[order[pos]] > 1) innermost = pos;
+    return innermost;
+}
+
+void pt_tile_gemm_buffers(const pt_tile_gemm_view *v, int tm, int tn, int tk, const int order[3],
+                          int buffers[3])
+{
+    int count[3];
+    tile_counts(v, tm, tn, tk, count);
+    for (int op = 0; op < 3; ++op) {
+        /* consecutive tiles during which the operand's tile stays */
+        uint64_t run = 1;
+        for (int pos = innermost_use(operand_uses[op], order, count) + 1; pos < 3; ++pos)
+            run *= (uint64_t)count[order[pos]];
+        buffers[op] = run >= PT_TILE_STATIONARY_RUN ? 1 : 2;
+    }
+}
+
+pt_tile_gemm_layout pt_tile_gemm_layout_of(const pt_tile_gemm_view *v, int tm, int tn, int tk,
+                                           const int buffers[3])
 {
     pt_tile_gemm_layout l;
     size_t a = pt_tile_align((size_t)tm * tk * sizeof(float));
     size_t b = pt_tile_align((size_t)tk * tn * sizeof(float));
     size_t c = pt_tile_align((size_t)tm * tn * sizeof(float));
-    l.a[0] = 0;
-    l.a[1] = a;
-    l.b[0] = 2 * a;
-    l.b[1] = 2 * a + b;
-    l.c[0] = 2 * a + 2 * b;
-    l.c[1] = l.c[0] + c;
-    l.bias = l.c[1] + c;
-    l.total = l.bias + pt_tile_align((size_t)(v->bias_n + v->grad_bias_m) * sizeof(float));
+    size_t at = 0;
+    l.a[0] = at;
+    at += a;
+    l.a[1] = buffers[0] == 2 ? at : l.a[0];
+    at += buffers[0] == 2 ? a : 0;
+    l.b[0] = at;
+    at += b;
+    l.b[1] = buffers[1] == 2 ? at : l.b[0];
+    at += buffers[1] == 2 ? b : 0;
+    l.c[0] = at;
+    at += c;
+    l.c[1] = buffers[2] == 2 ? at : l.c[0];
+    at += buffers[2] == 2 ? c : 0;
+    l.bias = at;
+    l.total = at + pt_tile_align((size_t)(v->bias_n + v->grad_bias_m) * sizeof(float));
     return l;
 }
 
@@ -81,21 +124,14 @@ pt_tile_gemm_layout pt_tile_gemm_layout_of(const pt_tile_gemm_view *v, int tm, i
 static void gemm_traffic(const pt_tile_gemm_view *v, int tm, int tn, int tk, const int order[3],
                          uint64_t *in, uint64_t *out)
 {
-    const int count[3] = {pt_tile_ceil_div(v->m, tm), pt_tile_ceil_div(v->n, tn),
-                          pt_tile_ceil_div(v->k, tk)};
-    /* dims each operand's tile index depends on, as bit masks */
-    const int uses_a = 1 << PT_TILE_DIM_M | 1 << PT_TILE_DIM_K;
-    const int uses_b = 1 << PT_TILE_DIM_K | 1 << PT_TILE_DIM_N;
-    const int uses_c = 1 << PT_TILE_DIM_M | 1 << PT_TILE_DIM_N;
-    const int uses[3] = {uses_a, uses_b, uses_c};
+    int count[3];
+    tile_counts(v, tm, tn, tk, count);
     uint64_t passes[3];
     for (int op = 0; op < 3; ++op) {
-        int innermost = -1;
-        for (int pos = 0; pos < 3; ++pos)
-            if ((uses[op] >> order[pos] & 1) && count[order[pos]] > 1) innermost = pos;
+        int innermost = innermost_use(operand_uses[op], order, count);
         passes[op] = 1;
         for (int pos = 0; pos < innermost; ++pos)
-            if (!(uses[op] >> order[pos] & 1)) passes[op] *= (uint64_t)count[order[pos]];
+            if (!(operand_uses[op] >> order[pos] & 1)) passes[op] *= (uint64_t)count[order[pos]];
     }
     const uint64_t a_bytes = (uint64_t)v->m * v->k * FLOAT_BYTES;
     const uint64_t b_bytes = (uint64_t)v->k * v->n * FLOAT_BYTES;
@@ -139,10 +175,13 @@ static pt_status plan_gemm(const pt_tile_layer *layer, pt_tile_step step, size_t
     for (int tk = v.k;; ) {
         for (int tm = v.m; tm >= 1; tm = tm == 1 ? 0 : next_tile(v.m, tm)) {
             for (int tn = v.n; tn >= 1; tn = tn == 1 ? 0 : next_tile(v.n, tn)) {
-                if (pt_tile_gemm_layout_of(&v, tm, tn, tk).total > budget) continue;
                 uint64_t tiles = (uint64_t)pt_tile_ceil_div(v.m, tm) * pt_tile_ceil_div(v.n, tn) *
                                  pt_tile_ceil_div(v.k, tk);
                 for (int o = 0; o < 6; ++o) {
+                    int buffers[3];
+                    pt_tile_gemm_buffers(&v, tm, tn, tk, loop_orders[o], buffers);
+                    size_t l1 = pt_tile_gemm_layout_of(&v, tm, tn, tk, buffers).total;
+                    if (l1 > budget) continue;
                     uint64_t in, out;
                     gemm_traffic(&v, tm, tn, tk, loop_orders[o], &in, &out);
                     if (!better(in + out, tiles, &best, have_best)) continue;
@@ -150,11 +189,14 @@ static pt_status plan_gemm(const pt_tile_layer *layer, pt_tile_step step, size_t
                     best.tile_m = tm;
                     best.tile_n = tn;
                     best.tile_k = tk;
-                    for (int i = 0; i < 3; ++i) best.order[i] = loop_orders[o][i];
+                    for (int i = 0; i < 3; ++i) {
+                        best.order[i] = loop_orders[o][i];
+                        best.buffers[i] = buffers[i];
+                    }
                     best.bytes_in = in;
                     best.bytes_out = out;
                     best.num_tiles = tiles;
-                    best.l1_bytes = pt_tile_gemm_layout_of(&v, tm, tn, tk).total;
+                    best.l1_bytes = l1;
                 }
             }
         }
@@ -333,7 +375,7 @@ static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, s
     best.step = step;
     best.gemm_m = best.gemm_n = best.gemm_k = 0;
     best.tile_m = best.tile_n = best.tile_k = 0;
-    best.order[0] = best.order[1] = best.order[2] = 0;
+    for (int i = 0; i < 3; ++i) best.order[i] = best.buffers[i] = 0;
     best.macs = (uint64_t)g.n * g.oh * g.ow * C * taps;
     if (step == PT_TILE_FWD) best.lower_bound_bytes = x_bytes + w_bytes + b_bytes + y_bytes;
     else if (step == PT_TILE_BWD_INPUT) best.lower_bound_bytes = y_bytes + w_bytes + x_bytes;
@@ -366,5 +408,14 @@ size_t pt_tile_min_l1_bytes(const pt_tile_layer *layer, pt_tile_step step)
     }
     pt_tile_gemm_view v;
     if (pt_tile_gemm_view_of(layer, step, &v) != PT_OK) return 0;
-    return pt_tile_gemm_layout_of(&v, 1, 1, pt_tile_min_int(v.k, PT_GEMM_KC)).total;
+    /* one-element tiles (one K block) in the order that single-buffers most */
+    const int tk = pt_tile_min_int(v.k, PT_GEMM_KC);
+    size_t smallest = 0;
+    for (int o = 0; o < 6; ++o) {
+        int buffers[3];
+        pt_tile_gemm_buffers(&v, 1, 1, tk, loop_orders[o], buffers);
+        size_t l1 = pt_tile_gemm_layout_of(&v, 1, 1, tk, buffers).total;
+        if (o == 0 || l1 < smallest) smallest = l1;
+    }
+    return smallest;
 }

@@ -296,6 +296,8 @@ int main(void)
     check_layer("linear 300x263->17", &l, &rng);
     l = linear_layer(3, 11, 530, 0);   /* K > PT_GEMM_KC for bwd_input, no bias */
     check_layer("linear 3x11->530", &l, &rng);
+    l = linear_layer(4200, 5, 3, 1);   /* bwd_weight: 17 K tiles, C single-buffered */
+    check_layer("linear 4200x5->3", &l, &rng);
     l = pointwise_layer(3, 5, 7, 19, 13, 1);
     check_layer("pointwise 3x5x7 19->13", &l, &rng);
     l = pointwise_layer(2, 17, 9, 6, 10, 0); /* 306 pixels: bwd_weight K cut */

@@ -26,6 +26,13 @@
  *     stride <= kernel size to cut rows). bwd_weight keeps whole images and
  *     adds the per-image sums in batch order, as the kernel does.
  *
+ * Buffering: an operand tile that stays in L1 for fewer than
+ * PT_TILE_STATIONARY_RUN consecutive tiles gets two buffers (the DMA fills one
+ * while the kernel reads the other); one that stays longer (a weight tile
+ * reused across many activation tiles, a C tile accumulating over many K
+ * tiles) gets one: refetching it stalls once per run, and the L1 it frees
+ * buys larger tiles, i.e. fewer bytes moved.
+ *
  * Layer descriptions: pointwise and depthwise use the kernels' pt_conv_params;
  * linear uses in = {batch, 1, 1, in_features} and out_c = out_features.
  *
@@ -68,6 +75,9 @@ enum { PT_TILE_DIM_M = 0, PT_TILE_DIM_N = 1, PT_TILE_DIM_K = 2 };
  * start must be aligned to it too). */
 #define PT_TILE_ALIGN 16
 
+/* Consecutive tiles an operand must stay for to get a single buffer. */
+#define PT_TILE_STATIONARY_RUN 16
+
 typedef struct pt_tile_plan {
     pt_tile_layer layer;
     pt_tile_step step;
@@ -75,6 +85,7 @@ typedef struct pt_tile_plan {
     int gemm_m, gemm_n, gemm_k;
     int tile_m, tile_n, tile_k;
     int order[3];          /* loop order, outermost first (PT_TILE_DIM_*) */
+    int buffers[3];        /* L1 buffers of the op(A), op(B) and C tiles (1 or 2) */
     /* depthwise: images, rows (output rows; input rows for bwd_input) and
      * channels per tile; loops run channels outermost */
     int tile_images, tile_rows, tile_channels;
