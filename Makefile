@@ -51,3 +51,9 @@ run: setup
 
 clean:
 	rm -rf build pulptrain/*.so pulptrain/_*.c
+
+# ---- non-GEMM kernels once more with only their portable (non-AVX-512) loops
+test-c: $(BUILD)/test_elem_portable
+$(BUILD)/test_elem_portable: tests/c/test_elem.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS) tests/c/pt_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS_EXTRA) -DPT_NO_ISA_DISPATCH -o $@ $< $(RT_SRCS) $(NATIVE_BACKEND) -lm

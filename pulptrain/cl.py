@@ -184,6 +184,17 @@ class LatentReplayTrainer:
         self.optimizer.step()
         return float(loss)
 
+    # ----------------------------------------------------------- checkpoints
+    def progress_state(self) -> dict:
+        """JSON-serialisable progress: batches seen, samples, RNG state."""
+        return {"batches_seen": self.batches_seen, "samples_trained": self.samples_trained,
+                "rng": self.rng.bit_generator.state}
+
+    def restore_progress(self, state: dict) -> None:
+        self.batches_seen = int(state["batches_seen"])
+        self.samples_trained = int(state["samples_trained"])
+        self.rng.bit_generator.state = state["rng"]
+
     # ------------------------------------------------------------ evaluation
     def predict(self, latents: np.ndarray) -> np.ndarray:
         """Class predictions of the adaptive stage for float32 latents."""

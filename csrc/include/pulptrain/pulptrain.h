@@ -12,6 +12,13 @@
 #include "pt_linear.h"
 #include "pt_pointwise.h"
 #include "pt_conv2d.h"
+#include "pt_replay.h"
+#include "pt_depthwise.h"
+#include "pt_pool.h"
+#include "pt_affine.h"
+#include "pt_loss.h"
+#include "pt_sgd.h"
+#include "pt_qkernels.h"
 #include "pt_dma.h"
 #include "pt_tile.h"
 

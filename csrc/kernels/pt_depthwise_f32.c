@@ -1,0 +1,276 @@
+/* Depthwise convolution, FP32 NHWC: forward, grad-input, grad-weight/bias.
+ *
+ * Work split: forward over output rows (n, oh), grad-input over input rows
+ * (n, ih), grad-weight over channel groups; no core ever reduces another
+ * core's values, so the thread count never changes a result.
+ *
+ * Speed: NHWC makes the channel loop contiguous. Each output is a chain of
+ * dependent adds (its taps, or its pixels for grad-weight), so a block of
+ * `wide` channels is accumulated at once: wide / vector-width independent
+ * chains keep the adder busy while the accumulators stay in registers. The
+ * AVX-512 build uses wide = 128 (8 zmm chains), the portable one 32. Blocks
+ * of 16 and single channels finish the tail; the per-channel order of
+ * operations never depends on the block, so every build is bitwise equal. */
+#include "pulptrain/pt_depthwise.h"
+#include "elem_common.h"
+
+#define DW_MAX_BLOCK 128     /* largest channel block (accumulator array size) */
+#define DW_TAIL_BLOCK 16
+#define DW_SPLIT_UNIT 16     /* grad-weight channel groups are multiples of this */
+
+typedef struct dw_job {
+    const pt_conv_params *p;
+    int out_h, out_w;
+    const float *x, *w, *b, *grad_y;
+    float *out;              /* y, grad_x or grad_w */
+    float *grad_b;
+} dw_job;
+
+static inline int clamp_lo(int v) { return v > 0 ? v : 0; }
+static inline int min_int(int a, int b) { return a < b ? a : b; }
+
+/* ---------------------------------------------------------------- forward */
+/* Channels [c, c + block) of one output pixel: bias, then the taps in
+ * (kh, kw) order. block is a constant after inlining. */
+PT_ALWAYS_INLINE void fwd_block(const dw_job *j, const float *x_img, int ih0, int iw0, int kh_lo, int kh_hi,
+                                int kw_lo, int kw_hi, int c, int block, float *restrict y_px)
+{
+    const int C = j->p->in.c, W = j->p->in.w, KW = j->p->kw;
+    float acc[DW_MAX_BLOCK];
+    if (j->b) for (int i = 0; i < block; ++i) acc[i] = j->b[c + i];
+    else for (int i = 0; i < block; ++i) acc[i] = 0.0f;
+    for (int kh = kh_lo; kh < kh_hi; ++kh)
+        for (int kw = kw_lo; kw < kw_hi; ++kw) {
+            const float *restrict xp = x_img + ((size_t)(ih0 + kh) * W + (size_t)(iw0 + kw)) * C + c;
+            const float *restrict wp = j->w + (size_t)(kh * KW + kw) * C + c;
+            for (int i = 0; i < block; ++i) acc[i] += xp[i] * wp[i];
+        }
+    for (int i = 0; i < block; ++i) y_px[c + i] = acc[i];
+}
+
+PT_ALWAYS_INLINE void dw_fwd_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, H = p->in.h, W = p->in.w;
+    for (size_t row = row_begin; row < row_end; ++row) {
+        const int n = (int)(row / (size_t)j->out_h), oh = (int)(row % (size_t)j->out_h);
+        const int ih0 = oh * p->stride_h - p->pad_top;
+        const int kh_lo = clamp_lo(-ih0), kh_hi = min_int(p->kh, H - ih0);
+        const float *x_img = j->x + (size_t)n * H * W * C;
+        float *y_row = j->out + row * (size_t)j->out_w * C;
+        for (int ow = 0; ow < j->out_w; ++ow) {
+            const int iw0 = ow * p->stride_w - p->pad_left;
+            const int kw_lo = clamp_lo(-iw0), kw_hi = min_int(p->kw, W - iw0);
+            float *y_px = y_row + (size_t)ow * C;
+            int c = 0;
+            for (; c + wide <= C; c += wide)
+                fwd_block(j, x_img, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, wide, y_px);
+            for (; c + DW_TAIL_BLOCK <= C; c += DW_TAIL_BLOCK)
+                fwd_block(j, x_img, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, DW_TAIL_BLOCK, y_px);
+            for (; c < C; ++c)
+                fwd_block(j, x_img, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, 1, y_px);
+        }
+    }
+}
+
+/* ------------------------------------------------------------- grad-input */
+/* Channels [c, c + block) of one input pixel: the taps that reached it, in
+ * ascending (kh, kw) order. */
+PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int ih, int iw, int kh_first,
+                                      int kh_last, int kw_first, int kw_last, int c, int block,
+                                      float *restrict gx_px)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, KW = p->kw, OW = j->out_w, sh = p->stride_h, sw = p->stride_w;
+    float acc[DW_MAX_BLOCK];
+    for (int i = 0; i < block; ++i) acc[i] = 0.0f;
+    for (int kh = kh_first; kh <= kh_last; kh += sh) {
+        const int oh = (ih + p->pad_top - kh) / sh;
+        for (int kw = kw_first; kw <= kw_last; kw += sw) {
+            const int ow = (iw + p->pad_left - kw) / sw;
+            const float *restrict gp = gy_img + ((size_t)oh * OW + (size_t)ow) * C + c;
+            const float *restrict wp = j->w + (size_t)(kh * KW + kw) * C + c;
+            for (int i = 0; i < block; ++i) acc[i] += gp[i] * wp[i];
+        }
+    }
+    for (int i = 0; i < block; ++i) gx_px[c + i] = acc[i];
+}
+
+PT_ALWAYS_INLINE void dw_bwd_input_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, H = p->in.h, W = p->in.w;
+    for (size_t row = row_begin; row < row_end; ++row) {
+        const int n = (int)(row / (size_t)H), ih = (int)(row % (size_t)H);
+        int kh_first, kh_last;
+        pt_taps_reaching(ih, p->pad_top, p->stride_h, p->kh, j->out_h, &kh_first, &kh_last);
+        const float *gy_img = j->grad_y + (size_t)n * j->out_h * j->out_w * C;
+        float *gx_row = j->out + row * (size_t)W * C;
+        for (int iw = 0; iw < W; ++iw) {
+            int kw_first, kw_last;
+            pt_taps_reaching(iw, p->pad_left, p->stride_w, p->kw, j->out_w, &kw_first, &kw_last);
+            float *gx_px = gx_row + (size_t)iw * C;
+            int c = 0;
+            for (; c + wide <= C; c += wide)
+                bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, wide, gx_px);
+            for (; c + DW_TAIL_BLOCK <= C; c += DW_TAIL_BLOCK)
+                bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, DW_TAIL_BLOCK, gx_px);
+            for (; c < C; ++c)
+                bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, 1, gx_px);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ grad-weight */
+/* Channels [c, c + block) of image n: for each tap, the sum over the output
+ * pixels it reaches (a rectangle, in raster order), added to the running
+ * batch total; likewise grad_y's sum for the bias. */
+PT_ALWAYS_INLINE void bwd_weight_block(const dw_job *j, int n, int c, int block)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, H = p->in.h, W = p->in.w, OH = j->out_h, OW = j->out_w;
+    const float *x_img = j->x + (size_t)n * H * W * C + c;
+    const float *gy_img = j->grad_y + (size_t)n * OH * OW * C + c;
+    float acc[DW_MAX_BLOCK];
+    for (int kh = 0; kh < p->kh; ++kh) {
+        int oh_lo, oh_hi;
+        pt_tap_out_range(kh, p->pad_top, p->stride_h, H, OH, &oh_lo, &oh_hi);
+        for (int kw = 0; kw < p->kw; ++kw) {
+            int ow_lo, ow_hi;
+            pt_tap_out_range(kw, p->pad_left, p->stride_w, W, OW, &ow_lo, &ow_hi);
+            for (int i = 0; i < block; ++i) acc[i] = 0.0f;
+            for (int oh = oh_lo; oh < oh_hi; ++oh) {
+                const int ih = oh * p->stride_h - p->pad_top + kh;
+                for (int ow = ow_lo; ow < ow_hi; ++ow) {
+                    const int iw = ow * p->stride_w - p->pad_left + kw;
+                    const float *restrict xp = x_img + ((size_t)ih * W + (size_t)iw) * C;
+                    const float *restrict gp = gy_img + ((size_t)oh * OW + (size_t)ow) * C;
+                    for (int i = 0; i < block; ++i) acc[i] += xp[i] * gp[i];
+                }
+            }
+            float *restrict gw = j->out + (size_t)(kh * p->kw + kw) * C + c;
+            if (n == 0) for (int i = 0; i < block; ++i) gw[i] = acc[i];
+            else for (int i = 0; i < block; ++i) gw[i] += acc[i];
+        }
+    }
+    if (j->grad_b) {
+        for (int i = 0; i < block; ++i) acc[i] = 0.0f;
+        for (size_t px = 0; px < (size_t)OH * OW; ++px) {
+            const float *restrict gp = gy_img + px * C;
+            for (int i = 0; i < block; ++i) acc[i] += gp[i];
+        }
+        float *restrict gb = j->grad_b + c;
+        if (n == 0) for (int i = 0; i < block; ++i) gb[i] = acc[i];
+        else for (int i = 0; i < block; ++i) gb[i] += acc[i];
+    }
+}
+
+/* Channels [c_begin, c_end), image by image (each image's slice stays in cache
+ * while its taps are summed). */
+PT_ALWAYS_INLINE void dw_bwd_weight_channels(const dw_job *j, int c_begin, int c_end, int wide)
+{
+    for (int n = 0; n < j->p->in.n; ++n) {
+        int c = c_begin;
+        for (; c + wide <= c_end; c += wide) bwd_weight_block(j, n, c, wide);
+        for (; c + DW_TAIL_BLOCK <= c_end; c += DW_TAIL_BLOCK) bwd_weight_block(j, n, c, DW_TAIL_BLOCK);
+        for (; c < c_end; ++c) bwd_weight_block(j, n, c, 1);
+    }
+}
+
+/* ------------------------------------------------ ISA builds and dispatch */
+#define DW_WIDE_PORTABLE 32
+#define DW_WIDE_AVX512 128
+static void fwd_rows_portable(const dw_job *j, size_t b, size_t e) { dw_fwd_rows(j, b, e, DW_WIDE_PORTABLE); }
+static void bwd_input_rows_portable(const dw_job *j, size_t b, size_t e)
+{
+    dw_bwd_input_rows(j, b, e, DW_WIDE_PORTABLE);
+}
+static void bwd_weight_portable(const dw_job *j, int b, int e) { dw_bwd_weight_channels(j, b, e, DW_WIDE_PORTABLE); }
+#if PT_HAVE_AVX512_DISPATCH
+PT_TARGET_AVX512 static void fwd_rows_avx512(const dw_job *j, size_t b, size_t e)
+{
+    dw_fwd_rows(j, b, e, DW_WIDE_AVX512);
+}
+PT_TARGET_AVX512 static void bwd_input_rows_avx512(const dw_job *j, size_t b, size_t e)
+{
+    dw_bwd_input_rows(j, b, e, DW_WIDE_AVX512);
+}
+PT_TARGET_AVX512 static void bwd_weight_avx512(const dw_job *j, int b, int e)
+{
+    dw_bwd_weight_channels(j, b, e, DW_WIDE_AVX512);
+}
+#define DW_PICK(name) (pt_cpu_has_avx512() ? name##_avx512 : name##_portable)
+#else
+#define DW_PICK(name) (name##_portable)
+#endif
+
+static void fwd_task(void *arg, int core, int ncores)
+{
+    const dw_job *j = (const dw_job *)arg;
+    size_t b, e;
+    pt_split((size_t)j->p->in.n * (size_t)j->out_h, core, ncores, &b, &e);
+    if (b < e) DW_PICK(fwd_rows)(j, b, e);
+}
+
+static void bwd_input_task(void *arg, int core, int ncores)
+{
+    const dw_job *j = (const dw_job *)arg;
+    size_t b, e;
+    pt_split((size_t)j->p->in.n * (size_t)j->p->in.h, core, ncores, &b, &e);
+    if (b < e) DW_PICK(bwd_input_rows)(j, b, e);
+}
+
+static void bwd_weight_task(void *arg, int core, int ncores)
+{
+    const dw_job *j = (const dw_job *)arg;
+    const size_t C = (size_t)j->p->in.c;
+    size_t b, e;
+    pt_split((C + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT, core, ncores, &b, &e);
+    b *= DW_SPLIT_UNIT;
+    e *= DW_SPLIT_UNIT;
+    if (e > C) e = C;
+    if (b < e) DW_PICK(bwd_weight)(j, (int)b, (int)e);
+}
+
+/* ------------------------------------------------------------- public API */
+pt_status pt_depthwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
+                               const float *w, const float *b, float *y)
+{
+    pt_status st = pt_check_ctx(ctx, 0);
+    int oh, ow;
+    if (st == PT_OK) st = pt_check_depthwise(p, &oh, &ow);
+    if (st != PT_OK) return st;
+    if (!x || !w || !y) return PT_ERR_NULL;
+    dw_job job = {p, oh, ow, x, w, b, NULL, y, NULL};
+    size_t rows = (size_t)p->in.n * (size_t)oh;
+    size_t work = rows * (size_t)ow * (size_t)p->in.c * (size_t)p->kh * (size_t)p->kw;
+    return pt_fork(pt_threads_for_work(ctx, rows, work), fwd_task, &job);
+}
+
+pt_status pt_depthwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
+                                     const float *grad_y, float *grad_x)
+{
+    pt_status st = pt_check_ctx(ctx, 0);
+    int oh, ow;
+    if (st == PT_OK) st = pt_check_depthwise(p, &oh, &ow);
+    if (st != PT_OK) return st;
+    if (!w || !grad_y || !grad_x) return PT_ERR_NULL;
+    dw_job job = {p, oh, ow, NULL, w, NULL, grad_y, grad_x, NULL};
+    size_t rows = (size_t)p->in.n * (size_t)p->in.h;
+    size_t work = pt_dims_count(p->in) * (size_t)p->kh * (size_t)p->kw;
+    return pt_fork(pt_threads_for_work(ctx, rows, work), bwd_input_task, &job);
+}
+
+pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
+                                      const float *grad_y, float *grad_w, float *grad_b)
+{
+    pt_status st = pt_check_ctx(ctx, 0);
+    int oh, ow;
+    if (st == PT_OK) st = pt_check_depthwise(p, &oh, &ow);
+    if (st != PT_OK) return st;
+    if (!x || !grad_y || !grad_w) return PT_ERR_NULL;
+    dw_job job = {p, oh, ow, x, NULL, NULL, grad_y, grad_w, grad_b};
+    size_t units = ((size_t)p->in.c + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT;
+    size_t work = (size_t)p->in.n * (size_t)oh * (size_t)ow * (size_t)p->in.c * (size_t)p->kh * (size_t)p->kw;
+    return pt_fork(pt_threads_for_work(ctx, units, work), bwd_weight_task, &job);
+}

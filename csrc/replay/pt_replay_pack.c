@@ -1,0 +1,67 @@
+/* Raw access to the packed code stream (pt_replay_pack / pt_replay_unpack)
+ * and the public binary16 conversions. */
+#include "pt_replay_codec.h"
+
+static pt_status rp_check_stream(int bits, size_t first, size_t count, const void *a, const void *b)
+{
+    if (!rp_is_packed(bits)) return PT_ERR_PARAM;
+    if (!a || !b) return PT_ERR_NULL;
+    if (count == 0) return PT_ERR_SHAPE;
+    size_t end_bits;
+    if (first > (size_t)-1 - count || !pt_mul_size(first + count, (size_t)bits, &end_bits))
+        return PT_ERR_OVERFLOW;
+    return PT_OK;
+}
+
+RP_INLINE void pack_codes(int bits, size_t first, size_t count, const uint8_t *codes, uint8_t *stream)
+{
+    const uint32_t qmax = rp_qmax(bits);
+    size_t i = 0;
+    for (size_t head = rp_head_codes(first, count); i < head; ++i)
+        rp_put_code(bits, stream, first + i, codes[i] & qmax);
+    uint32_t group[PT_REPLAY_GROUP_CODES];
+    for (; i + PT_REPLAY_GROUP_CODES <= count; i += PT_REPLAY_GROUP_CODES) {
+        for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) group[j] = codes[i + j] & qmax;
+        rp_put_group(bits, stream + (first + i) / 8 * (size_t)bits, group);
+    }
+    for (; i < count; ++i) rp_put_code(bits, stream, first + i, codes[i] & qmax);
+}
+
+RP_INLINE void unpack_codes(int bits, size_t first, size_t count, const uint8_t *stream, uint8_t *codes)
+{
+    size_t i = 0;
+    for (size_t head = rp_head_codes(first, count); i < head; ++i)
+        codes[i] = (uint8_t)rp_get_code(bits, stream, first + i);
+    uint32_t group[PT_REPLAY_GROUP_CODES];
+    for (; i + PT_REPLAY_GROUP_CODES <= count; i += PT_REPLAY_GROUP_CODES) {
+        rp_get_group(bits, stream + (first + i) / 8 * (size_t)bits, group);
+        for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) codes[i + j] = (uint8_t)group[j];
+    }
+    for (; i < count; ++i) codes[i] = (uint8_t)rp_get_code(bits, stream, first + i);
+}
+
+
+/* Codes wider than Q bits keep only their low Q bits. */
+pt_status pt_replay_pack(int bits, size_t first, size_t count, const uint8_t *codes, uint8_t *stream)
+{
+    pt_status st = rp_check_stream(bits, first, count, codes, stream);
+    if (st != PT_OK) return st;
+#define RP_PACK(Q) pack_codes(Q, first, count, codes, stream)
+    switch (bits) { RP_CASES(RP_PACK) }
+#undef RP_PACK
+    return PT_OK;
+}
+
+pt_status pt_replay_unpack(int bits, size_t first, size_t count, const uint8_t *stream, uint8_t *codes)
+{
+    pt_status st = rp_check_stream(bits, first, count, stream, codes);
+    if (st != PT_OK) return st;
+#define RP_UNPACK(Q) unpack_codes(Q, first, count, stream, codes)
+    switch (bits) { RP_CASES(RP_UNPACK) }
+#undef RP_UNPACK
+    return PT_OK;
+}
+
+uint16_t pt_replay_f32_to_f16(float value) { return rp_f32_to_f16(value); }
+
+float pt_replay_f16_to_f32(uint16_t half) { return rp_f16_to_f32(half); }

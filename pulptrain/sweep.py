@@ -1,0 +1,145 @@
+"""``pulptrain sweep``: a grid of latent-replay runs sharing their frozen-stage latents.
+
+Runs that share scenario, LR layer and frozen stage reuse one stream and one
+set of latents (the frozen stage never trains, so its output is the same for
+every LR precision, LR count and seed). Writes ``sweep.csv`` (one row per
+run), ``sweep.md`` (mean and spread over seeds, delta against FP32 LRs, LR
+memory: the shape of the paper's tables), ``sweep.png`` (accuracy against LR
+memory) and ``sweep.json``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+
+from pulptrain import experiment, runner
+
+__all__ = ["run_sweep", "summarize"]
+
+
+def run_sweep(configs, out_dir: str | None = None, progress: bool = True, log=print) -> dict:
+    for cfg in configs:                       # every option checked before any long work
+        experiment.check_config(cfg)
+    groups = defaultdict(list)
+    for cfg in configs:
+        groups[experiment.shared_key(cfg)].append(cfg)
+    rows = []
+    for key, group in groups.items():
+        shared = experiment.prepare_shared(group[0], progress, log, cache_latents=True)
+        for cfg in group:
+            setup = experiment.prepare(cfg, progress=False, shared=shared)
+            if progress:
+                log(f"run: lr_layer={cfg.lr_layer} bits={cfg.bits} lr_count={cfg.lr_count} "
+                    f"seed={cfg.seed} replay={cfg.trainer.replay}")
+            rep = runner.run(cfg, progress=progress, setup=setup, log=log)
+            rows.append({"lr_layer": cfg.lr_layer, "replay": cfg.trainer.replay, "bits": str(cfg.bits),
+                         "lr_count": cfg.lr_count if cfg.trainer.replay else 0, "seed": cfg.seed,
+                         "final_accuracy": rep["final_accuracy"],
+                         "lr_store_bytes": rep["lr_store_bytes"],
+                         "lr_store_payload_bytes": rep["lr_store_payload_bytes"],
+                         "train_seconds": rep["train_seconds"],
+                         "curve": [p["accuracy"] for p in rep["accuracy_curve"]]})
+            if out_dir:                        # keep partial results of a long sweep
+                _write(rows, configs, out_dir)
+    result = summarize(rows)
+    result["rows"] = rows
+    result["config"] = {k: v for k, v in configs[0].to_dict().items() if k not in ("bits", "lr_count", "seed")}
+    if out_dir:
+        _write(rows, configs, out_dir)
+    return result
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean / std / n over seeds per (layer, replay, bits, count), delta vs FP32."""
+    cells = defaultdict(list)
+    for r in rows:
+        cells[(r["lr_layer"], r["replay"], r["bits"], r["lr_count"])].append(r)
+    summary = []
+    for (layer, replay, bits, count), rs in cells.items():
+        accs = np.array([r["final_accuracy"] for r in rs]) * 100
+        summary.append({"lr_layer": layer, "replay": replay, "bits": bits, "lr_count": count,
+                        "accuracy_mean": float(accs.mean()),
+                        "accuracy_std": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
+                        "seeds": len(accs), "lr_store_bytes": rs[0]["lr_store_bytes"]})
+    fp32 = {(s["lr_layer"], s["lr_count"]): s["accuracy_mean"] for s in summary
+            if s["replay"] and s["bits"] == "fp32"}
+    for s in summary:
+        ref = fp32.get((s["lr_layer"], s["lr_count"]))
+        s["delta_vs_fp32"] = None if ref is None or not s["replay"] else s["accuracy_mean"] - ref
+    summary.sort(key=lambda s: (s["lr_layer"], not s["replay"], s["lr_count"], _bits_order(s["bits"])))
+    return {"summary": summary, "table_md": _markdown(summary)}
+
+
+def _bits_order(bits: str) -> int:
+    return {"fp32": -32, "fp16": -16}.get(bits, -int(bits))
+
+
+def _markdown(summary: list[dict]) -> str:
+    lines = ["| LR layer | replay | LR bits | LRs | accuracy (%) | delta vs FP32 LRs | LR memory (MiB) |",
+             "|---|---|---|---|---|---|---|"]
+    for s in summary:
+        acc = f"{s['accuracy_mean']:.2f}" + (f" ± {s['accuracy_std']:.2f} (n={s['seeds']})" if s["seeds"] > 1 else "")
+        delta = "" if s["delta_vs_fp32"] is None else f"{s['delta_vs_fp32']:+.2f}"
+        lines.append(f"| {s['lr_layer']} | {'yes' if s['replay'] else 'no (lower bound)'} | "
+                     f"{s['bits'] if s['replay'] else '-'} | {s['lr_count'] if s['replay'] else 0} | {acc} | "
+                     f"{delta} | {s['lr_store_bytes'] / 2**20:.2f} |")
+    return "\n".join(lines)
+
+
+def _write(rows, configs, out_dir: str) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    fields = ["lr_layer", "replay", "bits", "lr_count", "seed", "final_accuracy",
+              "lr_store_bytes", "lr_store_payload_bytes", "train_seconds"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    _atomic(os.path.join(out_dir, "sweep.csv"), buf.getvalue())
+    result = summarize(rows)
+    _atomic(os.path.join(out_dir, "sweep.md"), result["table_md"] + "\n")
+    _atomic(os.path.join(out_dir, "sweep.json"), json.dumps(
+        {"rows": rows, "summary": result["summary"], "config": configs[0].to_dict()}, indent=2))
+    _plot(result["summary"], os.path.join(out_dir, "sweep.png"))
+
+
+def _atomic(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _plot(summary: list[dict], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = defaultdict(list)
+    for s in summary:
+        if s["replay"]:
+            series[(s["lr_layer"], s["lr_count"])].append(s)
+    for (layer, count), ss in sorted(series.items()):
+        ss = sorted(ss, key=lambda s: s["lr_store_bytes"])
+        xs = [s["lr_store_bytes"] / 2**20 for s in ss]
+        ax.errorbar(xs, [s["accuracy_mean"] for s in ss], yerr=[s["accuracy_std"] for s in ss],
+                    marker="o", capsize=3, label=f"{layer}, {count} LRs")
+        for s, x in zip(ss, xs):
+            ax.annotate(s["bits"], (x, s["accuracy_mean"]), textcoords="offset points", xytext=(3, 4), fontsize=7)
+    for s in summary:
+        if not s["replay"]:
+            ax.axhline(s["accuracy_mean"], color="grey", ls="--", lw=1)
+            ax.text(ax.get_xlim()[0], s["accuracy_mean"], " no replay", va="bottom", fontsize=7, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("LR memory (MiB, log scale)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
