@@ -19,6 +19,7 @@ pt_status pt_tile_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, siz
     switch (plan->layer.kind) {
     case PT_TILE_LINEAR:
     case PT_TILE_POINTWISE: return pt_tile_gemm_fwd(ctx, plan, l1, l1_bytes, x, w, b, y);
+    case PT_TILE_DEPTHWISE: return pt_tile_dw_fwd(ctx, plan, l1, l1_bytes, x, w, b, y);
     default: return PT_ERR_UNSUPPORTED;
     }
 }
@@ -30,6 +31,7 @@ pt_status pt_tile_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l
     switch (plan->layer.kind) {
     case PT_TILE_LINEAR:
     case PT_TILE_POINTWISE: return pt_tile_gemm_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
+    case PT_TILE_DEPTHWISE: return pt_tile_dw_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
     default: return PT_ERR_UNSUPPORTED;
     }
 }
@@ -42,6 +44,8 @@ pt_status pt_tile_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *
     case PT_TILE_LINEAR:
     case PT_TILE_POINTWISE:
         return pt_tile_gemm_bwd_weight(ctx, plan, l1, l1_bytes, x, grad_y, grad_w, grad_b);
+    case PT_TILE_DEPTHWISE:
+        return pt_tile_dw_bwd_weight(ctx, plan, l1, l1_bytes, x, grad_y, grad_w, grad_b);
     default: return PT_ERR_UNSUPPORTED;
     }
 }

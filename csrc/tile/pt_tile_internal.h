@@ -68,6 +68,10 @@ typedef struct pt_tile_dw_rows {
 
 pt_tile_dw_rows pt_tile_dw_rows_of(const pt_tile_dw_geom *g, pt_tile_step step, int r0, int r1);
 
+/* 1 when a tile of several whole images reads and writes whole images (its
+ * copies are then one contiguous run of pixels). */
+int pt_tile_dw_whole_images(const pt_tile_dw_geom *g, pt_tile_step step);
+
 /* Byte offsets of the depthwise executor's buffers inside L1. */
 typedef struct pt_tile_dw_layout {
     size_t in[2], out[2];    /* streamed input / output tiles */
@@ -89,5 +93,12 @@ pt_status pt_tile_gemm_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, vo
 pt_status pt_tile_gemm_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
                                   size_t l1_bytes, const float *x, const float *grad_y,
                                   float *grad_w, float *grad_b);
+pt_status pt_tile_dw_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
+                         const float *x, const float *w, const float *b, float *y);
+pt_status pt_tile_dw_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                               size_t l1_bytes, const float *w, const float *grad_y, float *grad_x);
+pt_status pt_tile_dw_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                                size_t l1_bytes, const float *x, const float *grad_y,
+                                float *grad_w, float *grad_b);
 
 #endif

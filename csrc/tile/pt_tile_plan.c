@@ -272,6 +272,14 @@ pt_tile_dw_rows pt_tile_dw_rows_of(const pt_tile_dw_geom *g, pt_tile_step step, 
     return t;
 }
 
+int pt_tile_dw_whole_images(const pt_tile_dw_geom *g, pt_tile_step step)
+{
+    if (step == PT_TILE_BWD_WEIGHT) return 1;
+    pt_tile_dw_rows t = pt_tile_dw_rows_of(g, step, 0, step == PT_TILE_FWD ? g->oh : g->h);
+    if (step == PT_TILE_FWD) return t.src_lo == 0 && t.src_hi == g->h;
+    return t.src_lo == 0 && t.src_hi == g->oh && t.ext_lo == 0 && t.ext_hi == g->h;
+}
+
 /* Largest source-row count and L1 output-row count over the row tiles. */
 static void dw_row_extents(const pt_tile_dw_geom *g, pt_tile_step step, int rows, int *src_max,
                            int *buf_max, uint64_t *src_sum)
@@ -351,7 +359,8 @@ static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, s
             out = w_bytes + b_bytes;
         }
         const int row_tiles = pt_tile_ceil_div(total_rows, rows);
-        for (int images = rows == total_rows ? g.n : 1; images >= 1;
+        const int batched = rows == total_rows && pt_tile_dw_whole_images(&g, step);
+        for (int images = batched ? g.n : 1; images >= 1;
              images = images == 1 ? 0 : next_tile(g.n, images)) {
             for (int ch = g.c; ch >= 1; ch = ch == 1 ? 0 : next_tile(g.c, ch)) {
                 size_t l1 = pt_tile_dw_layout_of(&g, step, layer->has_bias, images, rows, ch).total;

@@ -124,6 +124,12 @@ static pt_status untiled(const pt_tile_layer *l, pt_tile_step step, const float 
                          const float *b, const float *gy, float *out, float *out2)
 {
     const pt_conv_params *p = &l->conv;
+    if (l->kind == PT_TILE_DEPTHWISE) {
+        pt_ctx ctx = ctx_with(2, 0);
+        if (step == PT_TILE_FWD) return pt_depthwise_f32_fwd(&ctx, p, x, w, b, out);
+        if (step == PT_TILE_BWD_INPUT) return pt_depthwise_f32_bwd_input(&ctx, p, w, gy, out);
+        return pt_depthwise_f32_bwd_weight(&ctx, p, x, gy, out, out2);
+    }
     size_t need = 0;
     pt_linear_params lp = {p->in.n * p->in.h * p->in.w, p->in.c, p->out_c};
     if (step == PT_TILE_FWD) need = pt_linear_f32_fwd_scratch_bytes(&lp, 2);
@@ -212,10 +218,14 @@ static void check_layer(const char *name, const pt_tile_layer *l, pt_rng *rng)
         size_t lo = pt_tile_min_l1_bytes(l, (pt_tile_step)step);
         pt_tile_plan all;
         PT_CHECK(lo > 0, "%s: min budget", name);
-        /* everything fits: the sum of every operand, doubled */
-        size_t hi = 2 * sizeof(float) * (s.x + s.w + s.y + s.b) + 1024;
-        PT_CHECK(pt_tile_plan_layer(l, (pt_tile_step)step, hi, &all) == PT_OK && all.num_tiles == 1,
-                 "%s %s: a budget holding everything gives one tile", name, step_names[step]);
+        /* everything fits (every operand, double-buffered): one tile, or
+         * one per image for depthwise windows that skip edge rows */
+        size_t hi = 3 * sizeof(float) * (s.x + s.w + s.y + s.b) + 1024;
+        uint64_t most = l->kind == PT_TILE_DEPTHWISE ? (uint64_t)l->conv.in.n : 1;
+        PT_CHECK(pt_tile_plan_layer(l, (pt_tile_step)step, hi, &all) == PT_OK && all.num_tiles <= most &&
+                     all.bytes_in + all.bytes_out <= all.lower_bound_bytes,
+                 "%s %s: a budget holding everything gives %llu tiles", name, step_names[step],
+                 (unsigned long long)all.num_tiles);
         pt_tile_plan none;
         PT_CHECK(pt_tile_plan_layer(l, (pt_tile_step)step, lo - 1, &none) == PT_ERR_BUDGET,
                  "%s %s: budget %zu below the minimum must be PT_ERR_BUDGET", name, step_names[step], lo - 1);
@@ -255,6 +265,21 @@ static pt_tile_layer pointwise_layer(int n, int h, int w, int cin, int cout, int
     pt_tile_layer l = linear_layer(1, cin, cout, bias);
     l.kind = PT_TILE_POINTWISE;
     l.conv.in = (pt_dims){n, h, w, cin};
+    return l;
+}
+
+static pt_tile_layer depthwise_layer(int n, int h, int w, int c, int k, int stride, int pt, int pb,
+                                     int pl, int pr, int bias)
+{
+    pt_tile_layer l = linear_layer(1, c, c, bias);
+    l.kind = PT_TILE_DEPTHWISE;
+    l.conv.in = (pt_dims){n, h, w, c};
+    l.conv.kh = l.conv.kw = k;
+    l.conv.stride_h = l.conv.stride_w = stride;
+    l.conv.pad_top = pt;
+    l.conv.pad_bottom = pb;
+    l.conv.pad_left = pl;
+    l.conv.pad_right = pr;
     return l;
 }
 
@@ -302,6 +327,16 @@ int main(void)
     check_layer("pointwise 3x5x7 19->13", &l, &rng);
     l = pointwise_layer(2, 17, 9, 6, 10, 0); /* 306 pixels: bwd_weight K cut */
     check_layer("pointwise 2x17x9 6->10", &l, &rng);
+    l = depthwise_layer(2, 7, 9, 20, 3, 1, 1, 1, 1, 1, 1);
+    check_layer("depthwise 2x7x9x20 k3 s1 p1", &l, &rng);
+    l = depthwise_layer(3, 8, 8, 19, 3, 2, 0, 1, 0, 1, 1); /* TF 'same' at stride 2 */
+    check_layer("depthwise 3x8x8x19 k3 s2 same", &l, &rng);
+    l = depthwise_layer(2, 8, 7, 5, 3, 2, 0, 0, 0, 0, 0); /* last input row reached by no window */
+    check_layer("depthwise 2x8x7x5 k3 s2 valid", &l, &rng);
+    l = depthwise_layer(2, 6, 5, 3, 2, 3, 2, 0, 1, 1, 1); /* stride > kernel: whole images only */
+    check_layer("depthwise 2x6x5x3 k2 s3", &l, &rng);
+    l = depthwise_layer(2, 5, 6, 17, 5, 1, 2, 2, 2, 2, 1);
+    check_layer("depthwise 2x5x6x17 k5 s1 p2", &l, &rng);
     free(scratch_mem);
     return pt_test_finish("tile");
 }
