@@ -16,6 +16,13 @@ GEMM_LAYERS = [
     tile.Layer.pointwise(2, 17, 9, 6, 10, bias=False, name="pointwise 306 pixels"),
 ]
 
+DEPTHWISE_LAYERS = [
+    tile.Layer.depthwise(2, 7, 9, 20, 3, 1, 1, name="dw k3 s1 p1"),
+    tile.Layer.depthwise(3, 8, 8, 19, 3, 2, "same", name="dw k3 s2 same"),
+    tile.Layer.depthwise(2, 8, 7, 5, 3, 2, 0, bias=False, name="dw k3 s2 valid"),
+    tile.Layer.depthwise(2, 6, 5, 3, 2, 3, (2, 0, 1, 1), name="dw stride > kernel"),
+]
+
 
 def _arrays(layer, rng):
     s = layer.shapes()
@@ -77,6 +84,11 @@ def _check_layer(layer, rng):
 
 @pytest.mark.parametrize("layer", GEMM_LAYERS, ids=lambda l: l.name)
 def test_gemm_layers_bitwise_equal_untiled(layer, rng):
+    _check_layer(layer, rng)
+
+
+@pytest.mark.parametrize("layer", DEPTHWISE_LAYERS, ids=lambda l: l.name)
+def test_depthwise_layers_bitwise_equal_untiled(layer, rng):
     _check_layer(layer, rng)
 
 
