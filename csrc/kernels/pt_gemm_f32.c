@@ -238,24 +238,11 @@ static void choose_grid(size_t m_panels, size_t n_panels, int mr, int nr, int th
     }
 }
 
-static pt_status check_params(const pt_gemm_params *p, const float *a, const float *b,
-                              const float *bias, const float *c)
-{
-    if (!p || !a || !b || !c) return PT_ERR_NULL;
-    if (p->m <= 0 || p->n <= 0 || p->k <= 0) return PT_ERR_SHAPE;
-    if ((p->trans_a != 0 && p->trans_a != 1) || (p->trans_b != 0 && p->trans_b != 1) ||
-        (p->accumulate != 0 && p->accumulate != 1) || (p->accumulate && bias))
-        return PT_ERR_PARAM;
-    if (p->lda < (p->trans_a ? p->m : p->k) || p->ldb < (p->trans_b ? p->k : p->n) || p->ldc < p->n)
-        return PT_ERR_SHAPE;
-    return PT_OK;
-}
-
 pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                        const float *b, const float *bias, float *c)
 {
     pt_status st = pt_check_ctx(ctx, 0);
-    if (st == PT_OK) st = check_params(p, a, b, bias, c);
+    if (st == PT_OK) st = pt_gemm_check(p, a, b, bias, c);
     if (st == PT_OK) st = pt_check_ctx(ctx, pt_sgemm_f32_scratch_bytes(p, ctx->num_threads));
     if (st != PT_OK) return st;
 

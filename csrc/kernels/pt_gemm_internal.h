@@ -55,6 +55,20 @@ static inline void *pt_align_scratch(void *p)
     return (void *)((v + PT_SCRATCH_ALIGN - 1) & ~(uintptr_t)(PT_SCRATCH_ALIGN - 1));
 }
 
+/* Status of a GEMM's shape and flags (shared with the reference twin). */
+static inline pt_status pt_gemm_check(const pt_gemm_params *p, const float *a, const float *b,
+                                      const float *bias, const float *c)
+{
+    if (!p || !a || !b || !c) return PT_ERR_NULL;
+    if (p->m <= 0 || p->n <= 0 || p->k <= 0) return PT_ERR_SHAPE;
+    if ((p->trans_a != 0 && p->trans_a != 1) || (p->trans_b != 0 && p->trans_b != 1) ||
+        (p->accumulate != 0 && p->accumulate != 1) || (p->accumulate && bias))
+        return PT_ERR_PARAM;
+    if (p->lda < (p->trans_a ? p->m : p->k) || p->ldb < (p->trans_b ? p->k : p->n) || p->ldc < p->n)
+        return PT_ERR_SHAPE;
+    return PT_OK;
+}
+
 /* The linear-layer shape of a pointwise conv (batch = N*H*W pixels), with the
  * status a pointwise kernel returns for bad params. */
 static inline pt_status pt_pointwise_as_linear(const pt_conv_params *p, pt_linear_params *lp)
