@@ -43,22 +43,33 @@ int pt_gemm_isa_supported(pt_gemm_isa isa)
     return isa == PT_GEMM_ISA_GENERIC;
 }
 
+/* Callers on several threads may race to the first choice; they all store
+ * the same value, atomically where the compiler offers it. */
+#if defined(__GNUC__)
+#define LOAD_ISA() __atomic_load_n(&current_isa, __ATOMIC_RELAXED)
+#define STORE_ISA(v) __atomic_store_n(&current_isa, (v), __ATOMIC_RELAXED)
+#else
+#define LOAD_ISA() current_isa
+#define STORE_ISA(v) (current_isa = (v))
+#endif
+
 pt_gemm_isa pt_gemm_get_isa(void)
 {
-    if (current_isa < 0) {
-        int best = PT_GEMM_ISA_GENERIC;
+    int isa = LOAD_ISA();
+    if (isa < 0) {
+        isa = PT_GEMM_ISA_GENERIC;
         for (int i = PT_GEMM_ISA_COUNT - 1; i > PT_GEMM_ISA_GENERIC; --i)
-            if (pt_gemm_isa_supported((pt_gemm_isa)i)) { best = i; break; }
-        current_isa = best;
+            if (pt_gemm_isa_supported((pt_gemm_isa)i)) { isa = i; break; }
+        STORE_ISA(isa);
     }
-    return (pt_gemm_isa)current_isa;
+    return (pt_gemm_isa)isa;
 }
 
 pt_status pt_gemm_set_isa(pt_gemm_isa isa)
 {
     if ((int)isa < 0 || isa >= PT_GEMM_ISA_COUNT) return PT_ERR_PARAM;
     if (!pt_gemm_isa_supported(isa)) return PT_ERR_UNSUPPORTED;
-    current_isa = (int)isa;
+    STORE_ISA((int)isa);
     return PT_OK;
 }
 
