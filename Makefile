@@ -20,7 +20,7 @@ SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-s
 
 C_TESTS := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all setup test test-c test-c-asan test-py run bench clean
+.PHONY: all setup test test-c test-c-asan test-py run bench bench-gemm clean
 
 all: test-c
 
@@ -57,3 +57,10 @@ test-c: $(BUILD)/test_elem_portable
 $(BUILD)/test_elem_portable: tests/c/test_elem.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS) tests/c/pt_test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS_EXTRA) -DPT_NO_ISA_DISPATCH -o $@ $< $(RT_SRCS) $(NATIVE_BACKEND) -lm
+
+# ---- GEMM benchmark (native, no Python): GFLOP/s and fraction of measured peak
+bench-gemm: bench/gemm_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS)
+	@mkdir -p build/bench
+	$(CC) $(BASE_CFLAGS) -O3 -o build/bench/gemm_native bench/gemm_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) -lm
+	build/bench/gemm_native 1
+	build/bench/gemm_native $$(nproc)
