@@ -140,7 +140,13 @@ static void pack_b(const pt_gemm_params *p, const pt_gemm_ukernel *uk, const flo
                    size_t col0, size_t cols, size_t k0, size_t kc, float *out)
 {
     const size_t ldb = (size_t)p->ldb, nr = (size_t)uk->nr, panel = kc * nr;
-    for (size_t j0 = 0; j0 < cols; j0 += nr) {
+    size_t j0 = 0;
+    if (!p->trans_b && uk->pack_b_n && cols >= nr) {
+        size_t full = cols / nr;
+        uk->pack_b_n(kc, full, b + k0 * ldb + col0, ldb, out);
+        j0 = full * nr;
+    }
+    for (; j0 < cols; j0 += nr) {
         size_t w = min_size(nr, cols - j0);
         float *dst = out + (j0 / nr) * panel;
         if (p->trans_b) {
@@ -150,8 +156,6 @@ static void pack_b(const pt_gemm_params *p, const pt_gemm_ukernel *uk, const flo
             }
             for (size_t j = w; j < nr; ++j)
                 for (size_t k = 0; k < kc; ++k) dst[k * nr + j] = 0.0f;
-        } else if (w == nr && uk->pack_b_n) {
-            uk->pack_b_n(kc, b + k0 * ldb + col0 + j0, ldb, dst);
         } else {
             for (size_t k = 0; k < kc; ++k) {
                 const float *src = b + (k0 + k) * ldb + col0 + j0;

@@ -26,15 +26,16 @@ typedef void (*pt_gemm_ukernel_fn)(size_t kc, const float *a, size_t a_rs, const
  * driver's plain loops). Both copy whole panels, nothing to pad:
  *   pack_a_t: panel p of `panels`: out[p*kc*MR + k*MR + i] = a[k*lda + p*MR + i]
  *             (a transposed A, read row by row)
- *   pack_b_n: out[k*NR + j] = b[k*ldb + j]   (an untransposed B, NR columns) */
-typedef void (*pt_gemm_pack_a_fn)(size_t kc, size_t panels, const float *a, size_t lda, float *out);
-typedef void (*pt_gemm_pack_b_fn)(size_t kc, const float *b, size_t ldb, float *out);
+ *   pack_b_n: panel p of `panels`: out[p*kc*NR + k*NR + j] = b[k*ldb + p*NR + j]
+ *             (an untransposed B, read row by row)
+ * Reading whole rows of the stored matrix keeps the hardware prefetchers on
+ * one sequential stream instead of one strided stream per panel. */
+typedef void (*pt_gemm_pack_fn)(size_t kc, size_t panels, const float *src, size_t ld, float *out);
 
 typedef struct pt_gemm_ukernel {
     int mr, nr;
     pt_gemm_ukernel_fn fn;
-    pt_gemm_pack_a_fn pack_a_t;
-    pt_gemm_pack_b_fn pack_b_n;
+    pt_gemm_pack_fn pack_a_t, pack_b_n;
 } pt_gemm_ukernel;
 
 /* Variants compiled into this build (NULL fn when not compiled). */
