@@ -219,12 +219,12 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
     }
 }
 
-static void gemm_task(void *arg, int core, int ncores)
+/* One cell of the core grid, packing into core `core`'s scratch. */
+static void gemm_cell(const gemm_job *job, int cell, int core)
 {
-    const gemm_job *job = (const gemm_job *)arg;
     size_t mb, me, nb, ne;
-    pt_split(job->m_panels, core / job->grid_n, job->grid_m, &mb, &me);
-    pt_split(job->n_panels, core % job->grid_n, job->grid_n, &nb, &ne);
+    pt_split(job->m_panels, cell / job->grid_n, job->grid_m, &mb, &me);
+    pt_split(job->n_panels, cell % job->grid_n, job->grid_n, &nb, &ne);
     if (mb >= me || nb >= ne) return;
     const size_t m = (size_t)job->p->m, n = (size_t)job->p->n;
     const size_t mr = (size_t)job->uk->mr, nr = (size_t)job->uk->nr;
@@ -233,6 +233,15 @@ static void gemm_task(void *arg, int core, int ncores)
     float *abuf = bbuf + min_size(PT_GEMM_KC, (size_t)job->p->k) *
                          min_size(PT_GEMM_NC, round_up(n1 - n0, nr));
     gemm_block(job, mb * mr, min_size(me * mr, m), n0, n1, bbuf, abuf);
+}
+
+/* A backend may run fewer cores than the grid has cells (the serial one, or
+ * a board with fewer harts): each core then takes every ncores-th cell. A
+ * cell is computed the same way whichever core runs it. */
+static void gemm_task(void *arg, int core, int ncores)
+{
+    const gemm_job *job = (const gemm_job *)arg;
+    for (int cell = core; cell < job->grid_m * job->grid_n; cell += ncores) gemm_cell(job, cell, core);
 }
 
 /* Grid of cores over the tiles of C: least per-core work, counting packing
