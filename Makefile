@@ -21,7 +21,7 @@ SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-s
 
 C_TESTS := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all setup test test-c test-c-asan test-py run bench clean
+.PHONY: all setup test test-c test-c-asan test-py run bench bench-gemm clean
 
 all: test-c
 
@@ -62,3 +62,10 @@ $(BUILD)/test_elem_portable: tests/c/test_elem.c $(RT_SRCS) $(NATIVE_BACKEND) $(
 
 # ---- bare-metal RISC-V (QEMU virt, pulp-open) -------------------------------
 include csrc/targets/riscv/riscv.mk
+
+# ---- GEMM benchmark (native, no Python): GFLOP/s and fraction of measured peak
+bench-gemm: bench/gemm_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS)
+	@mkdir -p build/bench
+	$(CC) $(BASE_CFLAGS) -O3 -o build/bench/gemm_native bench/gemm_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) -lm
+	build/bench/gemm_native 1
+	build/bench/gemm_native $$(nproc)
