@@ -12,7 +12,21 @@ from pulptrain import _quant
 from pulptrain._validate import conv_padding
 from pulptrain.quant import Int8FrozenStage, quantize_frozen_stage, quantize_multiplier
 
-ISAS = ["generic"] + (["avx512-vnni"] if _quant.isa() == "avx512-vnni" else [])
+
+
+def _runnable_isas():
+    names = []
+    for name in ("generic", "avx-vnni", "avx512-vnni"):
+        try:
+            _quant.select_isa(name)
+            names.append(name)
+        except pulptrain.StatusError:
+            pass
+    _quant.select_isa("auto")
+    return names
+
+
+ISAS = _runnable_isas()
 
 
 @pytest.fixture(autouse=True)
