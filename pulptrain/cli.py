@@ -12,16 +12,20 @@ import sys
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--out", metavar="DIR", default=None, help="write result files into DIR")
+    # also accepted after the subcommand; SUPPRESS keeps a value given before it
+    p.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="cores to use (default: all)")
 
 
 def _add_experiment_options(p: argparse.ArgumentParser) -> None:
-    from pulptrain.runner import DEFAULT_BATCHES
+    from pulptrain.runner import DEFAULT_BATCHES, DEFAULT_SCENARIO
 
     g = p.add_argument_group("experiment")
-    g.add_argument("--scenario", default="standin",
+    g.add_argument("--scenario", default=DEFAULT_SCENARIO,
                    help="core50-standin (alias standin, generated offline), core50 (needs --root), "
                         "fashion-mnist; a protocol may follow a slash, e.g. core50/nicv2_79")
     g.add_argument("--root", default=None, help="dataset folder (CORe50) or cache folder")
+    g.add_argument("--scenario-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to the scenario builder, e.g. frames_per_session=20 (repeatable)")
     g.add_argument("--level", default="object", choices=["object", "category"],
                    help="labels: 50 objects or 10 categories (CORe50 and stand-in)")
     g.add_argument("--batches", type=int, default=DEFAULT_BATCHES,
@@ -49,10 +53,24 @@ def _trainer_config(args, replay: bool = True):
                          quantize_new=args.quantize_new, seed=args.seed)
 
 
+def _scenario_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--scenario-option must be KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
 def _run_config(args, bits, lr_count, lr_layer=None, replay=True, seed=None):
     from pulptrain.runner import RunConfig
 
     cfg = RunConfig(scenario=args.scenario, level=args.level, root=args.root,
+                    scenario_options=_scenario_options(args.scenario_option),
                     batches=None if args.full else args.batches,
                     lr_layer=lr_layer or args.lr_layer, lr_count=lr_count, bits=bits,
                     frozen=args.frozen, eval_every=args.eval_every,
@@ -130,7 +148,84 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
-COMMANDS = {"run": (_add_run, _cmd_run), "sweep": (_add_sweep, _cmd_sweep)}
+# ---------------------------------------------------------------- plan
+def _add_plan(subparsers) -> None:
+    from pulptrain.plan import LIFETIME_EVENTS, UPDATE_RULES, VEGA_KERNELS, PlanConfig
+
+    d = PlanConfig()
+    p = subparsers.add_parser(
+        "plan", help="memory, latency and energy of a configuration on VEGA and an STM32L4",
+        description="Predict memory (item by item, with its place on VEGA), latency and energy per "
+                    "learning event on VEGA and an STM32L4, and the battery lifetime. Parameters and "
+                    "their sources: pulptrain/data/plan_params.json.")
+    p.add_argument("--backbone", default=d.backbone)
+    p.add_argument("--input-size", type=int, default=d.input_size)
+    p.add_argument("--num-classes", type=int, default=d.num_classes)
+    p.add_argument("--lr-layer", default=d.lr_layer, help="Caffe layer name, e.g. conv5_4/dw (default %(default)s)")
+    p.add_argument("--lr-count", type=int, default=d.lr_count, help="latent replays stored (default %(default)s)")
+    p.add_argument("--bits", type=int, default=d.bits, help="LR bit width, 1..8 or 32 (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--new-samples", type=int, default=d.new_samples, help="new frames per learning event")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--micro-batch", type=int, default=d.micro_batch,
+                   help="samples through forward/backward together (default %(default)s)")
+    p.add_argument("--update-rule", choices=UPDATE_RULES, default=d.update_rule)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--paper-runtime", action="store_true",
+                   help="the paper's runtime: per-sample plain SGD (overrides --update-rule/--momentum/--micro-batch)")
+    sizes = "(default: parameter file, VEGA)"
+    p.add_argument("--l1-kib", type=int, help=f"cluster L1 {sizes}")
+    p.add_argument("--l2-kib", type=int, help=f"L2 {sizes}")
+    p.add_argument("--mram-kib", type=int, help=f"MRAM {sizes}")
+    p.add_argument("--external-mib", type=int, help=f"external RAM {sizes}")
+    p.add_argument("--vega-mhz", type=float, default=None, help="VEGA cluster clock (default: parameter file)")
+    p.add_argument("--stm32-mhz", type=float, default=None, help="STM32L4 clock (default: parameter file)")
+    p.add_argument("--vega-kernels", choices=tuple(VEGA_KERNELS), default=d.vega_kernels,
+                   help="VEGA FP32 kernel throughputs: with Xpulp, or portable plain C (default %(default)s)")
+    p.add_argument("--dma-overlap", action="store_true", help="DMA overlaps compute (double buffering)")
+    p.add_argument("--lifetime-event", choices=LIFETIME_EVENTS, default=d.lifetime_event,
+                   help="what is learned once per period (default %(default)s)")
+    p.add_argument("--params", metavar="FILE", help="JSON overriding entries of the parameter file")
+    p.add_argument("--sweep", action="store_true", help="plan conv5_4/dw and every later LR layer")
+    _add_output_options(p)
+
+
+def _scaled(value, unit):
+    return None if value is None else value * unit
+
+
+def _cmd_plan(args) -> int:
+    from pulptrain import plan_report
+    from pulptrain.plan import PAPER_RUNTIME, PlanConfig, load_params, plan, sweep_lr_layers
+
+    fields = dict(backbone=args.backbone, input_size=args.input_size, num_classes=args.num_classes,
+                  lr_layer=args.lr_layer, lr_count=args.lr_count, bits=args.bits,
+                  batch_size=args.batch_size, new_samples=args.new_samples, epochs=args.epochs,
+                  micro_batch=args.micro_batch, update_rule=args.update_rule, momentum=args.momentum,
+                  l1_bytes=_scaled(args.l1_kib, 1024), l2_bytes=_scaled(args.l2_kib, 1024),
+                  mram_bytes=_scaled(args.mram_kib, 1024), external_bytes=_scaled(args.external_mib, 1 << 20),
+                  vega_mhz=args.vega_mhz, stm32_mhz=args.stm32_mhz, dma_overlap=args.dma_overlap,
+                  lifetime_event=args.lifetime_event, vega_kernels=args.vega_kernels)
+    if args.paper_runtime:
+        fields.update(PAPER_RUNTIME)
+    params = load_params(args.params)
+    if args.sweep:
+        result = sweep_lr_layers(PlanConfig(**fields), params=params)
+        data, text = plan_report.sweep_dict(result), plan_report.format_sweep(result)
+    else:
+        result = plan(PlanConfig(**fields), params)
+        data, text = result.to_dict(), plan_report.format_text(result)
+    written = plan_report.write_outputs(result, args.out) if args.out else []
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(text)
+        for path in written:
+            print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"run": (_add_run, _cmd_run), "sweep": (_add_sweep, _cmd_sweep), "plan": (_add_plan, _cmd_plan)}
 
 
 def build_parser() -> argparse.ArgumentParser:
