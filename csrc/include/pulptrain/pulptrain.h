@@ -19,5 +19,7 @@
 #include "pt_loss.h"
 #include "pt_sgd.h"
 #include "pt_qkernels.h"
+#include "pt_dma.h"
+#include "pt_tile.h"
 
 #endif
