@@ -116,6 +116,8 @@ def update_memory(memory_x, memory_y, new_x, new_y, capacity: int, batch_index: 
     add_x, add_y = new_x[chosen], new_y[chosen]
     free = capacity - (0 if memory_x is None else memory_x.shape[0])
     filled_before = 0 if memory_x is None else memory_x.shape[0]
+    held = 0 if memory_x is None else memory_x.shape[0]   # entries before this batch
+    free = capacity - held
     if memory_x is None:
         memory_x, memory_y = add_x[:free].clone(), add_y[:free].clone()
     elif free > 0:
@@ -125,6 +127,8 @@ def update_memory(memory_x, memory_y, new_x, new_y, capacity: int, batch_index: 
     if rest > 0:
         # like pulptrain.replay's AR1 policy: only slots filled before this batch
         slots = torch.from_numpy(rng.choice(filled_before, rest, replace=False))
+        # replace entries of earlier batches, not the ones just added
+        slots = torch.from_numpy(rng.choice(held, rest, replace=False))
         memory_x[slots] = add_x[h - rest:]
         memory_y[slots] = add_y[h - rest:]
     return memory_x, memory_y
