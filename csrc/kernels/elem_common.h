@@ -1,5 +1,5 @@
 /* elem_common.h - private helpers of the non-GEMM FP32 kernels (depthwise,
- * pooling, channel affine) and their reference twins: argument checks shared
+ * pooling, channel affine, loss) and their reference twins: argument checks shared
  * by both, so the twins disagree only in how they compute, and the x86 SIMD
  * dispatch. Not part of the public API. */
 #ifndef PULPTRAIN_ELEM_COMMON_H
@@ -109,6 +109,16 @@ static inline void pt_tap_out_range(int k, int pad, int stride, int in, int out,
     int h = last < 0 ? 0 : last / stride + 1;
     *lo = l;
     *hi = h < out ? h : out;
+}
+
+/* Softmax cross-entropy arguments; every label must lie in [0, k). */
+static inline pt_status pt_check_xent(int n, int k, const float *logits, const int32_t *labels, const void *out)
+{
+    if (n < 1 || k < 1) return PT_ERR_SHAPE;
+    if (!logits || !labels || !out) return PT_ERR_NULL;
+    for (int i = 0; i < n; ++i)
+        if (labels[i] < 0 || labels[i] >= k) return PT_ERR_RANGE;
+    return PT_OK;
 }
 
 #endif
