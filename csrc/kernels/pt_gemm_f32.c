@@ -20,7 +20,7 @@
 
 /* ------------------------------------------------------------ ISA dispatch */
 static const pt_gemm_ukernel *const ukernels[PT_GEMM_ISA_COUNT] = {
-    &pt_gemm_ukernel_generic, &pt_gemm_ukernel_avx2, &pt_gemm_ukernel_avx512};
+    &pt_gemm_ukernel_generic, &pt_gemm_ukernel_avx2, &pt_gemm_ukernel_avx512, &pt_gemm_ukernel_riscv};
 
 static const char *const isa_names[PT_GEMM_ISA_COUNT] = {
 #define PT_GEMM_ISA_NAME(id, name) name,
@@ -40,6 +40,7 @@ int pt_gemm_isa_supported(pt_gemm_isa isa)
     if (isa == PT_GEMM_ISA_AVX512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 #endif
+    if (isa == PT_GEMM_ISA_RISCV) return 1;  /* compiled only where it runs */
     return isa == PT_GEMM_ISA_GENERIC;
 }
 

@@ -42,6 +42,7 @@ typedef struct pt_gemm_ukernel {
 extern const pt_gemm_ukernel pt_gemm_ukernel_generic;
 extern const pt_gemm_ukernel pt_gemm_ukernel_avx2;
 extern const pt_gemm_ukernel pt_gemm_ukernel_avx512;
+extern const pt_gemm_ukernel pt_gemm_ukernel_riscv;
 
 /* out[c] = sum over r = 0..rows-1 in order of x[r*cols + c] (grad-bias), on
  * the ctx's cores split over columns. */
