@@ -186,6 +186,51 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
 
+class TiledStep:
+    """``step`` of ``layer`` planned for an L1 of ``l1_bytes`` bytes, ready to
+    run many times (the plan and the fenced L1 region are made once)."""
+
+    def __init__(self, layer: Layer, step: str, l1_bytes: int):
+        self.layer, self.step = layer, _step(step)
+        budget = _budget(l1_bytes)
+        self.plan = plan(layer, self.step, budget)
+        self._executor = _tile.Executor(layer._params(), self.step, budget)
+        self._l1 = np.full(budget + 2 * _GUARD + _tile.ALIGN, _CANARY, np.uint8)
+        self._offset = _GUARD + (-(self._l1.ctypes.data + _GUARD)) % _tile.ALIGN
+        self._budget = budget
+
+    def __call__(self, *arrays, stats: dict | None = None):
+        step, shapes = self.step, self.layer.shapes()
+        names = {"forward": ("x", "w", "b"), "grad_input": ("w", "grad_y"), "grad_weight": ("x", "grad_y")}[step]
+        if len(arrays) != len(names):
+            raise TypeError(f"{step} takes {len(names)} arrays ({', '.join(names)}), got {len(arrays)}")
+        checked = []
+        for name, a in zip(names, arrays):
+            if name == "b" and a is None:
+                checked.append(None)
+                continue
+            want = shapes["y" if name == "grad_y" else name]
+            a = as_f32(name, a, len(want))
+            if a.shape != want:
+                raise ValueError(f"{name} has shape {a.shape}, the layer needs {want}")
+            checked.append(_flat(a))
+        if step == "forward" and checked[2] is not None and not self.layer.bias:
+            raise ValueError("b given for a layer without bias")
+        out_shape = {"forward": shapes["y"], "grad_input": shapes["x"], "grad_weight": shapes["w"]}[step]
+        out = np.empty(out_shape, np.float32)
+        grad_b = np.empty(shapes["b"], np.float32) if step == "grad_weight" and self.layer.bias else None
+        bias = checked[2] if step == "forward" else None
+        moved = self._executor.run(self._l1, self._offset, checked[0], checked[1], bias, _flat(out), grad_b,
+                                   get_num_threads())
+        end = self._offset + self._budget
+        if (self._l1[:self._offset] != _CANARY).any() or (self._l1[end:] != _CANARY).any():
+            raise RuntimeError("the tiled executor wrote outside its L1 budget")
+        if stats is not None:
+            stats["plan"] = self.plan
+            stats["bytes_moved"] = int(moved)
+        return (out, grad_b) if step == "grad_weight" else out
+
+
 def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = None):
     """Run ``step`` of ``layer`` tiled into an L1 region of ``l1_bytes`` bytes.
 
@@ -194,34 +239,4 @@ def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = No
     b may be None. The region is fenced by canary bytes, checked afterwards
     (RuntimeError if the executor wrote outside the budget). ``stats``, when
     given, receives the plan and the bytes the DMA actually moved."""
-    step, budget = _step(step), _budget(l1_bytes)
-    shapes = layer.shapes()
-    names = {"forward": ("x", "w", "b"), "grad_input": ("w", "grad_y"), "grad_weight": ("x", "grad_y")}[step]
-    if len(arrays) != len(names):
-        raise TypeError(f"{step} takes {len(names)} arrays ({', '.join(names)}), got {len(arrays)}")
-    checked = []
-    for name, a in zip(names, arrays):
-        if name == "b" and a is None:
-            checked.append(None)
-            continue
-        want = shapes["y" if name == "grad_y" else name]
-        a = as_f32(name, a, len(want))
-        if a.shape != want:
-            raise ValueError(f"{name} has shape {a.shape}, the layer needs {want}")
-        checked.append(_flat(a))
-    if step == "forward" and checked[2] is not None and not layer.bias:
-        raise ValueError("b given for a layer without bias")
-    out_shape = {"forward": shapes["y"], "grad_input": shapes["x"], "grad_weight": shapes["w"]}[step]
-    out = np.empty(out_shape, np.float32)
-    grad_b = np.empty(shapes["b"], np.float32) if step == "grad_weight" and layer.bias else None
-    l1 = np.full(budget + 2 * _GUARD + _tile.ALIGN, _CANARY, np.uint8)
-    offset = _GUARD + (-(l1.ctypes.data + _GUARD)) % _tile.ALIGN
-    bias = checked[2] if step == "forward" else None
-    moved = _tile.run(layer._params(), step, budget, l1, offset, checked[0], checked[1], bias, _flat(out),
-                      grad_b, get_num_threads())
-    if (l1[:offset] != _CANARY).any() or (l1[offset + budget:] != _CANARY).any():
-        raise RuntimeError("the tiled executor wrote outside its L1 budget")
-    if stats is not None:
-        stats["plan"] = plan(layer, step, budget)
-        stats["bytes_moved"] = int(moved)
-    return (out, grad_b) if step == "grad_weight" else out
+    return TiledStep(layer, step, l1_bytes)(*arrays, stats=stats)
