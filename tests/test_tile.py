@@ -149,3 +149,37 @@ def test_bad_arguments(rng):
         tile.run(layer, "forward", 4096, np.zeros((2, 3)), np.zeros((4, 3), np.float32), None)
     with pytest.raises(TypeError, match="takes 2 arrays"):
         tile.run(layer, "grad_input", 4096, np.zeros((4, 3), np.float32))
+
+
+@pytest.mark.parametrize("budget", [6000, 64 * 1024, None])
+def test_budget_aware_layer_functions_match_ops(budget, rng):
+    """With an L1 budget set, the tile module's layer functions run tiled and
+    stay bitwise equal to pulptrain.ops; without one they are ops."""
+    x4 = rng.uniform(-1, 1, (2, 6, 5, 24)).astype(np.float32)
+    wp = rng.uniform(-1, 1, (10, 24)).astype(np.float32)
+    wd = rng.uniform(-1, 1, (3, 3, 24)).astype(np.float32)
+    x2 = rng.uniform(-1, 1, (9, 24)).astype(np.float32)
+    b10, b24 = (rng.uniform(-1, 1, n).astype(np.float32) for n in (10, 24))
+    cases = [
+        (tile.pointwise_conv2d_forward, ops.pointwise_conv2d_forward, (x4, wp, b10), {}),
+        (tile.linear_forward, ops.linear_forward, (x2, wp, b10), {}),
+        (tile.depthwise_conv2d_forward, ops.depthwise_conv2d_forward, (x4, wd, b24, 2, "same"), {}),
+    ]
+    gy_p = rng.uniform(-1, 1, (2, 6, 5, 10)).astype(np.float32)
+    gy_l = rng.uniform(-1, 1, (9, 10)).astype(np.float32)
+    gy_d = rng.uniform(-1, 1, (2, 3, 3, 24)).astype(np.float32)
+    cases += [
+        (tile.pointwise_conv2d_backward, ops.pointwise_conv2d_backward, (x4, wp, gy_p), {}),
+        (tile.linear_backward, ops.linear_backward, (x2, wp, gy_l), {"need_grad_x": False}),
+        (tile.depthwise_conv2d_backward, ops.depthwise_conv2d_backward, (x4, wd, gy_d, 2, "same"), {}),
+    ]
+    with tile.l1_budget(budget):
+        assert tile.get_l1_budget() == budget
+        for tiled_fn, ops_fn, args, kw in cases:
+            got, want = tiled_fn(*args, **kw), ops_fn(*args, **kw)
+            for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+                if w is None:
+                    assert g is None
+                else:
+                    _bitwise_equal(g, w, tiled_fn.__name__)
+    assert tile.get_l1_budget() is None
