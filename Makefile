@@ -3,6 +3,7 @@
 #   make run       set up and run the main job (pulptrain run)
 #   make test-c    C test runners, native        make test-c-asan   ... with ASan+UBSan
 #   make bench     native benchmark binary
+#   make test-riscv / riscv-bench / pulp-open   bare-metal RISC-V (README: RISC-V targets)
 PYTHON ?= python3
 CC ?= gcc
 BUILD ?= build/c
@@ -44,6 +45,7 @@ test-py:
 
 test: setup
 	$(MAKE) test-c test-c-asan
+	$(MAKE) test-riscv pulp-open
 	$(MAKE) test-py
 
 run: setup
@@ -57,3 +59,6 @@ test-c: $(BUILD)/test_elem_portable
 $(BUILD)/test_elem_portable: tests/c/test_elem.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS) tests/c/pt_test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS_EXTRA) -DPT_NO_ISA_DISPATCH -o $@ $< $(RT_SRCS) $(NATIVE_BACKEND) -lm
+
+# ---- bare-metal RISC-V (QEMU virt, pulp-open) -------------------------------
+include csrc/targets/riscv/riscv.mk

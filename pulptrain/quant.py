@@ -27,8 +27,8 @@ import numpy as np
 from pulptrain import _quant
 from pulptrain._threads import get_num_threads
 from pulptrain._validate import conv_padding, finite_float, positive_int
-from pulptrain.models.mobilenet import (FloatFrozenStage, LayerSpec, check_images, images_to_pixels,
-                                        output_shape)
+from pulptrain.models.mobilenet import (FloatFrozenStage, LayerSpec, check_images, images_to_input,
+                                        images_to_pixels, output_shape)
 
 __all__ = ["quantize_frozen_stage", "Int8FrozenStage", "QuantLayer", "quantize_multiplier",
            "kernel_isa"]
@@ -93,15 +93,31 @@ def _weight_scales(spec: LayerSpec, w: np.ndarray, b: np.ndarray, in_scale: floa
     return np.where(scale > 0, scale, 1.0)
 
 
-def _quantize_layer(layer, in_scale: float, out_scale: float) -> QuantLayer:
+def _weight_error_shift(spec: LayerSpec, weight_error: np.ndarray, input_mean: np.ndarray) -> np.ndarray:
+    """Expected output shift (weight_error applied to the mean input), per
+    output channel."""
+    if spec.kind == "conv":
+        return np.einsum("okhc,c->o", weight_error, input_mean)
+    if spec.kind == "depthwise":
+        return weight_error.sum(axis=(0, 1)) * input_mean
+    return weight_error @ input_mean
+
+
+def _quantize_layer(layer, in_scale: float, out_scale: float, input_mean: np.ndarray | None) -> QuantLayer:
     spec = layer.spec
     if spec.kind == "pool":
         return QuantLayer(spec, None, None, None, None, None, in_scale, in_scale)
     w_scale = _weight_scales(spec, layer.weight, layer.bias, in_scale)
     shape = {"conv": (-1, 1, 1, 1), "depthwise": (1, 1, -1), "pointwise": (-1, 1)}[spec.kind]
     w_q = np.clip(np.rint(layer.weight / w_scale.reshape(shape)), -127, 127).astype(np.int8)
+    bias = layer.bias.astype(np.float64)
+    if input_mean is not None:
+        # bias correction: remove the mean output shift that rounding the
+        # weights causes on inputs like the calibration images
+        weight_error = w_q * w_scale.reshape(shape) - layer.weight.astype(np.float64)
+        bias = bias - _weight_error_shift(spec, weight_error, input_mean)
     acc_scale = in_scale * w_scale
-    bias = np.rint(layer.bias.astype(np.float64) / acc_scale)
+    bias = np.rint(bias / acc_scale)
     multiplier, shift = quantize_multiplier(acc_scale / out_scale)
     q = QuantLayer(spec, np.ascontiguousarray(w_q), w_scale, bias.astype(np.int32), multiplier, shift,
                    in_scale, out_scale)
@@ -163,12 +179,15 @@ class Int8FrozenStage:
 
 
 def quantize_frozen_stage(frozen: FloatFrozenStage, calibration_images, *, percentile: float = 99.99,
-                          batch: int = 16) -> Int8FrozenStage:
+                          bias_correction: bool = True, batch: int = 16) -> Int8FrozenStage:
     """Post-training INT8 quantization of a FloatFrozenStage.
 
     calibration_images: real images (NHWC, uint8 or float32 in [0, 1]) at the
     stage's input size; each activation scale is the ``percentile`` of that
-    layer's FP32 outputs over them (capped by ReLU6's 6)."""
+    layer's FP32 outputs over them (capped by ReLU6's 6). With
+    ``bias_correction`` each bias absorbs the mean output shift that rounding
+    the weights causes on the calibration activations (Nagel et al., ICCV
+    2019, "Data-Free Quantization", empirical variant)."""
     if not isinstance(frozen, FloatFrozenStage):
         raise TypeError(f"frozen must be a FloatFrozenStage, got {type(frozen).__name__}")
     if calibration_images is None or (isinstance(calibration_images, np.ndarray)
@@ -184,11 +203,19 @@ def quantize_frozen_stage(frozen: FloatFrozenStage, calibration_images, *, perce
     # percentile over any number of images in constant memory.
     edges = np.linspace(0.0, _RELU6_TOP, _HIST_BINS + 1)
     hists = np.zeros((len(frozen.layers), _HIST_BINS), dtype=np.int64)
+    # channel sums of every layer's input (the first: the [-1, 1] image)
+    input_sums = [np.zeros(layer.spec.in_channels) for layer in frozen.layers]
+    pixels_seen = [0] * len(frozen.layers)
     for start in range(0, calibration_images.shape[0], batch):
-        for i, (_, out) in enumerate(frozen.layer_outputs(calibration_images[start:start + batch])):
+        chunk = calibration_images[start:start + batch]
+        x = images_to_input(chunk, frozen.input_size)
+        for i, (_, out) in enumerate(frozen.layer_outputs(chunk)):
+            input_sums[i] += x.reshape(-1, x.shape[-1]).sum(axis=0, dtype=np.float64)
+            pixels_seen[i] += x.size // x.shape[-1]
             hists[i] += np.histogram(out, bins=edges)[0]
+            x = out
     layers, in_scale = [], _INPUT_SCALE
-    for layer, hist in zip(frozen.layers, hists):
+    for layer, hist, sums, seen in zip(frozen.layers, hists, input_sums, pixels_seen):
         cumulative = np.cumsum(hist)
         nonzero = np.nonzero(hist)[0]
         if nonzero.size == 0 or edges[nonzero[-1] + 1] <= 0:
@@ -196,7 +223,7 @@ def quantize_frozen_stage(frozen: FloatFrozenStage, calibration_images, *, perce
         else:
             bin_index = int(np.searchsorted(cumulative, cumulative[-1] * percentile / 100.0))
             top = float(edges[min(bin_index, nonzero[-1]) + 1])
-        q = _quantize_layer(layer, in_scale, top / 255.0)
+        q = _quantize_layer(layer, in_scale, top / 255.0, sums / seen if bias_correction else None)
         layers.append(q)
         in_scale = q.out_scale
     return Int8FrozenStage(layers, frozen.lr_layer, frozen.input_size)

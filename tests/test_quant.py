@@ -145,8 +145,8 @@ def test_int8_stage_tracks_fp32_and_keeps_the_classes(model_and_data):
     latents = int8.forward(photos)
     np.testing.assert_array_equal(latents, codes.astype(np.float32) * np.float32(scale))
     float_latents = frozen(photos)
-    assert _cosine(latents, float_latents).min() > 0.97
-    assert np.array_equal(head(latents)[:3].argmax(1), head(float_latents)[:3].argmax(1))
+    assert _cosine(latents, float_latents).min() > 0.99
+    assert np.array_equal(head(latents).argmax(1), head(float_latents).argmax(1))
 
 
 @needs_float_ops
