@@ -183,3 +183,62 @@ def test_budget_aware_layer_functions_match_ops(budget, rng):
                 else:
                     _bitwise_equal(g, w, tiled_fn.__name__)
     assert tile.get_l1_budget() is None
+
+
+def _random_layer(rng):
+    kind = ("linear", "pointwise", "depthwise")[rng.integers(3)]
+    bias = bool(rng.integers(2))
+    if kind == "linear":
+        return tile.Layer.linear(int(rng.integers(1, 300)), int(rng.integers(1, 600)), int(rng.integers(1, 70)),
+                                 bias=bias, name="random linear")
+    n, h, w = (int(v) for v in rng.integers(1, [4, 12, 12]))
+    if kind == "pointwise":
+        return tile.Layer.pointwise(n, h, w, int(rng.integers(1, 40)), int(rng.integers(1, 40)), bias=bias,
+                                    name="random pointwise")
+    k, stride = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+    pads = tuple(int(p) for p in rng.integers(0, k, 4))
+    if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
+        pads = (k, k, k, k)
+    return tile.Layer.depthwise(n, h, w, int(rng.integers(1, 40)), k, stride, pads, bias=bias,
+                                name="random depthwise")
+
+
+def test_random_layers_and_budgets_bitwise_equal_untiled(rng):
+    """Random odd shapes, strides, paddings and budgets (seeded; the seed is
+    printed on failure)."""
+    for _ in range(12):
+        layer = _random_layer(rng)
+        x, w, b, gy = _arrays(layer, rng)
+        want = _untiled(layer, x, w, b, gy)
+        inputs = {"forward": (x, w, b), "grad_input": (w, gy), "grad_weight": (x, gy)}
+        for step in tile.STEPS:
+            lo = tile.min_l1_bytes(layer, step)
+            hi = tile.plan(layer, step, 1 << 30).l1_bytes
+            budget = int(lo + (hi - lo) * rng.uniform() ** 3)
+            stats = {}
+            got = tile.run(layer, step, budget, *inputs[step], stats=stats)
+            assert stats["bytes_moved"] == stats["plan"].bytes_moved
+            what = f"{layer} {step} budget {budget} tile {stats['plan'].tile}"
+            if step == "grad_weight":
+                _bitwise_equal(got[0], want[step][0], what)
+                if layer.bias:
+                    _bitwise_equal(got[1], want[step][1], what)
+            else:
+                _bitwise_equal(got, want[step], what)
+
+
+@pytest.mark.parametrize("l1", [tile.PULP_OPEN_L1_BYTES, tile.VEGA_L1_BYTES])
+def test_mobilenet_adaptive_stage_plans_fit(l1):
+    """Every layer and step of the adaptive stage at batch 128 has a plan
+    within the pulp-open and VEGA L1 sizes, moving at least the simple bound
+    and at most 2x the communication bound."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "bench_tile.py")
+    spec = importlib.util.spec_from_file_location("bench_tile", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for layer in bench.adaptive_stage(128):
+        for p in tile.training_step(layer, l1):
+            assert p.l1_bytes <= l1
+            assert p.lower_bound_bytes <= p.bytes_moved <= 2 * p.io_lower_bound_bytes, (layer.name, p.step)
