@@ -10,10 +10,10 @@ from pulptrain.errors import StatusError
 
 GEMM_LAYERS = [
     tile.Layer.linear(37, 45, 29, name="linear odd"),
-    tile.Layer.linear(300, 263, 17, name="linear K>KC"),
+    tile.Layer.linear(70, 530, 17, name="linear K>KC"),
     tile.Layer.linear(3, 11, 530, bias=False, name="linear wide, no bias"),
     tile.Layer.pointwise(3, 5, 7, 19, 13, name="pointwise odd"),
-    tile.Layer.pointwise(2, 17, 9, 6, 10, bias=False, name="pointwise 306 pixels"),
+    tile.Layer.pointwise(2, 23, 12, 6, 10, bias=False, name="pointwise 552 pixels"),
 ]
 
 DEPTHWISE_LAYERS = [
@@ -231,7 +231,8 @@ def test_random_layers_and_budgets_bitwise_equal_untiled(rng):
 def test_mobilenet_adaptive_stage_plans_fit(l1):
     """Every layer and step of the adaptive stage at batch 128 has a plan
     within the pulp-open and VEGA L1 sizes, moving at least the simple bound
-    and at most 2x the communication bound."""
+    and at most 3x the communication bound (the K tiles, PT_GEMM_KC long,
+    cost the rest)."""
     import importlib.util
     import os
     path = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "bench_tile.py")
@@ -241,4 +242,4 @@ def test_mobilenet_adaptive_stage_plans_fit(l1):
     for layer in bench.adaptive_stage(128):
         for p in tile.training_step(layer, l1):
             assert p.l1_bytes <= l1
-            assert p.lower_bound_bytes <= p.bytes_moved <= 2 * p.io_lower_bound_bytes, (layer.name, p.step)
+            assert p.lower_bound_bytes <= p.bytes_moved <= 3 * p.io_lower_bound_bytes, (layer.name, p.step)
