@@ -3,6 +3,7 @@
 #   make run       set up and run the main job (pulptrain run)
 #   make test-c    C test runners, native        make test-c-asan   ... with ASan+UBSan
 #   make bench     native benchmark binary
+#   make test-riscv / riscv-bench / pulp-open   bare-metal RISC-V (README: RISC-V targets)
 PYTHON ?= python3
 CC ?= gcc
 BUILD ?= build/c
@@ -44,6 +45,7 @@ test-py:
 
 test: setup
 	$(MAKE) test-c test-c-asan
+	$(MAKE) test-riscv pulp-open
 	$(MAKE) test-py
 	$(MAKE) test-c-tsan test-py-asan fuzz-ci
 
@@ -102,3 +104,6 @@ fuzz-ci: fuzz-c
 	        grep -v '^#' build/fuzz/$$t.log | tail -40; echo "fuzz $$t FAILED (input saved as build/fuzz/$$t-*)"; exit 1; fi; \
 	    grep '^Done' build/fuzz/$$t.log; done
 .PHONY: test-c-tsan test-py-asan fuzz-c fuzz-ci
+
+# ---- bare-metal RISC-V (QEMU virt, pulp-open) -------------------------------
+include csrc/targets/riscv/riscv.mk

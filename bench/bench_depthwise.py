@@ -2,40 +2,49 @@
 grad-bias), pulptrain vs PyTorch channels_last, float32, in the same run.
 
 The shapes are MobileNetV1's adaptive-stage depthwise layers at batch 128.
-Reported: the minimum wall time over --reps repetitions and GFLOP/s (fwd +
-bwd counted as 3 x 2*N*OH*OW*C*KH*KW); the ratio is what to compare (the
-machine may be shared). Run from the repository root after an in-place build:
+Reported: the minimum wall time over --reps repetitions (the two libraries
+take turns in each) and GFLOP/s (fwd + bwd counted as 3 x 2*N*OH*OW*C*KH*KW);
+the ratio is what to compare (the machine may be shared). Both sides allocate
+their outputs on every call. Run from the repository root after an in-place build:
 
-    python bench/bench_depthwise.py [--threads 2] [--reps 5] [--batch 128] [--json out.json]
+    python bench/bench_depthwise.py [--threads 2] [--reps 5] [--batch 128] [--clock wall|cpu]
+                                    [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-import pulptrain
-from pulptrain import ops
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import pulptrain  # noqa: E402
+from pulptrain import ops  # noqa: E402
 
 # (name, H=W, C, stride): MobileNetV1 conv5_x/conv6 depthwise layers on 128x128 inputs
 LAYERS = [("conv5_4/dw", 8, 512, 1), ("conv5_6/dw", 8, 512, 2), ("conv6/dw", 4, 1024, 1)]
 
 
-def best_time(fn, reps: int) -> float:
-    fn()  # warm up (thread pool, caches)
-    times = []
+def best_times(fns, reps: int, clock=time.perf_counter) -> list[float]:
+    """Minimum time of each function; the functions take turns in every
+    repetition so a change in machine load hits them alike."""
+    for fn in fns:
+        fn()  # warm up (thread pool, caches, allocator)
+    best = [float("inf")] * len(fns)
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for i, fn in enumerate(fns):
+            t0 = clock()
+            fn()
+            best[i] = min(best[i], clock() - t0)
+    return best
 
 
-def bench_layer(n, hw, c, stride, reps, rng):
+def bench_layer(n, hw, c, stride, reps, rng, clock):
     x = rng.standard_normal((n, hw, hw, c)).astype(np.float32)
     w = (rng.standard_normal((3, 3, c)) * 0.3).astype(np.float32)
     b = rng.standard_normal(c).astype(np.float32)
@@ -58,7 +67,7 @@ def bench_layer(n, hw, c, stride, reps, rng):
         yt = F.conv2d(xt, wt, bt, stride=stride, padding=1, groups=c)
         yt.backward(gyt)
 
-    t_ours, t_torch = best_time(ours, reps), best_time(theirs, reps)
+    t_ours, t_torch = best_times([ours, theirs], reps, clock)
     oh = y.shape[1]
     flops = 3 * 2 * n * oh * oh * c * 9
     return {"ours_s": t_ours, "torch_s": t_torch, "ours_gflops": flops / t_ours / 1e9,
@@ -70,16 +79,24 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--clock", choices=("wall", "cpu"), default=None,
+                    help="wall time, or the calling thread's CPU time (immune to preemption on a busy "
+                         "machine; only meaningful with --threads 1); default: cpu for 1 thread, else wall")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
+    clock_name = args.clock or ("cpu" if args.threads == 1 else "wall")
+    if clock_name == "cpu" and args.threads != 1:
+        ap.error("--clock cpu measures one thread: use it with --threads 1")
+    clock = time.thread_time if clock_name == "cpu" else time.perf_counter
     pulptrain.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     results = {}
-    print(f"depthwise 3x3 fwd+bwd, batch {args.batch}, {args.threads} threads, torch {torch.__version__}")
+    print(f"depthwise 3x3 fwd+bwd, batch {args.batch}, {args.threads} threads, {clock_name} time, "
+          f"torch {torch.__version__}")
     print(f"{'layer':<12} {'in':>12} {'stride':>6} {'pulptrain GF/s':>15} {'torch GF/s':>11} {'speedup':>8}")
     for name, hw, c, stride in LAYERS:
-        r = bench_layer(args.batch, hw, c, stride, args.reps, rng)
+        r = bench_layer(args.batch, hw, c, stride, args.reps, rng, clock)
         results[name] = dict(r, hw=hw, c=c, stride=stride)
         print(f"{name:<12} {f'{hw}x{hw}x{c}':>12} {stride:>6} {r['ours_gflops']:>15.1f} "
               f"{r['torch_gflops']:>11.1f} {r['speedup']:>7.2f}x")
@@ -88,7 +105,7 @@ def main():
     print(f"all three layers: {total_torch / total_ours:.2f}x faster than torch")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "batch": args.batch, "torch": torch.__version__,
+            json.dump({"threads": args.threads, "batch": args.batch, "clock": clock_name, "torch": torch.__version__,
                        "layers": results, "speedup_total": total_torch / total_ours}, f, indent=2)
 
 

@@ -2,6 +2,7 @@
 # the GEMM ISA dispatch. Arrays arrive validated, C-contiguous float32,
 # flattened; shapes come as plain ints. Scratch is allocated here, per call.
 import os
+import threading
 
 from libc.stdlib cimport malloc, free
 from pulptrain._common cimport pt_status, pt_ctx, pt_conv_params, check_status, make_ctx
@@ -120,6 +121,20 @@ cdef class _Scratch:
         free(self.mem)
 
 
+# One growing scratch buffer per Python thread: kernels run without the GIL,
+# so threads must not share one, and reusing it spares the page faults of a
+# fresh allocation on every call.
+_thread_scratch = threading.local()
+
+
+cdef _Scratch scratch_of(size_t size):
+    cdef _Scratch s = getattr(_thread_scratch, "buf", None)
+    if s is None or s.size < size:
+        s = _Scratch(size)
+        _thread_scratch.buf = s
+    return s
+
+
 cdef inline const float *opt_ptr(const float[::1] a) noexcept nogil:
     return &a[0] if a is not None else NULL
 
@@ -134,7 +149,7 @@ def conv_fwd(str kind, tuple shape, const float[::1] x, const float[::1] w, cons
              float[::1] y, int num_threads, bint ref=False):
     cdef pt_conv_params p = conv_params(shape)
     cdef bint pw = kind == "pointwise"
-    cdef _Scratch s = _Scratch(0 if ref else (pt_pointwise_f32_fwd_scratch_bytes(&p, num_threads) if pw
+    cdef _Scratch s = scratch_of(0 if ref else (pt_pointwise_f32_fwd_scratch_bytes(&p, num_threads) if pw
                                               else pt_conv2d_f32_fwd_scratch_bytes(&p, num_threads)))
     cdef pt_ctx ctx = make_ctx(num_threads, s.mem, s.size)
     cdef pt_status st
@@ -152,7 +167,7 @@ def conv_bwd_input(str kind, tuple shape, const float[::1] w, const float[::1] g
                    int num_threads, bint ref=False):
     cdef pt_conv_params p = conv_params(shape)
     cdef bint pw = kind == "pointwise"
-    cdef _Scratch s = _Scratch(0 if ref else (pt_pointwise_f32_bwd_input_scratch_bytes(&p, num_threads) if pw
+    cdef _Scratch s = scratch_of(0 if ref else (pt_pointwise_f32_bwd_input_scratch_bytes(&p, num_threads) if pw
                                               else pt_conv2d_f32_bwd_input_scratch_bytes(&p, num_threads)))
     cdef pt_ctx ctx = make_ctx(num_threads, s.mem, s.size)
     cdef pt_status st
@@ -170,7 +185,7 @@ def conv_bwd_weight(str kind, tuple shape, const float[::1] x, const float[::1] 
                     float[::1] gb, int num_threads, bint ref=False):
     cdef pt_conv_params p = conv_params(shape)
     cdef bint pw = kind == "pointwise"
-    cdef _Scratch s = _Scratch(0 if ref else (pt_pointwise_f32_bwd_weight_scratch_bytes(&p, num_threads) if pw
+    cdef _Scratch s = scratch_of(0 if ref else (pt_pointwise_f32_bwd_weight_scratch_bytes(&p, num_threads) if pw
                                               else pt_conv2d_f32_bwd_weight_scratch_bytes(&p, num_threads)))
     cdef pt_ctx ctx = make_ctx(num_threads, s.mem, s.size)
     cdef pt_status st
@@ -196,7 +211,7 @@ cdef pt_linear_params linear_params(int batch, int in_features, int out_features
 def linear_fwd(int batch, int in_features, int out_features, const float[::1] x, const float[::1] w,
                const float[::1] b, float[::1] y, int num_threads, bint ref=False):
     cdef pt_linear_params p = linear_params(batch, in_features, out_features)
-    cdef _Scratch s = _Scratch(0 if ref else pt_linear_f32_fwd_scratch_bytes(&p, num_threads))
+    cdef _Scratch s = scratch_of(0 if ref else pt_linear_f32_fwd_scratch_bytes(&p, num_threads))
     cdef pt_ctx ctx = make_ctx(num_threads, s.mem, s.size)
     cdef pt_status st
     with nogil:
@@ -208,7 +223,7 @@ def linear_fwd(int batch, int in_features, int out_features, const float[::1] x,
 def linear_bwd_input(int batch, int in_features, int out_features, const float[::1] w,
                      const float[::1] gy, float[::1] gx, int num_threads, bint ref=False):
     cdef pt_linear_params p = linear_params(batch, in_features, out_features)
-    cdef _Scratch s = _Scratch(0 if ref else pt_linear_f32_bwd_input_scratch_bytes(&p, num_threads))
+    cdef _Scratch s = scratch_of(0 if ref else pt_linear_f32_bwd_input_scratch_bytes(&p, num_threads))
     cdef pt_ctx ctx = make_ctx(num_threads, s.mem, s.size)
     cdef pt_status st
     with nogil:
@@ -220,7 +235,7 @@ def linear_bwd_input(int batch, int in_features, int out_features, const float[:
 def linear_bwd_weight(int batch, int in_features, int out_features, const float[::1] x,
                       const float[::1] gy, float[::1] gw, float[::1] gb, int num_threads, bint ref=False):
     cdef pt_linear_params p = linear_params(batch, in_features, out_features)
-    cdef _Scratch s = _Scratch(0 if ref else pt_linear_f32_bwd_weight_scratch_bytes(&p, num_threads))
+    cdef _Scratch s = scratch_of(0 if ref else pt_linear_f32_bwd_weight_scratch_bytes(&p, num_threads))
     cdef pt_ctx ctx = make_ctx(num_threads, s.mem, s.size)
     cdef pt_status st
     with nogil:

@@ -14,7 +14,9 @@ Layout (little-endian):
                i32[P]   zero_point    and stores not calibrated yet)
                i32[M]   labels       (M = capacity; -1 marks an empty slot)
                i32[M]   batch index of each slot (-1: none)
-               u8[B]    payload      (B = payload_bytes, the packed codes)
+               u8[B]    payload      (B = payload_bytes: packed codes; fp16 values
+                        little-endian; fp32 values in the host byte order, little-endian
+                        on every supported target)
           end  u32      CRC-32 (zlib) of every byte before it
 """
 from __future__ import annotations
@@ -40,7 +42,8 @@ assert _PREFIX.size == 16 and _CRC.size == 4
 def write_atomic(path: str, chunks) -> None:
     """Write chunks + CRC-32 to a temporary file in path's directory, fsync it,
     rename it over path and fsync the directory: after a crash at any moment
-    path holds either the old or the new file, complete."""
+    path holds either the old or the new file, complete. Temporary files left
+    by earlier, interrupted saves to the same path are removed."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
@@ -60,11 +63,25 @@ def write_atomic(path: str, chunks) -> None:
         except OSError:
             pass
         raise
+    _remove_stale_temporaries(directory, os.path.basename(path))
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _remove_stale_temporaries(directory: str, name: str) -> None:
+    """Temporary files of earlier saves to the same path that were killed
+    before their rename (one writer per path is assumed)."""
+    prefix = "." + name + "."
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
 
 
 def encode(header: dict, arrays: list[np.ndarray]) -> list:
@@ -101,7 +118,7 @@ def read(path: str) -> tuple[dict, memoryview]:
         raise FormatError(f"{path}: file changed while it was read")
     try:
         header = json.loads(bytes(data[:header_len]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FormatError(f"{path}: corrupted header: {exc}") from None
     if not isinstance(header, dict):
         raise FormatError(f"{path}: corrupted header: not a JSON object")

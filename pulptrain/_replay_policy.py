@@ -153,7 +153,7 @@ def check_state(policy: str, state) -> dict:
         if set(state) != {"seen_per_class"} or not isinstance(per_class, dict):
             raise ValueError("class_balanced state must be {'seen_per_class': {...}}")
         for key, value in per_class.items():
-            if not (key.isdigit() and type(value) is int and value >= 0):
+            if not (key.isascii() and key.isdigit() and type(value) is int and value >= 0):
                 raise ValueError(f"bad class count {key!r}: {value!r}")
     return state
 

@@ -25,7 +25,8 @@ def as_f32(name: str, a, ndim: int | tuple[int, ...] | None = None, allow_empty:
             raise ValueError(f"{name} must have {want} dimensions, got shape {a.shape}")
     if not allow_empty and a.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {a.shape}")
-    return np.ascontiguousarray(a)
+    # np.ascontiguousarray would turn a 0-d array into shape (1,)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def as_labels(name: str, a, n: int, num_classes: int) -> np.ndarray:

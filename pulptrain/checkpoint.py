@@ -31,7 +31,7 @@ import numpy as np
 
 from pulptrain.errors import FormatError
 
-__all__ = ["save", "load_latest", "CheckpointState"]
+__all__ = ["save", "load_latest", "exists", "CheckpointState"]
 
 FORMAT = "pulptrain-checkpoint"
 VERSION = 1
@@ -154,6 +154,11 @@ def save(directory: str, *, model_state: dict, optimizer_state: dict, store, pro
         if entry != name and (entry.startswith("ckpt-") or entry.startswith(".ckpt-")):
             shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
     return final
+
+
+def exists(directory: str | None) -> bool:
+    """True when ``directory`` holds a checkpoint (a LATEST file)."""
+    return bool(directory) and os.path.exists(os.path.join(directory, "LATEST"))
 
 
 def load_latest(directory: str) -> CheckpointState:

@@ -12,16 +12,20 @@ import sys
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--out", metavar="DIR", default=None, help="write result files into DIR")
+    # also accepted after the subcommand; SUPPRESS keeps a value given before it
+    p.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="cores to use (default: all)")
 
 
 def _add_experiment_options(p: argparse.ArgumentParser) -> None:
-    from pulptrain.runner import DEFAULT_BATCHES
+    from pulptrain.runner import DEFAULT_BATCHES, DEFAULT_SCENARIO
 
     g = p.add_argument_group("experiment")
-    g.add_argument("--scenario", default="standin",
+    g.add_argument("--scenario", default=DEFAULT_SCENARIO,
                    help="core50-standin (alias standin, generated offline), core50 (needs --root), "
                         "fashion-mnist; a protocol may follow a slash, e.g. core50/nicv2_79")
     g.add_argument("--root", default=None, help="dataset folder (CORe50) or cache folder")
+    g.add_argument("--scenario-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to the scenario builder, e.g. frames_per_session=20 (repeatable)")
     g.add_argument("--level", default="object", choices=["object", "category"],
                    help="labels: 50 objects or 10 categories (CORe50 and stand-in)")
     g.add_argument("--batches", type=int, default=DEFAULT_BATCHES,
@@ -49,10 +53,24 @@ def _trainer_config(args, replay: bool = True):
                          quantize_new=args.quantize_new, seed=args.seed)
 
 
+def _scenario_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--scenario-option must be KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
 def _run_config(args, bits, lr_count, lr_layer=None, replay=True, seed=None):
     from pulptrain.runner import RunConfig
 
     cfg = RunConfig(scenario=args.scenario, level=args.level, root=args.root,
+                    scenario_options=_scenario_options(args.scenario_option),
                     batches=None if args.full else args.batches,
                     lr_layer=lr_layer or args.lr_layer, lr_count=lr_count, bits=bits,
                     frozen=args.frozen, eval_every=args.eval_every,
@@ -83,7 +101,7 @@ def _cmd_run(args) -> int:
 
     cfg = _run_config(args, args.bits, args.lr_count, replay=not args.no_replay)
     if args.resume and not args.checkpoint:
-        raise SystemExit("pulptrain run: --resume needs --checkpoint DIR")
+        raise ValueError("--resume needs --checkpoint DIR")
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
     report = runner.run(cfg, out_dir=args.out, progress=not args.quiet, log=log,
                         checkpoint_dir=args.checkpoint, resume=args.resume)

@@ -76,7 +76,8 @@ class Shared:
 
 
 def shared_key(config) -> tuple:
-    return (config.scenario, config.level, config.root, config.batches, config.lr_layer, config.frozen)
+    return (config.scenario, config.level, config.root, tuple(sorted(config.scenario_options.items())),
+            config.batches, config.lr_layer, config.frozen)
 
 
 @dataclasses.dataclass
@@ -122,7 +123,7 @@ class Setup:
 def build_scenario(config, progress: bool = True):
     from pulptrain import scenarios
 
-    options = {"label_level": config.level}
+    options = {"label_level": config.level, **config.scenario_options}
     if config.scenario.split("/")[0] in ("standin", "core50-standin", "core50"):
         options["progress"] = progress
     scenario = scenarios.get(config.scenario, root=config.root, **options)

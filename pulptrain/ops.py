@@ -190,8 +190,7 @@ def linear_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, *, ref: bo
 # ===================================================================== non-GEMM training kernels
 # depthwise conv, average pooling, channel affine, softmax cross-entropy, SGD
 from pulptrain import _elem  # noqa: E402
-from pulptrain._validate import (MAX_DIM, as_labels, conv_output_hw, conv_padding, finite_float,  # noqa: E402
-                                 pair, positive_int)
+from pulptrain._validate import MAX_DIM, as_labels, finite_float, positive_int  # noqa: E402
 __all__ += ["depthwise_conv2d_forward", "depthwise_conv2d_backward",
             "avg_pool2d_forward", "avg_pool2d_backward",
             "global_avg_pool_forward", "global_avg_pool_backward",

@@ -164,8 +164,11 @@ class LatentReplayStore:
         else:
             if not isinstance(value_range, (tuple, list)) or len(value_range) != 2:
                 raise ValueError(f"value_range must be a pair (lo, hi), got {value_range!r}")
-            lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (p,)) if np.ndim(v) == 0 else np.asarray(v, np.float64)
-                      for v in value_range)
+            try:
+                lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (p,)) if np.ndim(v) == 0
+                          else np.asarray(v, np.float64) for v in value_range)
+            except (TypeError, ValueError):
+                raise ValueError(f"value_range must hold numbers, got {value_range!r}") from None
             if lo.shape != (p,) or hi.shape != (p,):
                 raise ValueError(f"value_range entries must be scalars or have shape ({p},), "
                                  f"got {lo.shape} and {hi.shape}")
@@ -182,7 +185,10 @@ class LatentReplayStore:
         if not isinstance(params, (tuple, list)) or len(params) != 2:
             raise ValueError(f"{name} must be a pair (scale, zero_point), got {params!r}")
         p = self._param_count()
-        scale = np.asarray(params[0], np.float64)
+        try:
+            scale = np.asarray(params[0], np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} scale must be numbers, got {params[0]!r}") from None
         zero_point = np.asarray(params[1])
         if zero_point.dtype.kind not in "iu" and not (zero_point.dtype.kind == "f" and
                                                        np.all(zero_point == np.round(zero_point))):
@@ -337,7 +343,9 @@ class LatentReplayStore:
     def gather_into(self, slots, out: np.ndarray) -> np.ndarray:
         """Dequantize slots (may repeat) into out [k, *shape] (C-contiguous
         float32, written in place); returns their labels int32 [k]."""
-        slots = self._check_slots(slots, None, False, True)
+        return self._gather_into(self._check_slots(slots, None, False, True), out)
+
+    def _gather_into(self, slots: np.ndarray, out) -> np.ndarray:
         if not isinstance(out, np.ndarray) or out.dtype != np.float32:
             raise TypeError(f"out must be a numpy.ndarray of float32, got {getattr(out, 'dtype', type(out).__name__)}")
         if out.shape != (len(slots),) + self._shape:
@@ -354,7 +362,7 @@ class LatentReplayStore:
         """(latents float32 [k, *shape], labels int32 [k]) of filled slots."""
         slots = self._check_slots(slots, None, False, True)
         out = np.empty((len(slots),) + self._shape, np.float32)
-        return out, self.gather_into(slots, out)
+        return out, self._gather_into(slots, out)
 
     def quantize_roundtrip(self, x) -> np.ndarray:
         """What latents x [n, *shape] (or one latent [*shape]) look like after

@@ -20,6 +20,10 @@ from pulptrain.cl import LatentReplayTrainer, TrainerConfig
 
 __all__ = ["RunConfig", "run", "validate_bits", "write_report"]
 
+# The default stream: the first 40 batches of the stand-in's NICv2-79 protocol
+# (100 new frames per batch: 8 new + 120 replays per mini-batch once the memory
+# is full), about 10 minutes on 2 cores. --full streams all 79.
+DEFAULT_SCENARIO = "core50-standin/nicv2_79"
 DEFAULT_BATCHES = 40
 
 
@@ -40,9 +44,10 @@ def validate_bits(bits) -> int | str:
 
 @dataclasses.dataclass
 class RunConfig:
-    scenario: str = "standin"          # see pulptrain.scenarios.names()
+    scenario: str = DEFAULT_SCENARIO   # see pulptrain.scenarios.names()
     level: str = "object"              # "object" (50 classes) or "category" (10)
     root: str | None = None            # dataset folder, for scenarios read from disk
+    scenario_options: dict = dataclasses.field(default_factory=dict)  # e.g. frames_per_session
     batches: int | None = DEFAULT_BATCHES  # training batches to stream; None = the whole protocol
     lr_layer: str = "conv5_4/dw"
     lr_count: int = 1500
@@ -108,9 +113,11 @@ def run(config: RunConfig, out_dir: str | None = None, progress: bool = True, lo
     curve: list = []
     train_seconds = 0.0
     start = 0
-    if resume:
+    if resume and checkpoint.exists(checkpoint_dir):
         start, curve, train_seconds = _restore(setup, checkpoint.load_latest(checkpoint_dir), config)
         log(f"resumed from {checkpoint_dir} after {start} batches")
+    elif resume:
+        log(f"no checkpoint in {checkpoint_dir} yet: starting from the first batch")
     n_batches = len(setup.batches)
     bar = _progress(n_batches, progress, "training")
     bar.update(start)

@@ -433,6 +433,164 @@ def plan_cases():
     return cases
 
 
+# ------------------------------------------------------------------ pulptrain.nn
+def nn_cases():
+    try:
+        from pulptrain import nn
+    except ImportError:
+        return []
+    cases = []
+    for ctor, kwargs, exc, names in [
+            (nn.Conv2d, dict(in_c=0, out_c=4, kernel_size=3), ValueError, ("in_c",)),
+            (nn.Conv2d, dict(in_c=3, out_c="4", kernel_size=3), TypeError, ("out_c",)),
+            (nn.Conv2d, dict(in_c=3, out_c=4, kernel_size=0), ValueError, ("kernel_size",)),
+            (nn.Conv2d, dict(in_c=3, out_c=4, kernel_size=3, stride=0), ValueError, ("stride",)),
+            (nn.Conv2d, dict(in_c=3, out_c=4, kernel_size=3, rng="seed"), TypeError, ("rng",)),
+            (nn.DepthwiseConv2d, dict(channels=-1, kernel_size=3), ValueError, ("channels",)),
+            (nn.DepthwiseConv2d, dict(channels=3, kernel_size=(3, 3, 3)), ValueError, ("kernel_size",)),
+            (nn.PointwiseConv2d, dict(in_c=3, out_c=0), ValueError, ("out_c",)),
+            (nn.Linear, dict(in_f=2.5, out_f=3), TypeError, ("in_f",)),
+            (nn.ChannelAffine, dict(c=0), ValueError, ("c",)),
+            (nn.AvgPool2d, dict(kernel_size=0), ValueError, ("kernel_size",)),
+            (nn.AvgPool2d, dict(kernel_size=2, stride=-1), ValueError, ("stride",)),
+            (nn.Sequential, dict(), ValueError, ("layer",)),
+            (nn.manual_seed, dict(seed=-1), ValueError, ("seed",))]:
+        cases.append(Case(f"nn.{ctor.__name__}:{_kwargs_id(kwargs)}", lambda c=ctor, k=kwargs: c(**k), exc, names))
+    cases.append(Case("nn.Sequential:not-a-module", lambda: nn.Sequential(nn.ReLU(), "relu"), TypeError, ("layer",)))
+    cases.append(Case("nn.Sequential:duplicate-name", lambda: nn.Sequential(("a", nn.ReLU()), ("a", nn.ReLU())),
+                      ValueError, ("names",)))
+    x4, x2 = f32(2, 5, 5, 3), f32(2, 6)
+    layers = {"Conv2d": (lambda: nn.Conv2d(3, 4, 3, padding=1, rng=0), x4),
+              "DepthwiseConv2d": (lambda: nn.DepthwiseConv2d(3, 3, padding="same", rng=0), x4),
+              "PointwiseConv2d": (lambda: nn.PointwiseConv2d(3, 4, rng=0), x4),
+              "Linear": (lambda: nn.Linear(6, 4, rng=0), x2),
+              "ChannelAffine": (lambda: nn.ChannelAffine(3), x4),
+              "AvgPool2d": (lambda: nn.AvgPool2d(2), x4),
+              "GlobalAvgPool": (lambda: nn.GlobalAvgPool(), x4),
+              "ReLU6": (lambda: nn.ReLU6(), x4),
+              "Flatten": (lambda: nn.Flatten(), x4)}
+    for name, (make, x) in layers.items():
+        for label, bad, exc in [("float64", x.astype(np.float64), TypeError), ("list", x.tolist(), TypeError),
+                                ("wrong-channels", grow_last(x), ValueError), ("scalar", np.float32(1), TypeError),
+                                ("0-d", np.array(1, np.float32), ValueError), ("empty", x[:0], ValueError)]:
+            if label == "wrong-channels" and name in ("ReLU6", "ChannelAffine", "AvgPool2d", "GlobalAvgPool", "Flatten"):
+                continue      # any channel count is right for these
+            if label == "0-d" and name == "ReLU6":
+                continue      # activations take any shape, 0-d included
+            cases.append(Case(f"nn.{name}.forward:x={label}", lambda m=make, b=bad: m().forward(b), exc, ("x",)))
+        cases.append(Case(f"nn.{name}.backward:before-forward", lambda m=make, x=x: m().backward(x), RuntimeError,
+                          ("before forward",)))
+
+        def backward_bad(make=make, x=x):
+            layer = make()
+            y = layer.forward(x)
+            return layer.backward(grow_first(y))
+        cases.append(Case(f"nn.{name}.backward:grad_y=wrong-shape", backward_bad, ValueError, ("grad_y", "shape")))
+    loss = nn.SoftmaxCrossEntropy
+    cases += [Case("nn.SoftmaxCrossEntropy.forward:labels=out-of-range",
+                   lambda: loss().forward(f32(2, 3), np.array([0, 3])), ValueError, ("labels",)),
+              Case("nn.SoftmaxCrossEntropy.backward:before-forward", lambda: loss().backward(), RuntimeError,
+                   ("before forward",)),
+              Case("nn.SoftmaxCrossEntropy.backward:grad_loss=nan", lambda: _loss_then(loss(), float("nan")),
+                   ValueError, ("grad_loss",))]
+    model = lambda: nn.Sequential(nn.Linear(6, 4, rng=0), nn.ReLU())  # noqa: E731
+    for kwargs, exc, names in [(dict(lr=-1.0), ValueError, ("lr",)), (dict(lr=float("nan")), ValueError, ("lr",)),
+                               (dict(lr=0.1, momentum=float("inf")), ValueError, ("momentum",)),
+                               (dict(lr="0.1"), TypeError, ("lr",)),
+                               (dict(lr=0.1, weight_decay=-1e-4), ValueError, ("weight_decay",))]:
+        cases.append(Case(f"nn.SGD:{_kwargs_id(kwargs)}", lambda k=kwargs: nn.SGD(model(), **k), exc, names))
+    cases += [Case("nn.SGD:params=[]", lambda: nn.SGD([], 0.1), TypeError, ("params",)),
+              Case("nn.SGD:params=arrays", lambda: nn.SGD([np.zeros(3, np.float32)], 0.1), TypeError, ("params",))]
+
+    def sgd_state(change):
+        def call():
+            opt = nn.SGD(model(), 0.1)
+            state = opt.state_dict()
+            change(state)
+            return opt.load_state_dict(state)
+        return call
+    cases += [Case("nn.SGD.load_state_dict:velocity-count", sgd_state(lambda s: s["velocity"].pop()), ValueError,
+                   ("velocity",)),
+              Case("nn.SGD.load_state_dict:velocity-shape",
+                   sgd_state(lambda s: s["velocity"].__setitem__(0, np.zeros(3, np.float32))), ValueError,
+                   ("velocity[0]",)),
+              Case("nn.SGD.load_state_dict:velocity-dtype",
+                   sgd_state(lambda s: s["velocity"].__setitem__(0, s["velocity"][0].astype(np.float64))),
+                   TypeError, ("velocity[0]",)),
+              Case("nn.SGD.load_state_dict:lr=inf", sgd_state(lambda s: s.__setitem__("lr", float("inf"))),
+                   ValueError, ("lr",))]
+
+    def module_state(change, strict=True):
+        def call():
+            m = model()
+            state = m.state_dict()
+            change(state)
+            return m.load_state_dict(state, strict=strict)
+        return call
+    cases += [Case("nn.Module.load_state_dict:missing", module_state(lambda s: s.popitem()), KeyError, ("missing",)),
+              Case("nn.Module.load_state_dict:unexpected", module_state(lambda s: s.__setitem__("x", 1)), KeyError,
+                   ("unexpected",)),
+              Case("nn.Module.load_state_dict:shape", module_state(
+                  lambda s: s.__setitem__("0.bias", np.zeros(5, np.float32))), ValueError, ("0.bias",)),
+              Case("nn.Module.load_state_dict:dtype", module_state(
+                  lambda s: s.__setitem__("0.bias", np.zeros(4, np.float64))), TypeError, ("0.bias",))]
+    return cases
+
+
+def _loss_then(loss, grad_loss):
+    loss.forward(f32(2, 3), np.array([0, 1]))
+    return loss.backward(grad_loss)
+
+
+def _kwargs_id(kwargs) -> str:
+    return ",".join(f"{k}={_short(v)}" for k, v in kwargs.items()) or "no-args"
+
+
+# ------------------------------------------------------------------ pulptrain.quant
+def quant_cases():
+    try:
+        from types import SimpleNamespace
+
+        from pulptrain import quant
+        from pulptrain.models.mobilenet import FloatFrozenStage
+    except ImportError:
+        return []
+    cases = []
+    for value, exc in [([0.0], ValueError), ([-0.5], ValueError), ([float("nan")], ValueError),
+                       ([float("inf")], ValueError), ([2.0**31], ValueError), (["x"], ValueError)]:
+        cases.append(Case(f"quant.quantize_multiplier:real={value!r}", lambda v=value: quant.quantize_multiplier(v),
+                          exc, ("requantization", "factor", "real", "could not convert")))
+    # Validation runs before any layer: stages without layers are enough here.
+    int8 = quant.Int8FrozenStage([SimpleNamespace(out_scale=0.02)], "conv5_4/dw", 128)
+    frozen = FloatFrozenStage([], "conv5_4/dw", 128)
+    good = np.zeros((1, 128, 128, 3), np.uint8)
+    bad_images = [("float64", good.astype(np.float64), TypeError), ("list", good.tolist(), TypeError),
+                  ("size-96", np.zeros((1, 96, 96, 3), np.uint8), ValueError),
+                  ("gray", np.zeros((1, 128, 128, 1), np.uint8), ValueError),
+                  ("3-d", good[0], ValueError), ("empty", good[:0], ValueError),
+                  ("float-nan", np.full((1, 128, 128, 3), np.nan, np.float32), ValueError),
+                  ("float-above-1", np.full((1, 128, 128, 3), 2.0, np.float32), ValueError)]
+    for label, images, exc in bad_images:
+        cases.append(Case(f"quant.Int8FrozenStage.forward:images={label}", lambda im=images: int8.forward(im), exc,
+                          ("images",)))
+        cases.append(Case(f"quant.quantize_frozen_stage:calibration_images={label}",
+                          lambda im=images: quant.quantize_frozen_stage(frozen, im), exc,
+                          ("images", "calibration_images")))
+    cases += [Case("quant.quantize_frozen_stage:frozen=int8", lambda: quant.quantize_frozen_stage(int8, good),
+                   TypeError, ("frozen",)),
+              Case("quant.quantize_frozen_stage:calibration_images=None",
+                   lambda: quant.quantize_frozen_stage(frozen, None), ValueError, ("calibration_images",)),
+              Case("quant.quantize_frozen_stage:percentile=10", lambda: quant.quantize_frozen_stage(
+                  frozen, good, percentile=10.0), ValueError, ("percentile",)),
+              Case("quant.quantize_frozen_stage:percentile=nan", lambda: quant.quantize_frozen_stage(
+                  frozen, good, percentile=float("nan")), ValueError, ("percentile",)),
+              Case("quant.quantize_frozen_stage:batch=0", lambda: quant.quantize_frozen_stage(frozen, good, batch=0),
+                   ValueError, ("batch",)),
+              Case("quant.Int8FrozenStage:batch_chunk=0", lambda: quant.Int8FrozenStage(
+                  [SimpleNamespace(out_scale=0.02)], "conv5_4/dw", 128, batch_chunk=0), ValueError, ("batch_chunk",))]
+    return cases
+
+
 # ------------------------------------------------------------------ the CLI
 CLI_CASES = [
     (["run", "--scenario", "nope"], ("scenario",)),
@@ -500,7 +658,7 @@ def run_cli_cases() -> dict:
 
 # ------------------------------------------------------------------ worker
 def all_cases():
-    cases = ops_cases() + replay_cases() + plan_cases()
+    cases = ops_cases() + replay_cases() + plan_cases() + nn_cases() + quant_cases()
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
     return cases

@@ -1,6 +1,10 @@
 """conv2d, pointwise conv and linear: forward and backward against PyTorch
 (float64), the reference twins, every GEMM ISA variant, thread counts and
 bad inputs."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -163,3 +167,15 @@ def test_isa_selection():
     assert _gemm.get_isa() in _gemm.supported_isas()
     with pytest.raises(ValueError, match="isa must be one of"):
         _gemm.set_isa("sse9")
+
+
+@pytest.mark.parametrize("value, ok", [("generic", True), ("sse9", False)])
+def test_isa_from_environment(value, ok):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PULPTRAIN_ISA=value, PYTHONPATH=root)
+    run = subprocess.run([sys.executable, "-c", "from pulptrain import _gemm; print(_gemm.get_isa())"],
+                         env=env, cwd=root, capture_output=True, text=True)
+    if ok:
+        assert run.returncode == 0 and run.stdout.strip() == value, run.stderr
+    else:
+        assert run.returncode != 0 and "isa must be one of" in run.stderr

@@ -19,7 +19,7 @@ def bit_stream(codes: np.ndarray, bits: int) -> np.ndarray:
 @pytest.mark.parametrize("bits", range(1, 9))
 def test_pack_unpack_every_position(bits, rng):
     for first in range(17):
-        for count in (1, 2, 7, 8, 9, 15, 16, 17, 31, 33):
+        for count in (1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 72, 129):
             nbytes = ((first + count) * bits + 7) // 8 + 2
             stream = rng.integers(0, 256, nbytes, dtype=np.uint8)
             codes = rng.integers(0, 1 << bits, count, dtype=np.uint8)
@@ -265,6 +265,10 @@ def test_bad_arguments_refused_and_store_unchanged(rng):
     ({"value_range": (0.0, np.nan)}, ValueError, "value_range"),
     ({"value_range": (0, 1), "calibration": np.zeros((1, 4), np.float32)}, ValueError, "at most one"),
     ({"int8_params": (0.0, 3)}, ValueError, "scale"),
+    ({"int8_params": ("a", 3)}, ValueError, "scale"),
+    ({"int8_params": (0.1, 3.5)}, TypeError, "zero_point"),
+    ({"value_range": ("a", 1)}, ValueError, "value_range"),
+    ({"value_range": (0, [1, 2])}, ValueError, "value_range"),
     ({"bits": "fp32", "value_range": (0, 1)}, ValueError, "quantized"),
 ])
 def test_bad_construction(kwargs, exc, word):

@@ -160,7 +160,7 @@ def _core50_png_fixture(root: Path, rng) -> dict:
 
 def test_core50_png_layout(tmp_path, rng):
     pixels = _core50_png_fixture(tmp_path, rng)
-    sc = scenarios.get("core50", root=tmp_path, protocol="nicv2_391")
+    sc = scenarios.get("core50", root=tmp_path, protocol="nicv2_391", progress=False)
     assert sc.num_batches == 5 and sc.image_shape == (16, 16, 3) and sc.num_classes == 50
     assert sc.batch_sizes == [4, 2, 2, 2, 2]
     images, labels = sc.train_batches[0].load()
@@ -195,6 +195,23 @@ def test_core50_npz_layout(tmp_path, rng):
     assert np.array_equal(scenarios.get("core50/ni", root=tmp_path).train_batches[1].images, images[[2]])
     with pytest.raises(ValueError, match="no protocol 'nc'"):
         scenarios.get("core50/nc", root=tmp_path)
+
+
+def test_core50_raw_bin_bundle(tmp_path, rng):
+    paths = [f"s{s}/o1/C_{s:02d}_01_000.png" for s in (1, 2)]
+    images = rng.integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "core50_imgs.npz", x=images)
+    for name, obj in (("paths.pkl", paths), ("LUP.pkl", {"ni": [[[1], [0]]]}),
+                      ("labels.pkl", {"ni": [[[0], [0]]]})):
+        (tmp_path / name).write_bytes(pickle.dumps(obj, protocol=2))
+    core50.extract_bin(tmp_path)
+    (tmp_path / "core50_imgs.npz").unlink()  # the raw file alone is enough
+    sc = scenarios.get("core50/ni", root=tmp_path)
+    assert np.array_equal(sc.train_batches[0].images, images[[1]])
+    assert np.array_equal(sc.test_set()[0], images[[0]])
+    (tmp_path / "core50_imgs.bin").write_bytes(b"short")
+    with pytest.raises(FormatError, match="core50_imgs.bin has 5 bytes"):
+        scenarios.get("core50/ni", root=tmp_path)
 
 
 def test_core50_missing_and_bad_files(tmp_path, rng):
@@ -349,3 +366,7 @@ def test_unknown_names_and_options(standin_cache):
         scenarios.get("standin", root=standin_cache, label_level="pixel", **TINY)
     with pytest.raises(ValueError, match="unknown Fashion-MNIST protocol"):
         scenarios.get("fashion-mnist/nicv2")
+    with pytest.raises(ValueError, match="frames_per_session must be >= 1"):
+        scenarios.get("standin", root=standin_cache, frames_per_session=0)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        scenarios.get("standin", root=standin_cache, seed=1.5, **TINY)

@@ -1,5 +1,5 @@
 /* elem_common.h - private helpers of the non-GEMM FP32 kernels (depthwise,
- * pooling, channel affine) and their reference twins: argument checks shared
+ * pooling, channel affine, loss) and their reference twins: argument checks shared
  * by both, so the twins disagree only in how they compute, and the x86 SIMD
  * dispatch. Not part of the public API. */
 #ifndef PULPTRAIN_ELEM_COMMON_H
@@ -53,9 +53,9 @@ static inline pt_status pt_check_depthwise(const pt_conv_params *p, int *oh, int
     *ow = pt_out_extent(p->in.w, p->kw, p->stride_w, p->pad_left, p->pad_right);
     if (*oh < 1 || *ow < 1) return PT_ERR_SHAPE;
     size_t a, b;
-    if (!pt_mul_size((size_t)p->in.n * (size_t)p->in.h, (size_t)p->in.w, &a) ||
+    if (!pt_mul_size((size_t)p->in.n, (size_t)p->in.h, &a) || !pt_mul_size(a, (size_t)p->in.w, &a) ||
         !pt_mul_size(a, (size_t)p->in.c, &b) ||
-        !pt_mul_size((size_t)p->kh * (size_t)p->kw, (size_t)p->in.c, &a))
+        !pt_mul_size((size_t)p->kh, (size_t)p->kw, &a) || !pt_mul_size(a, (size_t)p->in.c, &a))
         return PT_ERR_OVERFLOW;
     return PT_OK;
 }
@@ -70,7 +70,7 @@ static inline pt_status pt_check_pool(const pt_pool_params *p, int *oh, int *ow)
     *ow = pt_out_extent(p->in.w, p->kw, p->stride_w, 0, 0);
     if (*oh < 1 || *ow < 1) return PT_ERR_SHAPE;
     size_t a, b;
-    if (!pt_mul_size((size_t)p->in.n * (size_t)p->in.h, (size_t)p->in.w, &a) ||
+    if (!pt_mul_size((size_t)p->in.n, (size_t)p->in.h, &a) || !pt_mul_size(a, (size_t)p->in.w, &a) ||
         !pt_mul_size(a, (size_t)p->in.c, &b))
         return PT_ERR_OVERFLOW;
     return PT_OK;
@@ -80,7 +80,8 @@ static inline pt_status pt_check_dims(pt_dims d)
 {
     if (!pt_dims_valid(d)) return PT_ERR_SHAPE;
     size_t a, b;
-    if (!pt_mul_size((size_t)d.n * (size_t)d.h, (size_t)d.w, &a) || !pt_mul_size(a, (size_t)d.c, &b))
+    if (!pt_mul_size((size_t)d.n, (size_t)d.h, &a) || !pt_mul_size(a, (size_t)d.w, &a) ||
+        !pt_mul_size(a, (size_t)d.c, &b))
         return PT_ERR_OVERFLOW;
     return PT_OK;
 }
@@ -108,6 +109,16 @@ static inline void pt_tap_out_range(int k, int pad, int stride, int in, int out,
     int h = last < 0 ? 0 : last / stride + 1;
     *lo = l;
     *hi = h < out ? h : out;
+}
+
+/* Softmax cross-entropy arguments; every label must lie in [0, k). */
+static inline pt_status pt_check_xent(int n, int k, const float *logits, const int32_t *labels, const void *out)
+{
+    if (n < 1 || k < 1) return PT_ERR_SHAPE;
+    if (!logits || !labels || !out) return PT_ERR_NULL;
+    for (int i = 0; i < n; ++i)
+        if (labels[i] < 0 || labels[i] >= k) return PT_ERR_RANGE;
+    return PT_OK;
 }
 
 #endif

@@ -6,8 +6,11 @@
 #include "pulptrain/internal.h"
 #include "pt_gemm_internal.h"
 
-/* Upper bound (in floats) on an im2col chunk unless one image needs more. */
-#define COLS_BUDGET_FLOATS ((size_t)1 << 22)
+/* Upper bound (in floats) on an im2col chunk unless one image needs more; a
+ * build for a small memory sets its own (the RISC-V profiles do). */
+#ifndef PT_CONV2D_COLS_BUDGET_FLOATS
+#define PT_CONV2D_COLS_BUDGET_FLOATS ((size_t)1 << 22)
+#endif
 
 typedef struct conv_plan {
     pt_conv2d_geom g;
@@ -25,7 +28,7 @@ static pt_status make_plan(const pt_conv_params *p, conv_plan *plan)
                    !p->pad_top && !p->pad_bottom && !p->pad_left && !p->pad_right;
     plan->img_rows = plan->g.oh * plan->g.ow;
     size_t per_img = plan->img_rows * plan->g.patch;
-    plan->chunk_imgs = plan->direct ? (size_t)p->in.n : COLS_BUDGET_FLOATS / per_img;
+    plan->chunk_imgs = plan->direct ? (size_t)p->in.n : PT_CONV2D_COLS_BUDGET_FLOATS / per_img;
     if (plan->chunk_imgs < 1) plan->chunk_imgs = 1;
     if (plan->chunk_imgs > (size_t)p->in.n) plan->chunk_imgs = (size_t)p->in.n;
     size_t floats = plan->direct ? 0 : plan->chunk_imgs * per_img;

@@ -12,6 +12,9 @@
 
 /* Columns of C per packed B block: KC x NC floats should sit in one core's L2. */
 #define PT_GEMM_NC 512
+/* Rows of a transposed A packed at once (a multiple of every MR): the packing
+ * then reads MC contiguous floats of each row of the stored A. */
+#define PT_GEMM_MC 96
 /* Below this many multiply-adds one core is faster than a fork. */
 #define PT_GEMM_PARALLEL_MIN_MACS 65536
 
@@ -72,7 +75,7 @@ static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 static size_t core_floats(size_t k, size_t nc)
 {
     size_t kc = min_size(PT_GEMM_KC, k);
-    return kc * min_size(PT_GEMM_NC, round_up(nc, PT_GEMM_NR_MAX)) + kc * PT_GEMM_MR_MAX;
+    return kc * min_size(PT_GEMM_NC, round_up(nc, PT_GEMM_NR_MAX)) + kc * PT_GEMM_MC;
 }
 
 static size_t core_bytes(size_t k, size_t n)
@@ -87,50 +90,63 @@ size_t pt_sgemm_f32_scratch_bytes(const pt_gemm_params *p, int num_threads)
 }
 
 /* --------------------------------------------------------------- packing */
-/* rows [row0, row0 + rows) x k [k0, k0 + kc) of op(A) -> a panel kc x mr. */
-static void pack_a(const pt_gemm_params *p, const float *a, size_t row0, size_t rows,
-                   size_t k0, size_t kc, int mr, float *out)
+/* rows [row0, row0 + rows) x k [k0, k0 + kc) of op(A) -> ceil(rows / mr)
+ * panels kc x mr, one after the other (rows <= PT_GEMM_MC). */
+static void pack_a(const pt_gemm_params *p, const pt_gemm_ukernel *uk, const float *a,
+                   size_t row0, size_t rows, size_t k0, size_t kc, float *out)
 {
-    const size_t lda = (size_t)p->lda;
-    if (p->trans_a) {
-        for (size_t k = 0; k < kc; ++k) {
-            const float *src = a + (k0 + k) * lda + row0;
-            float *dst = out + k * (size_t)mr;
-            for (size_t i = 0; i < rows; ++i) dst[i] = src[i];
-            for (size_t i = rows; i < (size_t)mr; ++i) dst[i] = 0.0f;
+    const size_t lda = (size_t)p->lda, mr = (size_t)uk->mr, panel = kc * mr;
+    size_t full = rows / mr;
+    if (p->trans_a && full && uk->pack_a_t) {
+        uk->pack_a_t(kc, full, a + k0 * lda + row0, lda, out);
+        row0 += full * mr;
+        rows -= full * mr;
+        out += full * panel;
+    }
+    for (size_t i0 = 0; i0 < rows; i0 += mr) {
+        size_t h = min_size(mr, rows - i0);
+        float *dst = out + (i0 / mr) * panel;
+        if (p->trans_a) {
+            const float *src = a + k0 * lda + row0 + i0;
+            for (size_t k = 0; k < kc; ++k, src += lda) {
+                for (size_t i = 0; i < h; ++i) dst[k * mr + i] = src[i];
+                for (size_t i = h; i < mr; ++i) dst[k * mr + i] = 0.0f;
+            }
+        } else {
+            for (size_t i = 0; i < h; ++i) {
+                const float *src = a + (row0 + i0 + i) * lda + k0;
+                for (size_t k = 0; k < kc; ++k) dst[k * mr + i] = src[k];
+            }
+            for (size_t i = h; i < mr; ++i)
+                for (size_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.0f;
         }
-        return;
     }
-    for (size_t i = 0; i < rows; ++i) {
-        const float *src = a + (row0 + i) * lda + k0;
-        for (size_t k = 0; k < kc; ++k) out[k * (size_t)mr + i] = src[k];
-    }
-    for (size_t i = rows; i < (size_t)mr; ++i)
-        for (size_t k = 0; k < kc; ++k) out[k * (size_t)mr + i] = 0.0f;
 }
 
 /* columns [col0, col0 + cols) x k [k0, k0 + kc) of op(B) -> ceil(cols / nr)
  * panels kc x nr, one after the other. */
-static void pack_b(const pt_gemm_params *p, const float *b, size_t col0, size_t cols,
-                   size_t k0, size_t kc, int nr, float *out)
+static void pack_b(const pt_gemm_params *p, const pt_gemm_ukernel *uk, const float *b,
+                   size_t col0, size_t cols, size_t k0, size_t kc, float *out)
 {
-    const size_t ldb = (size_t)p->ldb, panel = kc * (size_t)nr;
-    for (size_t j0 = 0; j0 < cols; j0 += (size_t)nr) {
-        size_t w = min_size((size_t)nr, cols - j0);
-        float *dst = out + (j0 / (size_t)nr) * panel;
+    const size_t ldb = (size_t)p->ldb, nr = (size_t)uk->nr, panel = kc * nr;
+    for (size_t j0 = 0; j0 < cols; j0 += nr) {
+        size_t w = min_size(nr, cols - j0);
+        float *dst = out + (j0 / nr) * panel;
         if (p->trans_b) {
             for (size_t j = 0; j < w; ++j) {
                 const float *src = b + (col0 + j0 + j) * ldb + k0;
-                for (size_t k = 0; k < kc; ++k) dst[k * (size_t)nr + j] = src[k];
+                for (size_t k = 0; k < kc; ++k) dst[k * nr + j] = src[k];
             }
-            for (size_t j = w; j < (size_t)nr; ++j)
-                for (size_t k = 0; k < kc; ++k) dst[k * (size_t)nr + j] = 0.0f;
+            for (size_t j = w; j < nr; ++j)
+                for (size_t k = 0; k < kc; ++k) dst[k * nr + j] = 0.0f;
+        } else if (w == nr && uk->pack_b_n) {
+            uk->pack_b_n(kc, b + k0 * ldb + col0 + j0, ldb, dst);
         } else {
             for (size_t k = 0; k < kc; ++k) {
                 const float *src = b + (k0 + k) * ldb + col0 + j0;
-                float *d = dst + k * (size_t)nr;
+                float *d = dst + k * nr;
                 for (size_t j = 0; j < w; ++j) d[j] = src[j];
-                for (size_t j = w; j < (size_t)nr; ++j) d[j] = 0.0f;
+                for (size_t j = w; j < nr; ++j) d[j] = 0.0f;
             }
         }
     }
@@ -159,27 +175,41 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
         for (size_t pc = 0; pc < k_total; pc += PT_GEMM_KC) {
             size_t kc = min_size(PT_GEMM_KC, k_total - pc);
             int accumulate = p->accumulate || pc > 0;
-            pack_b(p, job->b, jc, nc, pc, kc, nr, bbuf);
-            for (size_t ir = m0; ir < m1; ir += (size_t)mr) {
-                int rows = (int)min_size((size_t)mr, m1 - ir);
-                pack_a(p, job->a, ir, (size_t)rows, pc, kc, mr, abuf);
-                for (size_t jr = 0; jr < nc; jr += (size_t)nr) {
-                    job->uk->fn(kc, abuf, bbuf + (jr / (size_t)nr) * kc * (size_t)nr,
-                                job->c + ir * ldc + jc + jr, ldc,
-                                job->bias ? job->bias + jc + jr : NULL, accumulate, rows,
-                                (int)min_size((size_t)nr, nc - jr));
+            pack_b(p, job->uk, job->b, jc, nc, pc, kc, bbuf);
+            for (size_t ic = m0; ic < m1; ic += PT_GEMM_MC) {
+                size_t mc = min_size(PT_GEMM_MC, m1 - ic);
+                /* an untransposed A is read in place, but for a ragged last panel */
+                size_t in_place = p->trans_a ? 0 : mc / (size_t)mr * (size_t)mr;
+                if (in_place < mc)
+                    pack_a(p, job->uk, job->a, ic + in_place, mc - in_place, pc, kc, abuf);
+                for (size_t ir = 0; ir < mc; ir += (size_t)mr) {
+                    int rows = (int)min_size((size_t)mr, mc - ir);
+                    const float *a_panel;
+                    size_t a_rs;
+                    if (ir < in_place) {
+                        a_panel = job->a + (ic + ir) * (size_t)p->lda + pc;
+                        a_rs = (size_t)p->lda;
+                    } else {
+                        a_panel = abuf + (ir - in_place) / (size_t)mr * kc * (size_t)mr;
+                        a_rs = 0;
+                    }
+                    for (size_t jr = 0; jr < nc; jr += (size_t)nr)
+                        job->uk->fn(kc, a_panel, a_rs, bbuf + (jr / (size_t)nr) * kc * (size_t)nr,
+                                    job->c + (ic + ir) * ldc + jc + jr, ldc,
+                                    job->bias ? job->bias + jc + jr : NULL, accumulate, rows,
+                                    (int)min_size((size_t)nr, nc - jr));
                 }
             }
         }
     }
 }
 
-static void gemm_task(void *arg, int core, int ncores)
+/* One cell of the core grid, packing into core `core`'s scratch. */
+static void gemm_cell(const gemm_job *job, int cell, int core)
 {
-    const gemm_job *job = (const gemm_job *)arg;
     size_t mb, me, nb, ne;
-    pt_split(job->m_panels, core / job->grid_n, job->grid_m, &mb, &me);
-    pt_split(job->n_panels, core % job->grid_n, job->grid_n, &nb, &ne);
+    pt_split(job->m_panels, cell / job->grid_n, job->grid_m, &mb, &me);
+    pt_split(job->n_panels, cell % job->grid_n, job->grid_n, &nb, &ne);
     if (mb >= me || nb >= ne) return;
     const size_t m = (size_t)job->p->m, n = (size_t)job->p->n;
     const size_t mr = (size_t)job->uk->mr, nr = (size_t)job->uk->nr;
@@ -188,6 +218,15 @@ static void gemm_task(void *arg, int core, int ncores)
     float *abuf = bbuf + min_size(PT_GEMM_KC, (size_t)job->p->k) *
                          min_size(PT_GEMM_NC, round_up(n1 - n0, nr));
     gemm_block(job, mb * mr, min_size(me * mr, m), n0, n1, bbuf, abuf);
+}
+
+/* A backend may run fewer cores than the grid has cells (the serial one, or
+ * a board with fewer harts): each core then takes every ncores-th cell. A
+ * cell is computed the same way whichever core runs it. */
+static void gemm_task(void *arg, int core, int ncores)
+{
+    const gemm_job *job = (const gemm_job *)arg;
+    for (int cell = core; cell < job->grid_m * job->grid_n; cell += ncores) gemm_cell(job, cell, core);
 }
 
 /* Grid of cores over the tiles of C: least per-core work, counting packing

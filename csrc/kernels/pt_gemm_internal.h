@@ -7,23 +7,34 @@
 #include "pulptrain/pt_gemm.h"
 #include "pulptrain/pt_linear.h"
 
-/* Largest register tile of any variant: bounds the scratch for every ISA. */
-#define PT_GEMM_MR_MAX 16
+/* Widest register tile of any variant: bounds the scratch for every ISA. */
 #define PT_GEMM_NR_MAX 32
 
-/* A micro-kernel computes one MR x NR tile of C from packed panels:
- *   a: kc x MR, a[k*MR + i] (row i of the tile), zero rows past the edge;
- *   b: kc x NR, b[k*NR + j], zero columns past the edge.
+/* A micro-kernel computes one MR x NR tile of C from
+ *   a: when a_rs == 0, a packed panel kc x MR, a[k*MR + i] (row i of the
+ *      tile; zero rows past the edge); otherwise MR rows of A in place,
+ *      a[i*a_rs + k] (all MR rows must exist);
+ *   b: a packed panel kc x NR, b[k*NR + j], zero columns past the edge.
  * acc[i][j] = sum over k in order of a*b (one multiply-add chain per element,
  * starting from 0). Then, for the m_valid x n_valid corner only:
  *   accumulate: c += acc   otherwise: c = acc (+ bias[j] when bias != NULL). */
-typedef void (*pt_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, float *c,
-                                   size_t ldc, const float *bias, int accumulate,
+typedef void (*pt_gemm_ukernel_fn)(size_t kc, const float *a, size_t a_rs, const float *b,
+                                   float *c, size_t ldc, const float *bias, int accumulate,
                                    int m_valid, int n_valid);
+
+/* Optional vector copies for the two packings on the hot path (NULL: the
+ * driver's plain loops). Both copy whole panels, nothing to pad:
+ *   pack_a_t: panel p of `panels`: out[p*kc*MR + k*MR + i] = a[k*lda + p*MR + i]
+ *             (a transposed A, read row by row)
+ *   pack_b_n: out[k*NR + j] = b[k*ldb + j]   (an untransposed B, NR columns) */
+typedef void (*pt_gemm_pack_a_fn)(size_t kc, size_t panels, const float *a, size_t lda, float *out);
+typedef void (*pt_gemm_pack_b_fn)(size_t kc, const float *b, size_t ldb, float *out);
 
 typedef struct pt_gemm_ukernel {
     int mr, nr;
     pt_gemm_ukernel_fn fn;
+    pt_gemm_pack_a_fn pack_a_t;
+    pt_gemm_pack_b_fn pack_b_n;
 } pt_gemm_ukernel;
 
 /* Variants compiled into this build (NULL fn when not compiled). */

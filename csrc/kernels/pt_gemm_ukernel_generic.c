@@ -6,15 +6,16 @@
 #define MR 4
 #define NR 8
 
-static void ukernel_generic(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                            const float *bias, int accumulate, int m_valid, int n_valid)
+static void ukernel_generic(size_t kc, const float *a, size_t a_rs, const float *b, float *c,
+                            size_t ldc, const float *bias, int accumulate, int m_valid, int n_valid)
 {
     float acc[MR][NR] = {{0.0f}};
+    const size_t row_step = a_rs ? a_rs : 1, k_step = a_rs ? 1 : MR;
     for (size_t k = 0; k < kc; ++k) {
-        const float *ak = a + k * MR;
+        const float *ak = a + k * k_step;
         const float *bk = b + k * NR;
         for (int i = 0; i < MR; ++i)
-            for (int j = 0; j < NR; ++j) acc[i][j] += ak[i] * bk[j];
+            for (int j = 0; j < NR; ++j) acc[i][j] += ak[i * row_step] * bk[j];
     }
     for (int i = 0; i < m_valid; ++i) {
         float *ci = c + (size_t)i * ldc;
@@ -27,4 +28,4 @@ static void ukernel_generic(size_t kc, const float *a, const float *b, float *c,
     }
 }
 
-const pt_gemm_ukernel pt_gemm_ukernel_generic = {MR, NR, ukernel_generic};
+const pt_gemm_ukernel pt_gemm_ukernel_generic = {MR, NR, ukernel_generic, NULL, NULL};

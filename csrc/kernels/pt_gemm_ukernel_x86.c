@@ -12,9 +12,10 @@
 #define AVX2_NR 16
 
 __attribute__((target("avx2,fma")))
-static void ukernel_avx2(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                         const float *bias, int accumulate, int m_valid, int n_valid)
+static void ukernel_avx2(size_t kc, const float *a, size_t a_rs, const float *b, float *c,
+                         size_t ldc, const float *bias, int accumulate, int m_valid, int n_valid)
 {
+    const size_t row_step = a_rs ? a_rs : 1, k_step = a_rs ? 1 : AVX2_MR;
     __m256 acc[AVX2_MR][2];
 #pragma GCC unroll 8
     for (int i = 0; i < AVX2_MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -23,7 +24,7 @@ static void ukernel_avx2(size_t kc, const float *a, const float *b, float *c, si
         const __m256 b1 = _mm256_loadu_ps(b + k * AVX2_NR + 8);
 #pragma GCC unroll 8
         for (int i = 0; i < AVX2_MR; ++i) {
-            const __m256 ai = _mm256_broadcast_ss(a + k * AVX2_MR + i);
+            const __m256 ai = _mm256_broadcast_ss(a + k * k_step + i * row_step);
             acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
         }
@@ -65,27 +66,49 @@ static void ukernel_avx2(size_t kc, const float *a, const float *b, float *c, si
     }
 }
 
-const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {AVX2_MR, AVX2_NR, ukernel_avx2};
+const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {AVX2_MR, AVX2_NR, ukernel_avx2, NULL, NULL};
 
 #define AVX512_MR 12
 #define AVX512_NR 32
 
+/* One k step of the 12 x 32 tile: row i of A is broadcast from A_AT(i). */
+#define AVX512_STEP(A_AT)                                                    \
+    do {                                                                     \
+        const __m512 b0 = _mm512_loadu_ps(b);                                \
+        const __m512 b1 = _mm512_loadu_ps(b + 16);                           \
+        _Pragma("GCC unroll 16")                                             \
+        for (int i = 0; i < AVX512_MR; ++i) {                                \
+            const __m512 ai = _mm512_set1_ps(A_AT(i));                       \
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);                  \
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);                  \
+        }                                                                    \
+        b += AVX512_NR;                                                      \
+    } while (0)
+
 __attribute__((target("avx512f,fma")))
-static void ukernel_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                           const float *bias, int accumulate, int m_valid, int n_valid)
+static void ukernel_avx512(size_t kc, const float *a, size_t a_rs, const float *b, float *c,
+                           size_t ldc, const float *bias, int accumulate, int m_valid, int n_valid)
 {
     __m512 acc[AVX512_MR][2];
 #pragma GCC unroll 16
-    for (int i = 0; i < AVX512_MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (size_t k = 0; k < kc; ++k) {
-        const __m512 b0 = _mm512_loadu_ps(b + k * AVX512_NR);
-        const __m512 b1 = _mm512_loadu_ps(b + k * AVX512_NR + 16);
-#pragma GCC unroll 16
-        for (int i = 0; i < AVX512_MR; ++i) {
-            const __m512 ai = _mm512_set1_ps(a[k * AVX512_MR + i]);
-            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    for (int i = 0; i < AVX512_MR; ++i) {
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+        if (accumulate) {   /* C is read after the k loop: start fetching it now */
+            _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
         }
+    }
+    if (a_rs == 0) {
+#define PACKED_AT(i) a[i]
+        for (size_t k = 0; k < kc; ++k, a += AVX512_MR) AVX512_STEP(PACKED_AT);
+#undef PACKED_AT
+    } else {
+        /* rows of A in place: four base pointers three rows apart, so every
+         * row is base + 0, 1 or 2 strides (x86 scaled-index addressing) */
+        const float *r0 = a, *r3 = a + 3 * a_rs, *r6 = a + 6 * a_rs, *r9 = a + 9 * a_rs;
+#define ROWS_AT(i) ((i) < 3 ? r0 : (i) < 6 ? r3 : (i) < 9 ? r6 : r9)[((i) % 3) * a_rs]
+        for (size_t k = 0; k < kc; ++k, ++r0, ++r3, ++r6, ++r9) AVX512_STEP(ROWS_AT);
+#undef ROWS_AT
     }
     const __mmask16 mask0 = n_valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n_valid) - 1u);
     const __mmask16 mask1 = n_valid >= 32 ? (__mmask16)0xffff
@@ -112,11 +135,32 @@ static void ukernel_avx512(size_t kc, const float *a, const float *b, float *c, 
     }
 }
 
-const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {AVX512_MR, AVX512_NR, ukernel_avx512};
+__attribute__((target("avx512f")))
+static void pack_a_t_avx512(size_t kc, size_t panels, const float *a, size_t lda, float *out)
+{
+    const __mmask16 rows = (__mmask16)((1u << AVX512_MR) - 1u);
+    const size_t panel = kc * AVX512_MR;
+    for (size_t k = 0; k < kc; ++k, a += lda)
+        for (size_t p = 0; p < panels; ++p)
+            _mm512_mask_storeu_ps(out + p * panel + k * AVX512_MR, rows,
+                                  _mm512_maskz_loadu_ps(rows, a + p * AVX512_MR));
+}
+
+__attribute__((target("avx512f")))
+static void pack_b_n_avx512(size_t kc, const float *b, size_t ldb, float *out)
+{
+    for (size_t k = 0; k < kc; ++k, b += ldb, out += AVX512_NR) {
+        _mm512_storeu_ps(out, _mm512_loadu_ps(b));
+        _mm512_storeu_ps(out + 16, _mm512_loadu_ps(b + 16));
+    }
+}
+
+const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {AVX512_MR, AVX512_NR, ukernel_avx512,
+                                                pack_a_t_avx512, pack_b_n_avx512};
 
 #else
 
-const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {0, 0, NULL};
-const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {0, 0, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {0, 0, NULL, NULL, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {0, 0, NULL, NULL, NULL};
 
 #endif

@@ -2,7 +2,7 @@
  * backward split over rows. */
 #include <math.h>
 #include "pulptrain/pt_loss.h"
-#include "pulptrain/internal.h"
+#include "elem_common.h"
 
 typedef struct xent_job {
     int n, k;
@@ -22,20 +22,11 @@ static void row_stats(const float *row, int k, float *max_out, float *sum_out)
     *sum_out = s;
 }
 
-static pt_status check(int n, int k, const float *logits, const int32_t *labels, const void *out)
-{
-    if (n < 1 || k < 1) return PT_ERR_SHAPE;
-    if (!logits || !labels || !out) return PT_ERR_NULL;
-    for (int i = 0; i < n; ++i)
-        if (labels[i] < 0 || labels[i] >= k) return PT_ERR_RANGE;
-    return PT_OK;
-}
-
 pt_status pt_softmax_xent_f32_fwd(const pt_ctx *ctx, int n, int k, const float *logits,
                                   const int32_t *labels, float *loss)
 {
     pt_status st = pt_check_ctx(ctx, 0);
-    if (st == PT_OK) st = check(n, k, logits, labels, loss);
+    if (st == PT_OK) st = pt_check_xent(n, k, logits, labels, loss);
     if (st != PT_OK) return st;
     float total = 0.0f;
     for (int i = 0; i < n; ++i) {
@@ -69,7 +60,7 @@ pt_status pt_softmax_xent_f32_bwd(const pt_ctx *ctx, int n, int k, const float *
                                   const int32_t *labels, float *grad_logits)
 {
     pt_status st = pt_check_ctx(ctx, 0);
-    if (st == PT_OK) st = check(n, k, logits, labels, grad_logits);
+    if (st == PT_OK) st = pt_check_xent(n, k, logits, labels, grad_logits);
     if (st != PT_OK) return st;
     xent_job job = {n, k, logits, labels, grad_logits};
     size_t work = (size_t)n * (size_t)k * 16;  /* two exps per element */

@@ -17,21 +17,6 @@
 #define RP_INLINE static inline
 #endif
 
-RP_INLINE void rp_put_group(int bits, uint8_t *dst, const uint32_t *code)
-{
-    uint64_t word = 0;
-    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) word |= (uint64_t)code[j] << (j * bits);
-    for (int k = 0; k < bits; ++k) dst[k] = (uint8_t)(word >> (8 * k));
-}
-
-RP_INLINE void rp_get_group(int bits, const uint8_t *src, uint32_t *code)
-{
-    uint64_t word = 0;
-    for (int k = 0; k < bits; ++k) word |= (uint64_t)src[k] << (8 * k);
-    const uint64_t mask = rp_qmax(bits);
-    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) code[j] = (uint32_t)((word >> (j * bits)) & mask);
-}
-
 /* Dispatch on Q to one instance of a kernel per Q, so that every shift and
  * byte count in it is a constant. */
 #define RP_CASES(CALL) \
@@ -68,6 +53,98 @@ static inline size_t rp_head_codes(size_t first, size_t count)
 {
     size_t head = (PT_REPLAY_GROUP_CODES - first % PT_REPLAY_GROUP_CODES) % PT_REPLAY_GROUP_CODES;
     return head < count ? head : count;
+}
+
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define RP_LITTLE_ENDIAN 1
+#else
+#define RP_LITTLE_ENDIAN 0
+#endif
+
+/* Groups of a span of `groups` groups that can be moved as whole 64-bit
+ * words without touching bytes outside the span (group g starts at byte
+ * g * Q; its 8-byte word must end by groups * Q). Little-endian hosts only:
+ * the word's byte order is then the stream's. */
+static inline size_t rp_wide_groups(int bits, size_t groups)
+{
+    size_t span = groups * (size_t)bits;
+    return (RP_LITTLE_ENDIAN && span >= 8) ? (span - 8) / (size_t)bits + 1 : 0;
+}
+
+RP_INLINE uint64_t rp_group_word(int bits, const uint8_t *codes)
+{
+    const uint64_t mask = rp_qmax(bits);
+    uint64_t word = 0;
+    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) word |= ((uint64_t)codes[j] & mask) << (j * bits);
+    return word;
+}
+
+RP_INLINE void rp_word_codes(int bits, uint64_t word, uint8_t *codes)
+{
+    const uint64_t mask = rp_qmax(bits);
+    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) codes[j] = (uint8_t)((word >> (j * bits)) & mask);
+}
+
+/* Whole groups: count (a multiple of 8) codes to / from bytes starting at a
+ * group boundary. Codes keep only their low Q bits. A wide store also writes
+ * zeros into the next group's bytes, which the next iteration overwrites. */
+RP_INLINE void rp_pack_groups(int bits, const uint8_t *codes, size_t count, uint8_t *dst)
+{
+    const size_t groups = count / PT_REPLAY_GROUP_CODES, wide = rp_wide_groups(bits, groups);
+    size_t g = 0;
+    for (; g < wide; ++g, dst += bits, codes += PT_REPLAY_GROUP_CODES) {
+        uint64_t word = rp_group_word(bits, codes);
+        memcpy(dst, &word, 8);
+    }
+    for (; g < groups; ++g, dst += bits, codes += PT_REPLAY_GROUP_CODES) {
+        uint64_t word = rp_group_word(bits, codes);
+        for (int k = 0; k < bits; ++k) dst[k] = (uint8_t)(word >> (8 * k));
+    }
+}
+
+RP_INLINE void rp_unpack_groups(int bits, const uint8_t *src, size_t count, uint8_t *codes)
+{
+    const size_t groups = count / PT_REPLAY_GROUP_CODES, wide = rp_wide_groups(bits, groups);
+    size_t g = 0;
+    for (; g < wide; ++g, src += bits, codes += PT_REPLAY_GROUP_CODES) {
+        uint64_t word;
+        memcpy(&word, src, 8);
+        rp_word_codes(bits, word, codes);
+    }
+    for (; g < groups; ++g, src += bits, codes += PT_REPLAY_GROUP_CODES) {
+        uint64_t word = 0;
+        for (int k = 0; k < bits; ++k) word |= (uint64_t)src[k] << (8 * k);
+        rp_word_codes(bits, word, codes);
+    }
+}
+
+/* Codes [first, first + count) of the stream: the ones before the first
+ * group boundary and after the last one go one at a time, the rest in groups. */
+RP_INLINE void rp_pack_span(int bits, size_t first, size_t count, const uint8_t *codes, uint8_t *stream)
+{
+    if (bits == 8) {   /* one code per byte */
+        memcpy(stream + first, codes, count);
+        return;
+    }
+    const size_t head = rp_head_codes(first, count);
+    const size_t body = (count - head) / PT_REPLAY_GROUP_CODES * PT_REPLAY_GROUP_CODES;
+    for (size_t i = 0; i < head; ++i) rp_put_code(bits, stream, first + i, codes[i] & rp_qmax(bits));
+    rp_pack_groups(bits, codes + head, body, stream + (first + head) / 8 * (size_t)bits);
+    for (size_t i = head + body; i < count; ++i) rp_put_code(bits, stream, first + i, codes[i] & rp_qmax(bits));
+}
+
+RP_INLINE void rp_unpack_span(int bits, size_t first, size_t count, const uint8_t *stream, uint8_t *codes)
+{
+    if (bits == 8) {
+        memcpy(codes, stream + first, count);
+        return;
+    }
+    const size_t head = rp_head_codes(first, count);
+    const size_t body = (count - head) / PT_REPLAY_GROUP_CODES * PT_REPLAY_GROUP_CODES;
+    for (size_t i = 0; i < head; ++i) codes[i] = (uint8_t)rp_get_code(bits, stream, first + i);
+    rp_unpack_groups(bits, stream + (first + head) / 8 * (size_t)bits, body, codes + head);
+    for (size_t i = head + body; i < count; ++i) codes[i] = (uint8_t)rp_get_code(bits, stream, first + i);
 }
 
 /* float -> binary16, round to nearest even, saturating at +-65504 (the

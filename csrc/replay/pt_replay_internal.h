@@ -91,7 +91,7 @@ static inline uint32_t rp_quantize(float x, float scale, float zero_point, float
     float v = x / scale + zero_point;
     v = v > 0.0f ? v : 0.0f;
     v = v < qmax ? v : qmax;
-    return (uint32_t)(v + 0.5f);
+    return (uint32_t)(int32_t)(v + 0.5f);   /* v + 0.5 <= 255.5: the signed conversion vectorises */
 }
 
 static inline float rp_dequantize(uint32_t code, float scale, int32_t zero_point)

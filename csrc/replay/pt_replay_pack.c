@@ -13,40 +13,12 @@ static pt_status rp_check_stream(int bits, size_t first, size_t count, const voi
     return PT_OK;
 }
 
-RP_INLINE void pack_codes(int bits, size_t first, size_t count, const uint8_t *codes, uint8_t *stream)
-{
-    const uint32_t qmax = rp_qmax(bits);
-    size_t i = 0;
-    for (size_t head = rp_head_codes(first, count); i < head; ++i)
-        rp_put_code(bits, stream, first + i, codes[i] & qmax);
-    uint32_t group[PT_REPLAY_GROUP_CODES];
-    for (; i + PT_REPLAY_GROUP_CODES <= count; i += PT_REPLAY_GROUP_CODES) {
-        for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) group[j] = codes[i + j] & qmax;
-        rp_put_group(bits, stream + (first + i) / 8 * (size_t)bits, group);
-    }
-    for (; i < count; ++i) rp_put_code(bits, stream, first + i, codes[i] & qmax);
-}
-
-RP_INLINE void unpack_codes(int bits, size_t first, size_t count, const uint8_t *stream, uint8_t *codes)
-{
-    size_t i = 0;
-    for (size_t head = rp_head_codes(first, count); i < head; ++i)
-        codes[i] = (uint8_t)rp_get_code(bits, stream, first + i);
-    uint32_t group[PT_REPLAY_GROUP_CODES];
-    for (; i + PT_REPLAY_GROUP_CODES <= count; i += PT_REPLAY_GROUP_CODES) {
-        rp_get_group(bits, stream + (first + i) / 8 * (size_t)bits, group);
-        for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) codes[i + j] = (uint8_t)group[j];
-    }
-    for (; i < count; ++i) codes[i] = (uint8_t)rp_get_code(bits, stream, first + i);
-}
-
-
 /* Codes wider than Q bits keep only their low Q bits. */
 pt_status pt_replay_pack(int bits, size_t first, size_t count, const uint8_t *codes, uint8_t *stream)
 {
     pt_status st = rp_check_stream(bits, first, count, codes, stream);
     if (st != PT_OK) return st;
-#define RP_PACK(Q) pack_codes(Q, first, count, codes, stream)
+#define RP_PACK(Q) rp_pack_span(Q, first, count, codes, stream)
     switch (bits) { RP_CASES(RP_PACK) }
 #undef RP_PACK
     return PT_OK;
@@ -56,7 +28,7 @@ pt_status pt_replay_unpack(int bits, size_t first, size_t count, const uint8_t *
 {
     pt_status st = rp_check_stream(bits, first, count, stream, codes);
     if (st != PT_OK) return st;
-#define RP_UNPACK(Q) unpack_codes(Q, first, count, stream, codes)
+#define RP_UNPACK(Q) rp_unpack_span(Q, first, count, stream, codes)
     switch (bits) { RP_CASES(RP_UNPACK) }
 #undef RP_UNPACK
     return PT_OK;

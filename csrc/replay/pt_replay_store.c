@@ -3,7 +3,7 @@
  * over rows with one core per row. Format and rules: pt_replay.h. */
 #include "pt_replay_codec.h"
 
-/* Rows per call below which one core does everything (the fork costs more). */
+/* Values per call below which one core does everything (the fork costs more). */
 #define RP_PARALLEL_MIN_VALUES 16384
 
 typedef struct rp_job {
@@ -20,27 +20,86 @@ typedef struct rp_job {
     int nonfinite[PT_MAX_THREADS];
 } rp_job;
 
-/* Quantization parameters of the 8 values starting at channel c. */
-static inline void rp_group_params(const pt_replay_layout *layout, const pt_replay_quant *quant,
-                                   size_t c, float *scale8, float *zero_point8)
+/* Codes per chunk: a row is quantized into a small stack buffer, which is
+ * then packed (and unpacked before dequantization); both loops are simple
+ * enough for the compiler to vectorise. */
+#define RP_CHUNK 512
+
+/* Length of the chunk at value e of a row whose first code is `first`: it
+ * ends on a group boundary of the stream unless it ends the row. */
+static inline size_t rp_chunk_len(size_t first, size_t e, size_t n)
+{
+    size_t len = RP_CHUNK - (first + e) % PT_REPLAY_GROUP_CODES;
+    return len < n - e ? len : n - e;
+}
+
+/* Channel of value e (0 per tensor) and how many values follow before the
+ * channel index wraps. */
+static inline size_t rp_run(const pt_replay_layout *layout, size_t e, size_t *c)
 {
     if (!layout->per_channel) {
-        for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) {
-            scale8[j] = quant->scale[0];
-            zero_point8[j] = (float)quant->zero_point[0];
-        }
-        return;
+        *c = 0;
+        return (size_t)-1;
     }
-    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) {
-        scale8[j] = quant->scale[c];
-        zero_point8[j] = (float)quant->zero_point[c];
-        c = c + 1 == layout->channels ? 0 : c + 1;
+    *c = e % layout->channels;
+    return layout->channels - *c;
+}
+
+/* codes[k] = quantized x[k] for values [e, e + len) of a row. */
+static void quantize_span(const pt_replay_layout *layout, const pt_replay_quant *quant, float qmax,
+                          size_t e, size_t len, const float *x, uint8_t *codes)
+{
+    size_t k = 0, c;
+    while (k < len) {
+        size_t run = rp_run(layout, e + k, &c);
+        size_t end = run < len - k ? k + run : len;
+        const float *scale = quant->scale + c;
+        const int32_t *zero_point = quant->zero_point + c;
+        if (layout->per_channel) {
+            for (size_t j = k; j < end; ++j)
+                codes[j] = (uint8_t)rp_quantize(x[j], scale[j - k], (float)zero_point[j - k], qmax);
+        } else {
+            const float s = scale[0], z = (float)zero_point[0];
+            for (size_t j = k; j < end; ++j) codes[j] = (uint8_t)rp_quantize(x[j], s, z, qmax);
+        }
+        k = end;
     }
 }
 
-static inline size_t rp_param_index(const pt_replay_layout *layout, size_t e)
+static void dequantize_span(const pt_replay_layout *layout, const pt_replay_quant *quant, size_t e,
+                            size_t len, const uint8_t *codes, float *y)
 {
-    return layout->per_channel ? e % layout->channels : 0;
+    size_t k = 0, c;
+    while (k < len) {
+        size_t run = rp_run(layout, e + k, &c);
+        size_t end = run < len - k ? k + run : len;
+        const float *scale = quant->scale + c;
+        const int32_t *zero_point = quant->zero_point + c;
+        if (layout->per_channel) {
+            for (size_t j = k; j < end; ++j) y[j] = rp_dequantize(codes[j], scale[j - k], zero_point[j - k]);
+        } else {
+            const float s = scale[0];
+            const int32_t z = zero_point[0];
+            for (size_t j = k; j < end; ++j) y[j] = rp_dequantize(codes[j], s, z);
+        }
+        k = end;
+    }
+}
+
+static void requantize_span(const pt_replay_layout *layout, const pt_replay_quant *quant,
+                            const pt_replay_requant *rq, int32_t qmax, size_t e, size_t len,
+                            const uint8_t *q, uint8_t *codes)
+{
+    size_t k = 0, c;
+    while (k < len) {
+        size_t run = rp_run(layout, e + k, &c);
+        size_t end = run < len - k ? k + run : len;
+        const size_t step = layout->per_channel ? 1 : 0;
+        for (size_t j = k, p = c; j < end; ++j, p += step)
+            codes[j] = (uint8_t)rp_requantize(q[j], rq->zero_point_in[p], rq->multiplier[p], rq->shift[p],
+                                              quant->zero_point[p], qmax);
+        k = end;
+    }
 }
 
 /* ---------------------------------------------------------------- insert */
@@ -48,28 +107,12 @@ RP_INLINE void insert_row_packed(int bits, const pt_replay_layout *layout,
                                  const pt_replay_quant *quant, size_t slot, const float *x,
                                  uint8_t *payload)
 {
-    const size_t n = layout->slot_elems;
-    const size_t first = slot * n;
-    const float qmax = (float)rp_qmax(bits);
-    size_t e = 0;
-    for (size_t head = rp_head_codes(first, n); e < head; ++e) {
-        size_t c = rp_param_index(layout, e);
-        rp_put_code(bits, payload, first + e,
-                    rp_quantize(x[e], quant->scale[c], (float)quant->zero_point[c], qmax));
-    }
-    float scale8[PT_REPLAY_GROUP_CODES], zero_point8[PT_REPLAY_GROUP_CODES];
-    uint32_t code[PT_REPLAY_GROUP_CODES];
-    rp_group_params(layout, quant, rp_param_index(layout, e), scale8, zero_point8);
-    for (; e + PT_REPLAY_GROUP_CODES <= n; e += PT_REPLAY_GROUP_CODES) {
-        if (layout->per_channel) rp_group_params(layout, quant, e % layout->channels, scale8, zero_point8);
-        for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j)
-            code[j] = rp_quantize(x[e + j], scale8[j], zero_point8[j], qmax);
-        rp_put_group(bits, payload + (first + e) / 8 * (size_t)bits, code);
-    }
-    for (; e < n; ++e) {
-        size_t c = rp_param_index(layout, e);
-        rp_put_code(bits, payload, first + e,
-                    rp_quantize(x[e], quant->scale[c], (float)quant->zero_point[c], qmax));
+    const size_t n = layout->slot_elems, first = slot * n;
+    uint8_t codes[RP_CHUNK];
+    for (size_t e = 0, len; e < n; e += len) {
+        len = rp_chunk_len(first, e, n);
+        quantize_span(layout, quant, (float)rp_qmax(bits), e, len, x + e, codes);
+        rp_pack_span(bits, first + e, len, codes, payload);
     }
 }
 
@@ -97,26 +140,13 @@ RP_INLINE void insert_codes_row_packed(int bits, const pt_replay_layout *layout,
                                        const pt_replay_quant *quant, const pt_replay_requant *rq,
                                        size_t slot, const uint8_t *q, uint8_t *payload)
 {
-    const size_t n = layout->slot_elems;
-    const size_t first = slot * n;
-    const int32_t qmax = (int32_t)rp_qmax(bits);
-    size_t e = 0;
-    uint32_t code[PT_REPLAY_GROUP_CODES];
-#define RP_REQUANT(idx, c) rp_requantize(q[idx], rq->zero_point_in[c], rq->multiplier[c], \
-                                         rq->shift[c], quant->zero_point[c], qmax)
-    for (size_t head = rp_head_codes(first, n); e < head; ++e)
-        rp_put_code(bits, payload, first + e, RP_REQUANT(e, rp_param_index(layout, e)));
-    for (; e + PT_REPLAY_GROUP_CODES <= n; e += PT_REPLAY_GROUP_CODES) {
-        size_t c = rp_param_index(layout, e);
-        for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) {
-            code[j] = RP_REQUANT(e + (size_t)j, c);
-            if (layout->per_channel) c = c + 1 == layout->channels ? 0 : c + 1;
-        }
-        rp_put_group(bits, payload + (first + e) / 8 * (size_t)bits, code);
+    const size_t n = layout->slot_elems, first = slot * n;
+    uint8_t codes[RP_CHUNK];
+    for (size_t e = 0, len; e < n; e += len) {
+        len = rp_chunk_len(first, e, n);
+        requantize_span(layout, quant, rq, (int32_t)rp_qmax(bits), e, len, q + e, codes);
+        rp_pack_span(bits, first + e, len, codes, payload);
     }
-    for (; e < n; ++e)
-        rp_put_code(bits, payload, first + e, RP_REQUANT(e, rp_param_index(layout, e)));
-#undef RP_REQUANT
 }
 
 static void insert_codes_row(const pt_replay_layout *layout, const pt_replay_quant *quant,
@@ -226,28 +256,12 @@ RP_INLINE void gather_row_packed(int bits, const pt_replay_layout *layout,
                                  const pt_replay_quant *quant, size_t slot, const uint8_t *payload,
                                  float *y)
 {
-    const size_t n = layout->slot_elems;
-    const size_t first = slot * n;
-    size_t e = 0;
-    for (size_t head = rp_head_codes(first, n); e < head; ++e) {
-        size_t c = rp_param_index(layout, e);
-        y[e] = rp_dequantize(rp_get_code(bits, payload, first + e), quant->scale[c],
-                             quant->zero_point[c]);
-    }
-    float scale8[PT_REPLAY_GROUP_CODES], zero_point8[PT_REPLAY_GROUP_CODES];
-    uint32_t code[PT_REPLAY_GROUP_CODES];
-    rp_group_params(layout, quant, rp_param_index(layout, e), scale8, zero_point8);
-    for (; e + PT_REPLAY_GROUP_CODES <= n; e += PT_REPLAY_GROUP_CODES) {
-        if (layout->per_channel) rp_group_params(layout, quant, e % layout->channels, scale8, zero_point8);
-        rp_get_group(bits, payload + (first + e) / 8 * (size_t)bits, code);
-        /* zero_point8 holds exact small integers, so this equals rp_dequantize. */
-        for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j)
-            y[e + j] = ((float)code[j] - zero_point8[j]) * scale8[j];
-    }
-    for (; e < n; ++e) {
-        size_t c = rp_param_index(layout, e);
-        y[e] = rp_dequantize(rp_get_code(bits, payload, first + e), quant->scale[c],
-                             quant->zero_point[c]);
+    const size_t n = layout->slot_elems, first = slot * n;
+    uint8_t codes[RP_CHUNK];
+    for (size_t e = 0, len; e < n; e += len) {
+        len = rp_chunk_len(first, e, n);
+        rp_unpack_span(bits, first + e, len, payload, codes);
+        dequantize_span(layout, quant, e, len, codes, y + e);
     }
 }
 

@@ -17,8 +17,10 @@ Two layouts of the official download are read, both from one ``root`` folder:
 2. The numpy bundle: ``core50_imgs.npz`` (array ``x``: [164866, 128, 128, 3]
    uint8), ``paths.pkl`` (the path of every image), ``LUP.pkl`` and
    ``labels.pkl`` (``[protocol][run][batch]`` -> image indices / labels; the
-   last batch of each run is the test set). An uncompressed ``.npz`` is
-   memory-mapped, so batches are read from disk on demand.
+   last batch of each run is the test set). The raw ``core50_imgs.bin`` that
+   CORe50's own loader extracts from the ``.npz`` (see :func:`extract_bin`) is
+   used instead when present, memory-mapped; so is an uncompressed ``.npz``.
+   A compressed ``.npz`` without the ``.bin`` is read whole into memory.
 
 Object ``o`` (0-based) belongs to category ``o // 5``.
 """
@@ -38,7 +40,9 @@ PROTOCOL_FOLDERS = {"nicv2_391": "NICv2_391", "nicv2_196": "NICv2_196", "nicv2_7
                     "ni": "NI_inc", "nc": "NC_inc", "nic": "NIC_inc"}
 FILELIST_PARENTS = ("batches_filelists", "batches_filelists_NICv2", ".")
 IMAGE_FOLDER = "core50_128x128"
-NPZ_FILES = ("core50_imgs.npz", "paths.pkl", "LUP.pkl", "labels.pkl")
+PICKLES = ("paths.pkl", "LUP.pkl", "labels.pkl")
+IMAGES_NPZ, IMAGES_BIN = "core50_imgs.npz", "core50_imgs.bin"
+FRAME_SHAPE = (128, 128, 3)
 NUM_OBJECTS = 50
 CATEGORY_NAMES = ["plug adapter", "mobile phone", "scissors", "light bulb", "can",
                   "glasses", "ball", "marker", "cup", "remote control"]
@@ -47,7 +51,7 @@ _SESSION = re.compile(r"(?:^|/)s(\d+)/")
 LAYOUT_HELP = (
     "expected either the PNG layout {root}/core50_128x128/s1..s11/o1..o50/C_ss_oo_fff.png with "
     "{root}/batches_filelists/<protocol>/run<r>/train_batch_*_filelist.txt and test_filelist.txt, "
-    "or the numpy layout {root}/core50_imgs.npz + paths.pkl + LUP.pkl + labels.pkl")
+    "or the numpy layout {root}/core50_imgs.npz (or core50_imgs.bin) + paths.pkl + LUP.pkl + labels.pkl")
 
 
 def read_filelist(path: Path) -> tuple[list[str], np.ndarray]:
@@ -79,11 +83,14 @@ def sessions_of(paths) -> list[int]:
     return sorted(found)
 
 
-def _read_pngs(folder: Path, relative_paths) -> np.ndarray:
+def _read_pngs(folder: Path, relative_paths, progress: bool = False) -> np.ndarray:
     from PIL import Image
+    from tqdm import tqdm
 
     images = []
-    for rel in relative_paths:
+    # a progress bar only for big reads (the ~45,000-frame test set), not for every batch
+    quiet = not progress or len(relative_paths) < 5000
+    for rel in tqdm(relative_paths, desc="CORe50 frames", unit="png", disable=quiet):
         path = folder / rel
         if not path.is_file():
             raise FileNotFoundError(f"CORe50 image {path} is missing (listed in a batch file list)")
@@ -105,7 +112,7 @@ def _find_protocol_folder(root: Path, protocol: str) -> Path:
                             + ", ".join(str(p) for p in tried))
 
 
-def _from_png_folders(root: Path, protocol: str, run: int):
+def _from_png_folders(root: Path, protocol: str, run: int, progress: bool):
     image_folder = root / IMAGE_FOLDER
     run_folder = _find_protocol_folder(root, protocol) / f"run{run}"
     if not run_folder.is_dir():
@@ -121,7 +128,7 @@ def _from_png_folders(root: Path, protocol: str, run: int):
     test_paths, test_labels = read_filelist(test_list)
 
     def loader(paths):
-        return lambda: _read_pngs(image_folder, paths)
+        return lambda: _read_pngs(image_folder, paths, progress)
 
     image_shape = _read_pngs(image_folder, train[0][0][:1]).shape[1:]
     return ([(paths, labels, loader(paths)) for paths, labels in train],
@@ -161,9 +168,32 @@ def _load_pickle(path: Path):
             raise FormatError(f"{path} is not a readable pickle ({exc})") from exc
 
 
+def extract_bin(root) -> Path:
+    """Write ``core50_imgs.bin`` (raw uint8 frames) next to ``core50_imgs.npz``
+    once, so later runs memory-map it instead of decompressing ~8 GB."""
+    root = Path(root)
+    images = npz_array(root / IMAGES_NPZ, "x")
+    target = root / IMAGES_BIN
+    tmp = target.with_name(target.name + ".tmp")
+    np.ascontiguousarray(images).tofile(tmp)
+    tmp.replace(target)
+    return target
+
+
+def _bundle_images(root: Path, count: int) -> np.ndarray:
+    raw = root / IMAGES_BIN
+    if raw.is_file():
+        frame_bytes = int(np.prod(FRAME_SHAPE))
+        if raw.stat().st_size != count * frame_bytes:
+            raise FormatError(f"{raw} has {raw.stat().st_size} bytes; {count} frames of "
+                              f"{'x'.join(map(str, FRAME_SHAPE))} uint8 need {count * frame_bytes}")
+        return np.memmap(raw, np.uint8, mode="r", shape=(count,) + FRAME_SHAPE)
+    return npz_array(root / IMAGES_NPZ, "x")
+
+
 def _from_npz(root: Path, protocol: str, run: int):
-    images = npz_array(root / "core50_imgs.npz", "x")
     paths = _load_pickle(root / "paths.pkl")
+    images = _bundle_images(root, len(paths))
     lookup, labels = _load_pickle(root / "LUP.pkl"), _load_pickle(root / "labels.pkl")
     if len(paths) != len(images):
         raise FormatError(f"{root / 'paths.pkl'} lists {len(paths)} paths for {len(images)} images")
@@ -187,8 +217,10 @@ def _from_npz(root: Path, protocol: str, run: int):
     return parts[:-1], parts[-1], images.shape[1:]
 
 
-def build(root=None, protocol: str = "nicv2_391", run: int = 0, label_level: str = "object"):
-    """The real CORe50 stream as a :class:`Scenario` (see the module doc for layouts)."""
+def build(root=None, protocol: str = "nicv2_391", run: int = 0, label_level: str = "object",
+          progress: bool = True):
+    """The real CORe50 stream as a :class:`Scenario` (see the module doc for
+    layouts). ``progress``: a progress bar while reading large PNG sets."""
     from pulptrain._validate import positive_int
 
     if root is None:
@@ -201,8 +233,9 @@ def build(root=None, protocol: str = "nicv2_391", run: int = 0, label_level: str
         raise FileNotFoundError(f"CORe50 root {root} is not a folder; " + LAYOUT_HELP.format(root=root))
     if (root / IMAGE_FOLDER).is_dir():
         layout = "png"
-        train, test, image_shape = _from_png_folders(root, protocol, run)
-    elif all((root / name).is_file() for name in NPZ_FILES):
+        train, test, image_shape = _from_png_folders(root, protocol, run, progress)
+    elif (all((root / name).is_file() for name in PICKLES)
+          and ((root / IMAGES_NPZ).is_file() or (root / IMAGES_BIN).is_file())):
         layout = "npz"
         train, test, image_shape = _from_npz(root, protocol, run)
     else:

@@ -349,7 +349,7 @@ def build(root=None, protocol: str = "nicv2_391", seed: int = 0, run: int = 0,
         image_shape=(size, size, 3),
         train_batches=batches,
         load_test=lambda: (data.clips(test_units, test_step), labels_of(test_units, test_step)),
-        class_names=OBJECT_NAMES if per_object == 1 else CATEGORY_NAMES,
+        class_names=list(OBJECT_NAMES if per_object == 1 else CATEGORY_NAMES),
         metadata=dict(
             benchmark="core50-standin", protocol=protocol, run=run, seed=seed,
             label_level=label_level, frames_per_session=frames, image_size=size,

@@ -181,6 +181,13 @@ static void test_conv_case(pt_rng *r, pt_conv_params p, int pointwise)
     free(x); free(w); free(b); free(gy);
 }
 
+/* Side of a 4-image, 32-channel, 3x3 conv whose im2col exceeds the chunk
+ * budget (64 for the default 2^22 floats; a build with a smaller
+ * PT_CONV2D_COLS_BUDGET_FLOATS sets a smaller side and stays fast). */
+#ifndef PT_TEST_CHUNKED_CONV_HW
+#define PT_TEST_CHUNKED_CONV_HW 64
+#endif
+
 static void test_conv(void)
 {
     pt_rng r = {4242u};
@@ -194,8 +201,12 @@ static void test_conv(void)
         {{4, 4, 3, 40}, 13, 1, 1, 2, 1, 0, 0, 0, 0},
         {{1, 6, 6, 300}, 3, 2, 2, 2, 2, 0, 0, 0, 0},
         /* im2col of 4 images exceeds the chunk budget: several chunks */
-        {{4, 64, 64, 32}, 8, 3, 3, 1, 1, 1, 1, 1, 1},
+        {{4, PT_TEST_CHUNKED_CONV_HW, PT_TEST_CHUNKED_CONV_HW, 32}, 8, 3, 3, 1, 1, 1, 1, 1, 1},
     };
+    const pt_conv_params *chunked = &cases[sizeof(cases) / sizeof(cases[0]) - 1];
+    size_t full_cols = (size_t)4 * PT_TEST_CHUNKED_CONV_HW * PT_TEST_CHUNKED_CONV_HW * 9 * 32;
+    PT_CHECK(pt_conv2d_f32_fwd_scratch_bytes(chunked, 1) < full_cols * sizeof(float),
+             "the chunked case really takes several im2col chunks");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) test_conv_case(&r, cases[i], 0);
     static const pt_conv_params pw[] = {
         {{2, 3, 5, 7}, 11, 1, 1, 1, 1, 0, 0, 0, 0},

@@ -5,7 +5,7 @@
 #include "pulptrain/pulptrain.h"
 
 #define MAX_SLOTS 6
-#define MAX_ELEMS 40
+#define MAX_ELEMS 160
 #define MAX_VALUES (MAX_SLOTS * MAX_ELEMS)
 #define MAX_BYTES (MAX_VALUES * 4 + 8)
 
@@ -20,7 +20,7 @@ static void test_pack(void)
     for (int bits = 1; bits <= 8; ++bits) {
         int bad = 0;
         for (size_t first = 0; first < 19; ++first) {
-            for (size_t count = 1; count <= 41; ++count) {
+            for (size_t count = 1; count <= 160; count += count < 41 ? 1 : 7) {
                 for (size_t i = 0; i < sizeof stream_fast; ++i) stream_fast[i] = (uint8_t)pt_rng_next(&r);
                 memcpy(stream_ref, stream_fast, sizeof stream_fast);
                 for (size_t i = 0; i < count; ++i) codes[i] = (uint8_t)(pt_rng_next(&r) & ((1u << bits) - 1));
@@ -73,7 +73,7 @@ typedef struct layout_case { size_t elems, channels; } layout_case;
 static void test_store(void)
 {
     /* 24 x 8: every slot byte-aligned; 15 x 5 and 13 x 13: unaligned for odd Q */
-    const layout_case cases[] = {{24, 8}, {15, 5}, {13, 13}, {40, 4}};
+    const layout_case cases[] = {{24, 8}, {15, 5}, {13, 13}, {40, 4}, {160, 16}, {153, 17}};
     const int modes[] = {1, 2, 3, 4, 5, 6, 7, 8, PT_REPLAY_FP16, PT_REPLAY_FP32};
     const int64_t slots[4] = {4, 0, 5, 2};
     const int64_t gather_slots[5] = {2, 2, 5, 0, 4};

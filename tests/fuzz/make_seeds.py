@@ -94,7 +94,49 @@ def checkpoint_seeds() -> None:
         put("checkpoint", name + "_raw", b"\x00" + b"".join(parts))
 
 
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, v = v & 0x7F, v >> 7
+        out.append(byte | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _field(number: int, payload) -> bytes:
+    """A protobuf field: varint for an int, length-delimited for bytes."""
+    if isinstance(payload, int):
+        return _varint(number << 3) + _varint(payload)
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _const(name: str, dtype: int, shape, body: bytes) -> bytes:
+    dims = b"".join(_field(2, _field(1, d)) for d in shape)
+    tensor = _field(1, dtype) + _field(2, dims) + body
+    attr = _field(1, b"value") + _field(2, _field(8, tensor))
+    return _field(1, _field(1, name.encode()) + _field(2, b"Const") + _field(5, attr))
+
+
+def graphdef_seeds() -> None:
+    w = np.arange(6, dtype="<f4").tobytes()
+    nodes = {
+        "content_f32": _const("MobilenetV1/Conv2d_0/weights", 1, (1, 2, 3), _field(4, w)),
+        "float_val_packed": _const("a", 1, (3,), _field(5, np.array([1, 2, 3], "<f4").tobytes())),
+        "float_val_fill": _const("b", 1, (2, 2), _varint(5 << 3 | 5) + np.float32(0.5).tobytes()),
+        "double_val": _const("c", 2, (2,), _field(6, np.array([1.5, -2], "<f8").tobytes())),
+        "int_val": _const("d", 3, (2,), _field(7, _varint(7) + _varint((1 << 64) - 1))),
+        "int64_val": _const("e", 9, (1,), _field(10, 5)),
+        "uint8_content": _const("f", 4, (4,), _field(4, bytes([0, 1, 254, 255]))),
+        "bool_fill": _const("g", 10, (3,), _field(7, 1)),
+    }
+    for name, data in nodes.items():
+        put("graphdef", name, data)
+    identity = _field(1, _field(1, b"out") + _field(2, b"Identity") + _field(3, b"a"))
+    put("graphdef", "two_nodes", nodes["float_val_packed"] + identity)
+
+
 if __name__ == "__main__":
+    graphdef_seeds()
     idx_seeds()
     replay_seeds()
     checkpoint_seeds()

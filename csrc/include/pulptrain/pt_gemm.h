@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* K-block length: part of the numerical definition (see above). */
-#define PT_GEMM_KC 256
+#define PT_GEMM_KC 512
 
 typedef struct pt_gemm_params {
     int m, n, k;          /* op(A) is [m, k], op(B) is [k, n], C is [m, n] */

@@ -18,5 +18,8 @@
 #include "pt_affine.h"
 #include "pt_loss.h"
 #include "pt_sgd.h"
+#include "pt_qkernels.h"
+#include "pt_dma.h"
+#include "pt_tile.h"
 
 #endif

@@ -1,15 +1,7 @@
 /* Reference twins of pt_loss_f32.c: the formulas of pt_loss.h, one row at a time. */
 #include <math.h>
 #include "pulptrain/pt_loss.h"
-
-static pt_status check(int n, int k, const float *logits, const int32_t *labels, const void *out)
-{
-    if (n < 1 || k < 1) return PT_ERR_SHAPE;
-    if (!logits || !labels || !out) return PT_ERR_NULL;
-    for (int i = 0; i < n; ++i)
-        if (labels[i] < 0 || labels[i] >= k) return PT_ERR_RANGE;
-    return PT_OK;
-}
+#include "../elem_common.h"
 
 static float row_max(const float *row, int k)
 {
@@ -29,7 +21,7 @@ static float row_exp_sum(const float *row, int k, float m)
 pt_status pt_softmax_xent_f32_fwd_ref(int n, int k, const float *logits, const int32_t *labels,
                                       float *loss)
 {
-    pt_status st = check(n, k, logits, labels, loss);
+    pt_status st = pt_check_xent(n, k, logits, labels, loss);
     if (st != PT_OK) return st;
     float total = 0.0f;
     for (int i = 0; i < n; ++i) {
@@ -44,7 +36,7 @@ pt_status pt_softmax_xent_f32_fwd_ref(int n, int k, const float *logits, const i
 pt_status pt_softmax_xent_f32_bwd_ref(int n, int k, const float *logits, const int32_t *labels,
                                       float *grad_logits)
 {
-    pt_status st = check(n, k, logits, labels, grad_logits);
+    pt_status st = pt_check_xent(n, k, logits, labels, grad_logits);
     if (st != PT_OK) return st;
     for (int i = 0; i < n; ++i) {
         const float *row = logits + (size_t)i * k;

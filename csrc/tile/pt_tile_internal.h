@@ -1,0 +1,104 @@
+/* pt_tile_internal.h - geometry and L1 layouts shared by the tile planner and
+ * the tiled executors (one definition, so the planner's byte counts and
+ * budgets are exactly what the executors use). Not public API. */
+#ifndef PULPTRAIN_PT_TILE_INTERNAL_H
+#define PULPTRAIN_PT_TILE_INTERNAL_H
+
+#include "pulptrain/pt_tile.h"
+#include "pulptrain/pt_gemm.h"
+
+static inline size_t pt_tile_align(size_t bytes)
+{
+    return (bytes + PT_TILE_ALIGN - 1) / PT_TILE_ALIGN * PT_TILE_ALIGN;
+}
+
+static inline int pt_tile_min_int(int a, int b) { return a < b ? a : b; }
+static inline int pt_tile_max_int(int a, int b) { return a > b ? a : b; }
+static inline int pt_tile_ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* ------------------------------------------------------------ GEMM view */
+/* How one step of a linear / pointwise layer reads as C = op(A) op(B) over
+ * the full L2 arrays (leading dimensions in elements). */
+typedef struct pt_tile_gemm_view {
+    int m, n, k;
+    int trans_a, trans_b;
+    int lda, ldb, ldc;
+    int bias_n;      /* fwd with bias: C's columns get b */
+    int grad_bias_m; /* bwd_weight with grad_b: column sums of grad_y over M */
+} pt_tile_gemm_view;
+
+/* PT_OK and *v for a linear or pointwise layer; the layer's status otherwise. */
+pt_status pt_tile_gemm_view_of(const pt_tile_layer *layer, pt_tile_step step, pt_tile_gemm_view *v);
+
+/* Byte offsets of the GEMM executor's buffers inside L1. */
+typedef struct pt_tile_gemm_layout {
+    size_t a[2], b[2], c[2]; /* ping-pong tiles of op(A), op(B), C */
+    size_t bias;             /* whole bias (fwd) or grad_b accumulator (bwd_weight) */
+    size_t total;
+} pt_tile_gemm_layout;
+
+/* Buffers per operand (A, B, C) for tile sizes and a loop order. */
+void pt_tile_gemm_buffers(const pt_tile_gemm_view *v, int tm, int tn, int tk, const int order[3],
+                          int buffers[3]);
+
+/* buffers: from pt_tile_gemm_buffers(); a second buffer of an operand with
+ * one sits at the same offset as its first. */
+pt_tile_gemm_layout pt_tile_gemm_layout_of(const pt_tile_gemm_view *v, int tm, int tn, int tk,
+                                           const int buffers[3]);
+
+/* ------------------------------------------------------ depthwise geometry */
+typedef struct pt_tile_dw_geom {
+    int n, h, w, c, kh, kw, sh, sw, pt, pb, pl, pr;
+    int oh, ow;
+    int rows_cuttable; /* stride <= kernel and pads < kernel: row tiles allowed */
+} pt_tile_dw_geom;
+
+pt_status pt_tile_dw_geom_of(const pt_tile_layer *layer, pt_tile_dw_geom *g);
+
+/* Rows a row tile reads and how the kernel sees it. fwd: output rows
+ * [r0, r1) read input rows [src_lo, src_hi) with pads pad_lo / pad_hi.
+ * bwd_input: input rows [r0, r1) need grad_y rows [src_lo, src_hi); the
+ * kernel then produces grad_x rows [ext_lo, ext_hi) (pads pad_lo / pad_hi);
+ * rows of [r0, r1) at or past ext_hi are reached by no window (zero). */
+typedef struct pt_tile_dw_rows {
+    int src_lo, src_hi;
+    int ext_lo, ext_hi;
+    int pad_lo, pad_hi;
+} pt_tile_dw_rows;
+
+pt_tile_dw_rows pt_tile_dw_rows_of(const pt_tile_dw_geom *g, pt_tile_step step, int r0, int r1);
+
+/* 1 when a tile of several whole images reads and writes whole images (its
+ * copies are then one contiguous run of pixels). */
+int pt_tile_dw_whole_images(const pt_tile_dw_geom *g, pt_tile_step step);
+
+/* Byte offsets of the depthwise executor's buffers inside L1. */
+typedef struct pt_tile_dw_layout {
+    size_t in[2], out[2];    /* streamed input / output tiles */
+    size_t in2[2];           /* bwd_weight: grad_y tiles (x goes to in) */
+    size_t w[2], b[2];       /* weights and bias of a channel block */
+    size_t partial;          /* bwd_weight: one image's grad_w | grad_b */
+    size_t total;
+} pt_tile_dw_layout;
+
+pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step step, int has_bias,
+                                       int images, int rows, int channels);
+
+/* -------------------------------------------------------- the executors */
+size_t pt_tile_gemm_scratch_bytes(const pt_tile_plan *plan, int num_threads);
+pt_status pt_tile_gemm_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
+                           const float *x, const float *w, const float *b, float *y);
+pt_status pt_tile_gemm_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                                 size_t l1_bytes, const float *w, const float *grad_y, float *grad_x);
+pt_status pt_tile_gemm_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                                  size_t l1_bytes, const float *x, const float *grad_y,
+                                  float *grad_w, float *grad_b);
+pt_status pt_tile_dw_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
+                         const float *x, const float *w, const float *b, float *y);
+pt_status pt_tile_dw_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                               size_t l1_bytes, const float *w, const float *grad_y, float *grad_x);
+pt_status pt_tile_dw_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                                size_t l1_bytes, const float *x, const float *grad_y,
+                                float *grad_w, float *grad_b);
+
+#endif

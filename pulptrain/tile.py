@@ -1,0 +1,227 @@
+"""Tiling a layer's training step into a small L1 scratchpad.
+
+A PULP cluster computes on its L1 (TCDM: 128 KiB on VEGA, 64 KiB in the
+pulp-open model) while activations and weights sit in L2. :func:`plan` asks the
+C planner (csrc/tile) for the tile sizes that fit a budget with double
+buffering and move the fewest bytes L2 <-> L1, and reports them;
+:func:`run` executes one step through the tiled, double-buffered executor,
+which is bitwise equal to the untiled kernels (pulptrain.ops).
+
+Steps are ``"forward"``, ``"grad_input"`` and ``"grad_weight"``. Array layouts
+are those of :mod:`pulptrain.ops`: NHWC activations, pointwise w [Cout, Cin],
+depthwise w [KH, KW, C], linear x [N, In] and w [Out, In].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pulptrain import _tile
+from pulptrain._threads import get_num_threads
+from pulptrain._validate import as_f32, conv_output_hw, conv_padding, positive_int
+
+STEPS = ("forward", "grad_input", "grad_weight")
+KINDS = ("linear", "pointwise", "depthwise")
+VEGA_L1_BYTES = 128 * 1024
+PULP_OPEN_L1_BYTES = 64 * 1024
+_GUARD = 64
+_CANARY = 0xA5
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer to tile. ``kind`` is "linear" (x [n, cin] -> [n, cout]),
+    "pointwise" (x [n, h, w, cin] -> [n, h, w, cout]) or "depthwise"
+    (``cout == cin``, a ``k`` x ``k`` window, ``stride``, ``padding`` as in
+    pulptrain.ops: int, (top, bottom, left, right) or "same")."""
+    kind: str
+    n: int
+    h: int
+    w: int
+    cin: int
+    cout: int
+    k: int = 1
+    stride: int = 1
+    padding: int | tuple | str = 0
+    bias: bool = True
+    name: str = field(default="", compare=False)
+
+    @classmethod
+    def linear(cls, batch: int, in_features: int, out_features: int, bias: bool = True, name: str = ""):
+        return cls("linear", batch, 1, 1, in_features, out_features, bias=bias, name=name)
+
+    @classmethod
+    def pointwise(cls, n: int, h: int, w: int, cin: int, cout: int, bias: bool = True, name: str = ""):
+        return cls("pointwise", n, h, w, cin, cout, bias=bias, name=name)
+
+    @classmethod
+    def depthwise(cls, n: int, h: int, w: int, c: int, k: int = 3, stride: int = 1, padding=1,
+                  bias: bool = True, name: str = ""):
+        return cls("depthwise", n, h, w, c, c, k, stride, padding, bias, name)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        for attr in ("n", "h", "w", "cin", "cout", "k", "stride"):
+            positive_int(attr, getattr(self, attr))
+        if self.kind == "linear" and (self.h, self.w) != (1, 1):
+            raise ValueError("a linear layer has h = w = 1")
+        if self.kind != "depthwise" and (self.k, self.stride, self.pads) != (1, 1, (0, 0, 0, 0)):
+            raise ValueError(f"a {self.kind} layer has k = stride = 1 and no padding")
+        if self.kind == "depthwise" and self.cout != self.cin:
+            raise ValueError(f"a depthwise layer has cout == cin, got {self.cout} != {self.cin}")
+        conv_output_hw((self.h, self.w), (self.k, self.k), (self.stride, self.stride), self.pads)
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        return conv_padding(self.padding, (self.h, self.w), (self.k, self.k), (self.stride, self.stride))
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return conv_output_hw((self.h, self.w), (self.k, self.k), (self.stride, self.stride), self.pads)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of x, w, b and y."""
+        oh, ow = self.out_hw
+        if self.kind == "linear":
+            return {"x": (self.n, self.cin), "w": (self.cout, self.cin), "b": (self.cout,),
+                    "y": (self.n, self.cout)}
+        w = (self.k, self.k, self.cin) if self.kind == "depthwise" else (self.cout, self.cin)
+        return {"x": (self.n, self.h, self.w, self.cin), "w": w, "b": (self.cout,),
+                "y": (self.n, oh, ow, self.cout)}
+
+    def _params(self) -> tuple:
+        return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.k, self.k, self.stride,
+                self.stride, *self.pads, bool(self.bias))
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """The planner's choice for one step of one layer, and what it costs.
+
+    ``tile`` holds m/n/k tile sizes and the loop order (outermost first) of
+    the GEMM view for linear and pointwise layers, images/rows/channels for
+    depthwise. ``lower_bound_bytes`` moves every operand of the step once;
+    ``io_lower_bound_bytes`` adds, for GEMMs, the communication bound of any
+    schedule with ``l1_budget`` bytes of fast memory, 2 M N K / sqrt(S) - 2 S
+    words (Hong & Kung 1981; constant from Smith et al., 2019)."""
+    layer: Layer
+    step: str
+    l1_budget: int
+    l1_bytes: int
+    tile: dict
+    num_tiles: int
+    bytes_in: int
+    bytes_out: int
+    lower_bound_bytes: int
+    io_lower_bound_bytes: int
+    macs: int
+
+    @property
+    def bytes_moved(self) -> int:
+        return self.bytes_in + self.bytes_out
+
+    @property
+    def ratio_to_bound(self) -> float:
+        return self.bytes_moved / self.lower_bound_bytes
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        """Multiply-adds per byte moved between L2 and L1."""
+        return self.macs / self.bytes_moved
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer.name or self.layer.kind, "kind": self.layer.kind, "step": self.step,
+                "l1_budget": self.l1_budget, "l1_bytes": self.l1_bytes, "tile": dict(self.tile),
+                "num_tiles": self.num_tiles, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+                "bytes_moved": self.bytes_moved, "lower_bound_bytes": self.lower_bound_bytes,
+                "io_lower_bound_bytes": self.io_lower_bound_bytes, "ratio_to_bound": self.ratio_to_bound,
+                "macs": self.macs, "arithmetic_intensity": self.arithmetic_intensity}
+
+
+def _step(step: str) -> str:
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {STEPS}, got {step!r}")
+    return step
+
+
+def _budget(l1_bytes) -> int:
+    return positive_int("l1_bytes", l1_bytes)
+
+
+def plan(layer: Layer, step: str, l1_bytes: int) -> TilePlan:
+    """Tile sizes for ``step`` of ``layer`` in an L1 of ``l1_bytes`` bytes.
+
+    Raises pulptrain.errors.StatusError (PT_ERR_BUDGET) when not even the
+    smallest tile fits; :func:`min_l1_bytes` gives the smallest budget that
+    does."""
+    step, budget = _step(step), _budget(l1_bytes)
+    d = _tile.plan(layer._params(), step, budget)
+    if layer.kind == "depthwise":
+        images, rows, channels = d["tile_depthwise"]
+        tile = {"images": images, "rows": rows, "channels": channels}
+        io_bound = d["lower_bound_bytes"]
+    else:
+        (m, n, k), (tm, tn, tk) = d["gemm"], d["tile_gemm"]
+        tile = {"m": tm, "n": tn, "k": tk, "order": d["order"], "gemm": (m, n, k)}
+        words = budget / 4.0
+        io_bound = max(d["lower_bound_bytes"], int(4 * (2.0 * m * n * k / math.sqrt(words) - 2.0 * words)))
+    return TilePlan(layer, step, budget, d["l1_bytes"], tile, d["num_tiles"], d["bytes_in"], d["bytes_out"],
+                    d["lower_bound_bytes"], io_bound, d["macs"])
+
+
+def min_l1_bytes(layer: Layer, step: str) -> int:
+    """The smallest L1 budget :func:`plan` accepts for this step."""
+    return int(_tile.min_l1_bytes(layer._params(), _step(step)))
+
+
+def training_step(layer: Layer, l1_bytes: int) -> list[TilePlan]:
+    """Plans of the three steps of one training iteration of ``layer``."""
+    return [plan(layer, step, l1_bytes) for step in STEPS]
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1)
+
+
+def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = None):
+    """Run ``step`` of ``layer`` tiled into an L1 region of ``l1_bytes`` bytes.
+
+    forward(x, w, b) -> y; grad_input(w, grad_y) -> grad_x;
+    grad_weight(x, grad_y) -> (grad_w, grad_b) (grad_b None without a bias);
+    b may be None. The region is fenced by canary bytes, checked afterwards
+    (RuntimeError if the executor wrote outside the budget). ``stats``, when
+    given, receives the plan and the bytes the DMA actually moved."""
+    step, budget = _step(step), _budget(l1_bytes)
+    shapes = layer.shapes()
+    names = {"forward": ("x", "w", "b"), "grad_input": ("w", "grad_y"), "grad_weight": ("x", "grad_y")}[step]
+    if len(arrays) != len(names):
+        raise TypeError(f"{step} takes {len(names)} arrays ({', '.join(names)}), got {len(arrays)}")
+    checked = []
+    for name, a in zip(names, arrays):
+        if name == "b" and a is None:
+            checked.append(None)
+            continue
+        want = shapes["y" if name == "grad_y" else name]
+        a = as_f32(name, a, len(want))
+        if a.shape != want:
+            raise ValueError(f"{name} has shape {a.shape}, the layer needs {want}")
+        checked.append(_flat(a))
+    if step == "forward" and checked[2] is not None and not layer.bias:
+        raise ValueError("b given for a layer without bias")
+    out_shape = {"forward": shapes["y"], "grad_input": shapes["x"], "grad_weight": shapes["w"]}[step]
+    out = np.empty(out_shape, np.float32)
+    grad_b = np.empty(shapes["b"], np.float32) if step == "grad_weight" and layer.bias else None
+    l1 = np.full(budget + 2 * _GUARD + _tile.ALIGN, _CANARY, np.uint8)
+    offset = _GUARD + (-(l1.ctypes.data + _GUARD)) % _tile.ALIGN
+    bias = checked[2] if step == "forward" else None
+    moved = _tile.run(layer._params(), step, budget, l1, offset, checked[0], checked[1], bias, _flat(out),
+                      grad_b, get_num_threads())
+    if (l1[:offset] != _CANARY).any() or (l1[offset + budget:] != _CANARY).any():
+        raise RuntimeError("the tiled executor wrote outside its L1 budget")
+    if stats is not None:
+        stats["plan"] = plan(layer, step, budget)
+        stats["bytes_moved"] = int(moved)
+    return (out, grad_b) if step == "grad_weight" else out

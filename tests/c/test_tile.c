@@ -1,0 +1,342 @@
+/* Tile planner and tiled executors: bitwise equal to the untiled kernels for
+ * every kind and step, for budgets from the smallest that fits up to
+ * everything-fits; the L1 region is fenced by canary bytes; the DMA moves
+ * exactly the bytes the planner predicted; too small a budget is
+ * PT_ERR_BUDGET. Also run with a DMA backend that completes copies late and
+ * out of order, which catches any missing wait. */
+#include <stdlib.h>
+#include "pt_test.h"
+#include "pulptrain/pulptrain.h"
+
+#define GUARD 64
+#define CANARY 0xA5
+
+/* ------------------------------------------------ a late, reordering DMA */
+typedef struct pending_copy {
+    int live;
+    pt_dma_id id;
+    void *dst;
+    const void *src;
+    size_t row_bytes, rows, dst_stride, src_stride;
+} pending_copy;
+
+#define QUEUE 4
+static pending_copy queue[QUEUE];
+static pt_dma_id next_id = 0;
+
+static void run_copy(pending_copy *c)
+{
+    for (size_t r = 0; r < c->rows; ++r)
+        memcpy((char *)c->dst + r * c->dst_stride, (const char *)c->src + r * c->src_stride, c->row_bytes);
+    c->live = 0;
+}
+
+/* Copies wait in a small queue; a full queue completes its newest entry
+ * first (so completion order differs from issue order). */
+static pt_dma_id late_copy_2d(void *ctx, void *dst, const void *src, size_t row_bytes, size_t rows,
+                              size_t dst_stride, size_t src_stride)
+{
+    int slot = -1;
+    for (int i = 0; i < QUEUE; ++i)
+        if (!queue[i].live) slot = i;
+    if (slot < 0) {
+        slot = 0;
+        for (int i = 1; i < QUEUE; ++i)
+            if (queue[i].id > queue[slot].id) slot = i;
+        run_copy(&queue[slot]);
+    }
+    pending_copy c = {1, next_id++, dst, src, row_bytes, rows, dst_stride, src_stride};
+    queue[slot] = c;
+    return c.id;
+}
+
+static void late_wait(void *ctx, pt_dma_id id)
+{
+    for (int i = 0; i < QUEUE; ++i)
+        if (queue[i].live && queue[i].id == id) run_copy(&queue[i]);
+}
+
+static const pt_dma_backend late_backend = {late_copy_2d, late_wait, NULL};
+
+static int queue_empty(void)
+{
+    for (int i = 0; i < QUEUE; ++i)
+        if (queue[i].live) return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------- helpers */
+static float *random_floats(pt_rng *r, size_t n)
+{
+    float *a = (float *)malloc((n ? n : 1) * sizeof(float));
+    pt_fill_uniform(r, a, n, -1.0f, 1.0f);
+    return a;
+}
+
+static float *nan_floats(size_t n)
+{
+    float *a = (float *)malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; ++i) a[i] = NAN;
+    return a;
+}
+
+static void *scratch_mem = NULL;
+static size_t scratch_size = 0;
+
+static pt_ctx ctx_with(int threads, size_t need)
+{
+    if (need > scratch_size) {
+        free(scratch_mem);
+        scratch_mem = malloc(need);
+        scratch_size = need;
+    }
+    pt_ctx ctx = {threads, scratch_mem, need};
+    return ctx;
+}
+
+/* Sizes of one layer's arrays, in floats. */
+typedef struct layer_arrays {
+    size_t x, w, b, y;
+} layer_arrays;
+
+static layer_arrays sizes_of(const pt_tile_layer *l)
+{
+    const pt_conv_params *p = &l->conv;
+    layer_arrays s;
+    size_t pixels = (size_t)p->in.n * p->in.h * p->in.w;
+    if (l->kind == PT_TILE_DEPTHWISE) {
+        int oh = pt_out_extent(p->in.h, p->kh, p->stride_h, p->pad_top, p->pad_bottom);
+        int ow = pt_out_extent(p->in.w, p->kw, p->stride_w, p->pad_left, p->pad_right);
+        s.x = pixels * p->in.c;
+        s.w = (size_t)p->kh * p->kw * p->in.c;
+        s.y = (size_t)p->in.n * oh * ow * p->in.c;
+    } else {
+        s.x = pixels * p->in.c;
+        s.w = (size_t)p->out_c * p->in.c;
+        s.y = pixels * p->out_c;
+    }
+    s.b = (size_t)p->out_c;
+    return s;
+}
+
+/* The untiled kernel for one step: out (and out2 = grad_b) from the inputs. */
+static pt_status untiled(const pt_tile_layer *l, pt_tile_step step, const float *x, const float *w,
+                         const float *b, const float *gy, float *out, float *out2)
+{
+    const pt_conv_params *p = &l->conv;
+    if (l->kind == PT_TILE_DEPTHWISE) {
+        pt_ctx ctx = ctx_with(2, 0);
+        if (step == PT_TILE_FWD) return pt_depthwise_f32_fwd(&ctx, p, x, w, b, out);
+        if (step == PT_TILE_BWD_INPUT) return pt_depthwise_f32_bwd_input(&ctx, p, w, gy, out);
+        return pt_depthwise_f32_bwd_weight(&ctx, p, x, gy, out, out2);
+    }
+    size_t need = 0;
+    pt_linear_params lp = {p->in.n * p->in.h * p->in.w, p->in.c, p->out_c};
+    if (step == PT_TILE_FWD) need = pt_linear_f32_fwd_scratch_bytes(&lp, 2);
+    if (step == PT_TILE_BWD_INPUT) need = pt_linear_f32_bwd_input_scratch_bytes(&lp, 2);
+    if (step == PT_TILE_BWD_WEIGHT) need = pt_linear_f32_bwd_weight_scratch_bytes(&lp, 2);
+    pt_ctx ctx = ctx_with(2, need);
+    if (l->kind == PT_TILE_POINTWISE) {
+        if (step == PT_TILE_FWD) return pt_pointwise_f32_fwd(&ctx, p, x, w, b, out);
+        if (step == PT_TILE_BWD_INPUT) return pt_pointwise_f32_bwd_input(&ctx, p, w, gy, out);
+        return pt_pointwise_f32_bwd_weight(&ctx, p, x, gy, out, out2);
+    }
+    if (step == PT_TILE_FWD) return pt_linear_f32_fwd(&ctx, &lp, x, w, b, out);
+    if (step == PT_TILE_BWD_INPUT) return pt_linear_f32_bwd_input(&ctx, &lp, w, gy, out);
+    return pt_linear_f32_bwd_weight(&ctx, &lp, x, gy, out, out2);
+}
+
+static pt_status tiled(const pt_tile_plan *plan, int threads, void *l1, size_t l1_bytes,
+                       const float *x, const float *w, const float *b, const float *gy, float *out,
+                       float *out2)
+{
+    pt_ctx ctx = ctx_with(threads, pt_tile_scratch_bytes(plan, threads));
+    if (plan->step == PT_TILE_FWD) return pt_tile_fwd(&ctx, plan, l1, l1_bytes, x, w, b, out);
+    if (plan->step == PT_TILE_BWD_INPUT) return pt_tile_bwd_input(&ctx, plan, l1, l1_bytes, w, gy, out);
+    return pt_tile_bwd_weight(&ctx, plan, l1, l1_bytes, x, gy, out, out2);
+}
+
+static const char *step_names[] = {"fwd", "bwd_input", "bwd_weight"};
+
+/* One layer, one step, one budget: plan, run tiled inside a fenced L1
+ * region, compare with the untiled result bit for bit. */
+static void check_budget(const char *name, const pt_tile_layer *l, pt_tile_step step, size_t budget,
+                         int threads, const float *x, const float *w, const float *b,
+                         const float *gy, const float *want, const float *want2)
+{
+    pt_tile_plan plan;
+    pt_status st = pt_tile_plan_layer(l, step, budget, &plan);
+    PT_CHECK(st == PT_OK, "%s %s budget %zu: plan status %d", name, step_names[step], budget, st);
+    if (st != PT_OK) return;
+    PT_CHECK(plan.l1_bytes <= budget, "%s %s: plan uses %zu > budget %zu", name, step_names[step],
+             plan.l1_bytes, budget);
+    layer_arrays s = sizes_of(l);
+    size_t n_out = step == PT_TILE_FWD ? s.y : step == PT_TILE_BWD_INPUT ? s.x : s.w;
+    float *out = nan_floats(n_out), *out2 = nan_floats(s.b);
+    unsigned char *fence = (unsigned char *)malloc(budget + 2 * GUARD + PT_TILE_ALIGN);
+    unsigned char *l1 = fence + GUARD;
+    l1 += (PT_TILE_ALIGN - (uintptr_t)l1 % PT_TILE_ALIGN) % PT_TILE_ALIGN;
+    memset(fence, CANARY, budget + 2 * GUARD + PT_TILE_ALIGN);
+    pt_dma_reset_bytes_issued();
+    st = tiled(&plan, threads, l1, budget, x, w, b, gy, out, l->has_bias ? out2 : NULL);
+    PT_CHECK(st == PT_OK, "%s %s budget %zu: run status %d", name, step_names[step], budget, st);
+    uint64_t moved = pt_dma_bytes_issued();
+    PT_CHECK(moved == plan.bytes_in + plan.bytes_out, "%s %s budget %zu: moved %llu, planned %llu",
+             name, step_names[step], budget, (unsigned long long)moved,
+             (unsigned long long)(plan.bytes_in + plan.bytes_out));
+    int fenced = 1;
+    for (unsigned char *q = fence; q < l1; ++q) fenced &= *q == CANARY;
+    for (unsigned char *q = l1 + budget; q < fence + budget + 2 * GUARD; ++q) fenced &= *q == CANARY;
+    PT_CHECK(fenced, "%s %s budget %zu: bytes outside the L1 budget were written", name,
+             step_names[step], budget);
+    long diff = pt_first_bit_diff(out, want, n_out);
+    PT_CHECK(diff < 0, "%s %s budget %zu threads %d: [%ld] %g vs untiled %g (tiles m%d n%d k%d)",
+             name, step_names[step], budget, threads, diff, diff < 0 ? 0.0 : out[diff],
+             diff < 0 ? 0.0 : want[diff], plan.tile_m, plan.tile_n, plan.tile_k);
+    if (want2) {
+        diff = pt_first_bit_diff(out2, want2, s.b);
+        PT_CHECK(diff < 0, "%s %s budget %zu: grad_b [%ld] differs", name, step_names[step], budget, diff);
+    }
+    PT_CHECK(queue_empty(), "%s %s: copies still in flight after return", name, step_names[step]);
+    free(fence);
+    free(out);
+    free(out2);
+}
+
+static void check_layer(const char *name, const pt_tile_layer *l, pt_rng *rng)
+{
+    layer_arrays s = sizes_of(l);
+    float *x = random_floats(rng, s.x), *w = random_floats(rng, s.w), *b = random_floats(rng, s.b);
+    float *gy = random_floats(rng, s.y);
+    for (int step = 0; step < 3; ++step) {
+        size_t n_out = step == PT_TILE_FWD ? s.y : step == PT_TILE_BWD_INPUT ? s.x : s.w;
+        float *want = nan_floats(n_out), *want2 = nan_floats(s.b);
+        int with_b = l->has_bias && step != PT_TILE_BWD_INPUT;
+        pt_status st = untiled(l, (pt_tile_step)step, x, w, l->has_bias ? b : NULL, gy, want,
+                               with_b ? want2 : NULL);
+        PT_CHECK(st == PT_OK, "%s %s untiled status %d", name, step_names[step], st);
+        size_t lo = pt_tile_min_l1_bytes(l, (pt_tile_step)step);
+        pt_tile_plan all;
+        PT_CHECK(lo > 0, "%s: min budget", name);
+        /* everything fits (every operand, double-buffered): one tile, or
+         * one per image for depthwise windows that skip edge rows */
+        size_t hi = 3 * sizeof(float) * (s.x + s.w + s.y + s.b) + 1024;
+        uint64_t most = l->kind == PT_TILE_DEPTHWISE ? (uint64_t)l->conv.in.n : 1;
+        PT_CHECK(pt_tile_plan_layer(l, (pt_tile_step)step, hi, &all) == PT_OK && all.num_tiles <= most &&
+                     all.bytes_in + all.bytes_out <= all.lower_bound_bytes,
+                 "%s %s: a budget holding everything gives %llu tiles", name, step_names[step],
+                 (unsigned long long)all.num_tiles);
+        pt_tile_plan none;
+        PT_CHECK(pt_tile_plan_layer(l, (pt_tile_step)step, lo - 1, &none) == PT_ERR_BUDGET,
+                 "%s %s: budget %zu below the minimum must be PT_ERR_BUDGET", name, step_names[step], lo - 1);
+        for (size_t budget = lo;; budget = budget * 5 / 3) {
+            if (budget > hi) budget = hi;
+            for (int dma = 0; dma < 2; ++dma) {
+                pt_dma_set_backend(dma ? &late_backend : NULL);
+                check_budget(name, l, (pt_tile_step)step, budget, dma ? 3 : 1, x, w,
+                             l->has_bias ? b : NULL, gy, want, with_b ? want2 : NULL);
+            }
+            pt_dma_set_backend(NULL);
+            if (budget == hi) break;
+        }
+        free(want);
+        free(want2);
+    }
+    free(x);
+    free(w);
+    free(b);
+    free(gy);
+}
+
+static pt_tile_layer linear_layer(int batch, int in, int out, int bias)
+{
+    pt_tile_layer l;
+    memset(&l, 0, sizeof l);
+    l.kind = PT_TILE_LINEAR;
+    l.conv.in = (pt_dims){batch, 1, 1, in};
+    l.conv.out_c = out;
+    l.conv.kh = l.conv.kw = l.conv.stride_h = l.conv.stride_w = 1;
+    l.has_bias = bias;
+    return l;
+}
+
+static pt_tile_layer pointwise_layer(int n, int h, int w, int cin, int cout, int bias)
+{
+    pt_tile_layer l = linear_layer(1, cin, cout, bias);
+    l.kind = PT_TILE_POINTWISE;
+    l.conv.in = (pt_dims){n, h, w, cin};
+    return l;
+}
+
+static pt_tile_layer depthwise_layer(int n, int h, int w, int c, int k, int stride, int pt, int pb,
+                                     int pl, int pr, int bias)
+{
+    pt_tile_layer l = linear_layer(1, c, c, bias);
+    l.kind = PT_TILE_DEPTHWISE;
+    l.conv.in = (pt_dims){n, h, w, c};
+    l.conv.kh = l.conv.kw = k;
+    l.conv.stride_h = l.conv.stride_w = stride;
+    l.conv.pad_top = pt;
+    l.conv.pad_bottom = pb;
+    l.conv.pad_left = pl;
+    l.conv.pad_right = pr;
+    return l;
+}
+
+static void test_bad_arguments(void)
+{
+    pt_tile_layer l = linear_layer(5, 7, 3, 1);
+    pt_tile_plan plan;
+    PT_CHECK(pt_tile_plan_layer(NULL, PT_TILE_FWD, 1 << 20, &plan) == PT_ERR_NULL, "null layer");
+    PT_CHECK(pt_tile_plan_layer(&l, (pt_tile_step)7, 1 << 20, &plan) == PT_ERR_PARAM, "bad step");
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_FWD, 0, &plan) == PT_ERR_BUDGET, "zero budget");
+    pt_tile_layer bad = l;
+    bad.conv.in.c = 0;
+    PT_CHECK(pt_tile_plan_layer(&bad, PT_TILE_FWD, 1 << 20, &plan) == PT_ERR_SHAPE, "zero features");
+    bad = pointwise_layer(1, 2, 2, 3, 4, 0);
+    bad.conv.stride_h = 2;
+    PT_CHECK(pt_tile_plan_layer(&bad, PT_TILE_FWD, 1 << 20, &plan) == PT_ERR_PARAM, "strided pointwise");
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_FWD, 1 << 20, &plan) == PT_OK, "plan");
+    float x[35], w[21], y[15];
+    static float l1[4096];
+    pt_ctx ctx = ctx_with(1, pt_tile_scratch_bytes(&plan, 1));
+    PT_CHECK(pt_tile_fwd(&ctx, &plan, l1, plan.l1_bytes - 1, x, w, NULL, y) == PT_ERR_SCRATCH,
+             "L1 region smaller than the plan");
+    PT_CHECK(pt_tile_fwd(&ctx, &plan, (char *)l1 + 4, plan.l1_bytes, x, w, NULL, y) == PT_ERR_PARAM,
+             "misaligned L1 region");
+    PT_CHECK(pt_tile_bwd_input(&ctx, &plan, l1, plan.l1_bytes, w, y, x) == PT_ERR_PARAM,
+             "a fwd plan run as bwd_input");
+    PT_CHECK(pt_dma_set_backend(&(pt_dma_backend){NULL, late_wait, NULL}) == PT_ERR_NULL,
+             "backend without copy");
+}
+
+int main(void)
+{
+    pt_rng rng = {12345};
+    test_bad_arguments();
+    pt_tile_layer l;
+    l = linear_layer(37, 45, 29, 1);
+    check_layer("linear 37x45->29", &l, &rng);
+    l = linear_layer(300, 263, 17, 1); /* K > PT_GEMM_KC for fwd and bwd_weight */
+    check_layer("linear 300x263->17", &l, &rng);
+    l = linear_layer(3, 11, 530, 0);   /* K > PT_GEMM_KC for bwd_input, no bias */
+    check_layer("linear 3x11->530", &l, &rng);
+    l = linear_layer(4200, 5, 3, 1);   /* bwd_weight: 17 K tiles, C single-buffered */
+    check_layer("linear 4200x5->3", &l, &rng);
+    l = pointwise_layer(3, 5, 7, 19, 13, 1);
+    check_layer("pointwise 3x5x7 19->13", &l, &rng);
+    l = pointwise_layer(2, 17, 9, 6, 10, 0); /* 306 pixels: bwd_weight K cut */
+    check_layer("pointwise 2x17x9 6->10", &l, &rng);
+    l = depthwise_layer(2, 7, 9, 20, 3, 1, 1, 1, 1, 1, 1);
+    check_layer("depthwise 2x7x9x20 k3 s1 p1", &l, &rng);
+    l = depthwise_layer(3, 8, 8, 19, 3, 2, 0, 1, 0, 1, 1); /* TF 'same' at stride 2 */
+    check_layer("depthwise 3x8x8x19 k3 s2 same", &l, &rng);
+    l = depthwise_layer(2, 8, 7, 5, 3, 2, 0, 0, 0, 0, 0); /* last input row reached by no window */
+    check_layer("depthwise 2x8x7x5 k3 s2 valid", &l, &rng);
+    l = depthwise_layer(2, 6, 5, 3, 2, 3, 2, 0, 1, 1, 1); /* stride > kernel: whole images only */
+    check_layer("depthwise 2x6x5x3 k2 s3", &l, &rng);
+    l = depthwise_layer(2, 5, 6, 17, 5, 1, 2, 2, 2, 2, 1);
+    check_layer("depthwise 2x5x6x17 k5 s1 p2", &l, &rng);
+    free(scratch_mem);
+    return pt_test_finish("tile");
+}

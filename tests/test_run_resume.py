@@ -1,0 +1,114 @@
+"""`pulptrain run` end to end on a tiny stream, killed with SIGKILL at random
+moments and resumed each time: it must end bitwise where an uninterrupted
+run ends (weights, optimizer state, replay store, accuracy curve)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+BATCHES = 10
+TINY = ["--scenario-option", "frames_per_session=2", "--batches", str(BATCHES), "--lr-count", "40",
+        "--minibatch", "16", "--epochs", "1", "--epochs-first", "2", "--quiet", "--threads", "2"]
+KILLS = 7
+
+
+def _run(args, env, timeout=600):
+    return subprocess.run([sys.executable, "-m", "pulptrain", "run", *TINY, *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _final_state(ckpt_dir):
+    with open(os.path.join(ckpt_dir, "LATEST")) as f:
+        name = f.read().strip()
+    with np.load(os.path.join(ckpt_dir, name, "state.npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    with open(os.path.join(ckpt_dir, name, "store.lrs"), "rb") as f:
+        store = f.read()
+    return name, arrays, store
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    e = dict(os.environ)
+    e.setdefault("PULPTRAIN_CACHE", str(tmp_path_factory.mktemp("cache")))
+    return e
+
+
+def _latest(ckpt):
+    try:
+        with open(os.path.join(ckpt, "LATEST")) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def test_kill_and_resume_is_bitwise_identical(tmp_path, env):
+    ref = _run(["--checkpoint", str(tmp_path / "ref"), "--out", str(tmp_path / "ref_out")], env)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+
+    # Each attempt is killed a random moment (0..0.8 s) after it wrote a new
+    # checkpoint: in the middle of training the next batch or of saving it.
+    seed = int(os.environ.get("PULPTRAIN_TEST_SEED", "7"))
+    rng = np.random.default_rng(seed)
+    ckpt = str(tmp_path / "killed")
+    args = ["--checkpoint", ckpt, "--resume", "--out", str(tmp_path / "killed_out")]
+    kills, seen = 0, []
+    for attempt in range(BATCHES + 2):
+        before = _latest(ckpt)
+        proc = subprocess.Popen([sys.executable, "-m", "pulptrain", "run", *TINY, *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and _latest(ckpt) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if proc.poll() is None and kills < KILLS:
+            time.sleep(float(rng.uniform(0.0, 0.8)))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                seen.append(_latest(ckpt))
+                continue
+        proc.wait(timeout=600)
+        err = proc.stderr.read()
+        assert proc.returncode == 0, f"attempt {attempt} failed (seed={seed}): {err[-2000:]}"
+        break
+    print(f"kills survived: {kills}; checkpoint after each kill: {seen}")
+    assert kills == KILLS, f"only {kills} kills landed (seed={seed})"
+    ref_name, ref_arrays, ref_store = _final_state(str(tmp_path / "ref"))
+    name, arrays, store = _final_state(ckpt)
+    assert name == ref_name
+    assert ref_arrays.keys() == arrays.keys()
+    for k in ref_arrays:
+        assert np.array_equal(ref_arrays[k], arrays[k]), f"{k} differs after resume (seed={seed})"
+    assert store == ref_store, f"replay store differs after resume (seed={seed})"
+    with open(tmp_path / "ref_out" / "report.json") as f:
+        ref_report = json.load(f)
+    with open(tmp_path / "killed_out" / "report.json") as f:
+        report = json.load(f)
+    assert report["accuracy_curve"] == ref_report["accuracy_curve"]
+
+
+def test_resume_with_other_options_is_refused(tmp_path, env):
+    ckpt = str(tmp_path / "ck")
+    assert _run(["--checkpoint", ckpt], env).returncode == 0
+    other = _run(["--checkpoint", ckpt, "--resume", "--seed", "5"], env)
+    assert other.returncode == 2
+    assert "different configuration" in other.stderr
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path, env):
+    ckpt = tmp_path / "ck"
+    assert _run(["--checkpoint", str(ckpt)], env).returncode == 0
+    name = (ckpt / "LATEST").read_text().strip()
+    state = ckpt / name / "state.npz"
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    state.write_bytes(bytes(data))
+    res = _run(["--checkpoint", str(ckpt), "--resume"], env)
+    assert res.returncode == 2
+    assert "SHA-256" in res.stderr
