@@ -184,7 +184,7 @@ def linear_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, *, ref: bo
 # ===================================================================== non-GEMM training kernels
 # depthwise conv, average pooling, channel affine, softmax cross-entropy, SGD
 from pulptrain import _elem  # noqa: E402
-from pulptrain._validate import as_labels, finite_float, positive_int  # noqa: E402
+from pulptrain._validate import MAX_DIM, as_labels, finite_float, positive_int  # noqa: E402
 __all__ += ["depthwise_conv2d_forward", "depthwise_conv2d_backward",
             "avg_pool2d_forward", "avg_pool2d_backward",
             "global_avg_pool_forward", "global_avg_pool_backward",
@@ -197,7 +197,7 @@ def _nhwc_shape(name: str, x_or_shape) -> tuple[int, int, int, int]:
     if isinstance(x_or_shape, np.ndarray):
         shape = x_or_shape.shape
     elif isinstance(x_or_shape, (tuple, list)):
-        shape = tuple(positive_int(f"{name}[{i}]", d) for i, d in enumerate(x_or_shape))
+        shape = tuple(positive_int(f"{name}[{i}]", d, maximum=MAX_DIM) for i, d in enumerate(x_or_shape))
     else:
         raise TypeError(f"{name} must be an NHWC array or its shape tuple, got {type(x_or_shape).__name__}")
     if len(shape) != 4 or min(shape) < 1:
