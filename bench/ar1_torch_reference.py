@@ -114,8 +114,6 @@ def update_memory(memory_x, memory_y, new_x, new_y, capacity: int, batch_index: 
     h = min(capacity // (batch_index + 1), new_x.shape[0])
     chosen = torch.from_numpy(rng.choice(new_x.shape[0], h, replace=False))
     add_x, add_y = new_x[chosen], new_y[chosen]
-    free = capacity - (0 if memory_x is None else memory_x.shape[0])
-    filled_before = 0 if memory_x is None else memory_x.shape[0]
     held = 0 if memory_x is None else memory_x.shape[0]   # entries before this batch
     free = capacity - held
     if memory_x is None:
@@ -125,8 +123,6 @@ def update_memory(memory_x, memory_y, new_x, new_y, capacity: int, batch_index: 
         memory_y = torch.cat([memory_y, add_y[:free]])
     rest = h - max(free, 0)
     if rest > 0:
-        # like pulptrain.replay's AR1 policy: only slots filled before this batch
-        slots = torch.from_numpy(rng.choice(filled_before, rest, replace=False))
         # replace entries of earlier batches, not the ones just added
         slots = torch.from_numpy(rng.choice(held, rest, replace=False))
         memory_x[slots] = add_x[h - rest:]
