@@ -19,20 +19,29 @@
 #endif
 #define RV_NR 4
 
-static void ukernel_riscv(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                          const float *bias, int accumulate, int m_valid, int n_valid)
+/* acc += the kc x RV_NR products, reading A(i, k) as the expression a_at. */
+#define RV_CHAINS(a_at)                                                                     \
+    do {                                                                                    \
+        _Pragma("GCC unroll 2") for (size_t k = 0; k < kc; ++k) {                           \
+            const float *bk = b + k * RV_NR;                                                \
+            _Pragma("GCC unroll 8") for (int j = 0; j < RV_NR; ++j) {                       \
+                const float bj = bk[j];                                                     \
+                _Pragma("GCC unroll 8") for (int i = 0; i < RV_MR; ++i)                     \
+                    acc[i][j] = fmaf(a_at, bj, acc[i][j]);                                  \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
+static void ukernel_riscv(size_t kc, const float *a, size_t a_rs, const float *b, float *c,
+                          size_t ldc, const float *bias, int accumulate, int m_valid, int n_valid)
 {
     float acc[RV_MR][RV_NR] = {{0.0f}};
-#pragma GCC unroll 2
-    for (size_t k = 0; k < kc; ++k) {
-        const float *ak = a + k * RV_MR;
-        const float *bk = b + k * RV_NR;
-#pragma GCC unroll 8
-        for (int j = 0; j < RV_NR; ++j) {
-            const float bj = bk[j];
-#pragma GCC unroll 8
-            for (int i = 0; i < RV_MR; ++i) acc[i][j] = fmaf(ak[i], bj, acc[i][j]);
-        }
+    if (a_rs == 0) {
+        RV_CHAINS(a[k * RV_MR + (size_t)i]);  /* packed panel: constant offsets */
+    } else {
+        const float *rows[RV_MR];              /* A in place: one pointer per row */
+        for (int i = 0; i < RV_MR; ++i) rows[i] = a + (size_t)i * a_rs;
+        RV_CHAINS(rows[i][k]);
     }
     for (int i = 0; i < m_valid; ++i) {
         float *ci = c + (size_t)i * ldc;
@@ -45,10 +54,10 @@ static void ukernel_riscv(size_t kc, const float *a, const float *b, float *c, s
     }
 }
 
-const pt_gemm_ukernel pt_gemm_ukernel_riscv = {RV_MR, RV_NR, ukernel_riscv};
+const pt_gemm_ukernel pt_gemm_ukernel_riscv = {RV_MR, RV_NR, ukernel_riscv, NULL, NULL};
 
 #else
 
-const pt_gemm_ukernel pt_gemm_ukernel_riscv = {0, 0, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_riscv = {0, 0, NULL, NULL, NULL};
 
 #endif

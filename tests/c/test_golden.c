@@ -17,7 +17,7 @@
 #include "golden_data.h"
 
 #define MAX_OUT 4096
-#define SCRATCH_BYTES (256 * 1024)
+#define SCRATCH_BYTES (512 * 1024)
 
 static float out[MAX_OUT];
 static unsigned char scratch[SCRATCH_BYTES];

@@ -313,7 +313,9 @@ static void test_bad_arguments(void)
     pt_ctx ctx = ctx_with(1, pt_tile_scratch_bytes(&plan, 1));
     PT_CHECK(pt_tile_fwd(&ctx, &plan, l1, plan.l1_bytes - 1, x, w, NULL, y) == PT_ERR_SCRATCH,
              "L1 region smaller than the plan");
-    PT_CHECK(pt_tile_fwd(&ctx, &plan, l1 + 4, plan.l1_bytes, x, w, NULL, y) == PT_ERR_PARAM,
+    char *misaligned = (char *)l1 + 4;  /* l1 itself is only float-aligned */
+    if ((uintptr_t)misaligned % PT_TILE_ALIGN == 0) misaligned += 4;
+    PT_CHECK(pt_tile_fwd(&ctx, &plan, misaligned, plan.l1_bytes, x, w, NULL, y) == PT_ERR_PARAM,
              "misaligned L1 region");
     PT_CHECK(pt_tile_bwd_input(&ctx, &plan, l1, plan.l1_bytes, w, y, x) == PT_ERR_PARAM,
              "a fwd plan run as bwd_input");

@@ -4,12 +4,13 @@
  * cores while the fabric controller waits. Waiting is a polling loop here
  * (the cluster event unit could put cores to sleep instead).
  *
- * The tile buffer is the cluster L1 TCDM; the DMA is a memcpy placeholder
- * until a cluster-DMA driver replaces pt_riscv_dma_start/wait. */
+ * The tile buffer is the cluster L1 TCDM; the DMA backend (pt_dma.h) is a
+ * memcpy placeholder until a cluster-DMA driver replaces it. */
 #include <stdint.h>
 #include <string.h>
 #include "board.h"
 #include "pt_riscv.h"
+#include "pulptrain/pt_dma.h"
 
 #define PULP_CLUSTER_CORES 8
 #define PULP_CLUSTER_FETCH_ENABLE ((volatile uint32_t *)0x10200008u)
@@ -24,10 +25,32 @@
 
 extern void _start(void);
 
+/* The cluster DMA backend of pt_dma.h. Placeholder: the copy is done at
+ * issue time with memcpy; a driver for the cluster DMA (mchan) replaces
+ * these two functions and nothing else. */
+static pt_dma_id pulp_dma_copy_2d(void *ctx, void *dst, const void *src, size_t row_bytes,
+                                  size_t rows, size_t dst_stride, size_t src_stride)
+{
+    (void)ctx;
+    for (size_t r = 0; r < rows; ++r)
+        memcpy((uint8_t *)dst + r * dst_stride, (const uint8_t *)src + r * src_stride, row_bytes);
+    return 0;
+}
+
+static void pulp_dma_wait(void *ctx, pt_dma_id id)
+{
+    (void)ctx;
+    (void)id;
+    pt_rv_fence();  /* the copy's writes reach every cluster core */
+}
+
+static const pt_dma_backend pulp_dma = {pulp_dma_copy_2d, pulp_dma_wait, NULL};
+
 int pt_rv_board_start(const void *boot_info)
 {
     (void)boot_info;
     int cores = PULP_CLUSTER_CORES < PT_RV_MAX_HARTS ? PULP_CLUSTER_CORES : PT_RV_MAX_HARTS;
+    pt_dma_set_backend(&pulp_dma);
     *PULP_CLUSTER_ICACHE_ENABLE = 0xffffffffu;
     for (int c = 0; c < cores; ++c) PULP_CLUSTER_BOOT_ADDR[c] = (uint32_t)(uintptr_t)_start;
     pt_rv_fence();
@@ -56,11 +79,3 @@ void *pt_riscv_l1_buffer(size_t *bytes)
     *bytes = PT_RV_L1_BYTES;
     return PULP_L1_BASE;
 }
-
-int pt_riscv_dma_start(void *dst, const void *src, size_t bytes)
-{
-    memcpy(dst, src, bytes);
-    return 0;
-}
-
-void pt_riscv_dma_wait(int ticket) { (void)ticket; }

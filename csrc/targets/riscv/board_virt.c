@@ -99,11 +99,3 @@ void *pt_riscv_l1_buffer(size_t *bytes)
     *bytes = sizeof l1_buffer;
     return l1_buffer;
 }
-
-int pt_riscv_dma_start(void *dst, const void *src, size_t bytes)
-{
-    memcpy(dst, src, bytes);
-    return 0;
-}
-
-void pt_riscv_dma_wait(int ticket) { (void)ticket; }

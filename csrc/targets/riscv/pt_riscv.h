@@ -10,10 +10,11 @@
  * the others run). On pulp-open the counter is mcycle (GVSoC's modelled
  * cycles, per core; the cluster sleeps are polling loops there).
  *
- * L1 and DMA seam: on pulp-open the tile buffer is the cluster TCDM and
- * copies between L2 and L1 go through the cluster DMA; here the copy is a
- * memcpy placeholder with the same start/wait shape, so a real DMA driver
- * replaces two functions. On QEMU virt the "L1" is a static buffer. */
+ * L1: on pulp-open the tile buffer of the tiled executor (pt_tile.h) is the
+ * cluster TCDM; on QEMU virt it is a static buffer. Copies between L2 and L1
+ * go through the DMA seam of pt_dma.h: pulp-open installs its backend at
+ * boot (a memcpy placeholder until a cluster-DMA driver fills it in), virt
+ * keeps the default memcpy backend. */
 #ifndef PT_RISCV_H
 #define PT_RISCV_H
 
@@ -51,10 +52,5 @@ uint64_t pt_riscv_task_count(int core);
 
 /* The tile buffer: base address and size in bytes. */
 void *pt_riscv_l1_buffer(size_t *bytes);
-
-/* Copy bytes between L2 and L1 (either direction); returns a ticket for
- * pt_riscv_dma_wait. */
-int pt_riscv_dma_start(void *dst, const void *src, size_t bytes);
-void pt_riscv_dma_wait(int ticket);
 
 #endif
