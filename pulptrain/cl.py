@@ -101,6 +101,8 @@ class LatentReplayTrainer:
 
         self.config = (config or TrainerConfig()).validate()
         self.adaptive = adaptive
+        if hasattr(adaptive, "need_grad_x"):   # nothing below the adaptive stage trains
+            adaptive.need_grad_x = False
         self.frozen = frozen
         self.num_classes = positive_int("num_classes", num_classes, minimum=2)
         self.store = store if self.config.replay else None

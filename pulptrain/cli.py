@@ -101,7 +101,7 @@ def _cmd_run(args) -> int:
 
     cfg = _run_config(args, args.bits, args.lr_count, replay=not args.no_replay)
     if args.resume and not args.checkpoint:
-        raise SystemExit("pulptrain run: --resume needs --checkpoint DIR")
+        raise ValueError("--resume needs --checkpoint DIR")
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
     report = runner.run(cfg, out_dir=args.out, progress=not args.quiet, log=log,
                         checkpoint_dir=args.checkpoint, resume=args.resume)
@@ -225,7 +225,55 @@ def _cmd_plan(args) -> int:
     return 0
 
 
-COMMANDS = {"run": (_add_run, _cmd_run), "sweep": (_add_sweep, _cmd_sweep), "plan": (_add_plan, _cmd_plan)}
+# ----------------------------------------------------------------- bench
+def _add_bench(sub) -> None:
+    from pulptrain.bench import WORKLOADS
+
+    p = sub.add_parser("bench", help="time the latent-replay workloads (optionally against PyTorch)",
+                       description="Median times of the adaptive-stage training step and its hot "
+                                   "kernels, and of the INT8 frozen stage; --vs-torch runs the same "
+                                   "computation in PyTorch in the same process and reports ratios.")
+    p.add_argument("--vs-torch", action="store_true", help="compare with PyTorch (needs torch)")
+    p.add_argument("--lr-layer", default="conv5_4/dw")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset")
+    _add_output_options(p)
+
+
+def _cmd_bench(args) -> int:
+    from pulptrain import bench
+    from pulptrain._validate import positive_int
+
+    positive_int("batch", args.batch)
+    positive_int("repeats", args.repeats)
+    log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
+    result = bench.run_bench(args.lr_layer, args.batch, args.repeats, args.vs_torch,
+                             args.workloads.split(","), log=log)
+    if args.out:
+        import os
+
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "bench.json"), "w") as f:
+            json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2) if args.json else bench.table(result))
+    return 0
+
+
+COMMANDS = {"run": (_add_run, _cmd_run), "sweep": (_add_sweep, _cmd_sweep),
+            "bench": (_add_bench, _cmd_bench), "plan": (_add_plan, _cmd_plan)}
+
+
+def _thread_count(text: str) -> int:
+    from pulptrain._core import MAX_THREADS
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 1 <= n <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be 1..{MAX_THREADS}, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pulptrain",
         description="On-device continual learning with quantized latent replays.")
     parser.add_argument("--version", action="version", version=f"pulptrain {pulptrain.__version__}")
-    parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all)")
+    parser.add_argument("--threads", type=_thread_count, default=None, help="cores to use (default: all)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add, _ in COMMANDS.values():
         add(sub)

@@ -181,11 +181,13 @@ def parse_tensor(buf: memoryview, span) -> np.ndarray | None:
             raise FormatError(f"tensor_content has {nbytes} bytes, shape {shape} of "
                               f"{dtype.name} needs {count * dtype.itemsize}")
         array = np.frombuffer(buf[content[0]:content[1]], dtype=dtype).copy()
-    elif len(values) == count:
-        array = np.array(values, dtype=dtype)
-    elif len(values) == 1 or (not values and count == 0):
+    elif len(values) == count or len(values) == 1 or (not values and count == 0):
         # TensorFlow stores a constant filled with one value as that one value.
-        array = np.full(count, values[0] if values else 0, dtype=dtype)
+        try:
+            array = (np.array(values, dtype=dtype) if len(values) == count
+                     else np.full(count, values[0] if values else 0, dtype=dtype))
+        except (OverflowError, ValueError) as exc:     # e.g. 300 for uint8, NaN for int32
+            raise FormatError(f"tensor values do not fit {dtype.name}: {exc}") from None
     else:
         raise FormatError(f"tensor of shape {shape} has {len(values)} values")
     return array.astype(dtype.newbyteorder("="), copy=False).reshape(shape)

@@ -14,8 +14,9 @@
  * variant; variants differ in rounding, e.g. fused multiply-add).
  *
  * ISA variants: generic C (always), and on x86-64 with GCC/Clang avx2+fma
- * and avx512f. The best one the CPU supports is chosen on first use;
- * pt_gemm_set_isa() forces one (tests, benchmarks). */
+ * and avx512f; on RISC-V with F or Zfinx, "riscv" (scalar fmadd.s). The best
+ * one the CPU supports is chosen on first use; pt_gemm_set_isa() forces one
+ * (tests, benchmarks). */
 #ifndef PULPTRAIN_PT_GEMM_H
 #define PULPTRAIN_PT_GEMM_H
 
@@ -36,7 +37,7 @@ typedef struct pt_gemm_params {
 } pt_gemm_params;
 
 /* The micro-kernel families; X-macro so lists stay in sync. */
-#define PT_GEMM_ISA_LIST(X) X(GENERIC, "generic") X(AVX2, "avx2") X(AVX512, "avx512")
+#define PT_GEMM_ISA_LIST(X) X(GENERIC, "generic") X(AVX2, "avx2") X(AVX512, "avx512") X(RISCV, "riscv")
 
 typedef enum pt_gemm_isa {
 #define PT_GEMM_ISA_ENUM(id, name) PT_GEMM_ISA_##id,
