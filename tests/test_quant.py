@@ -199,3 +199,14 @@ def test_bad_quantization_input(model_and_data):
         int8.forward_codes(np.zeros((1, 96, 96, 3), np.uint8))
     with pytest.raises(TypeError):
         int8.forward([[0]])
+
+
+def test_codes_go_into_the_replay_store_without_a_float_round_trip(model_and_data):
+    from pulptrain.replay import LatentReplayStore
+    _, _, int8, photos = model_and_data
+    codes, scale, zero_point = int8.forward_codes(photos)
+    store = LatentReplayStore(8, int8.output_shape, bits=8, int8_params=(scale, zero_point))
+    slots = store.insert_codes(codes, scale, zero_point, np.arange(4))
+    stored, labels = store.gather(slots)
+    np.testing.assert_array_equal(stored, int8.forward(photos))
+    np.testing.assert_array_equal(labels, np.arange(4))
