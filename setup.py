@@ -49,6 +49,8 @@ extensions = [
             ["-fsanitize=address,undefined"] if os.environ.get("PULPTRAIN_SANITIZE") else []),
         extra_link_args=LINK,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        # relink when the runtime changes (the static library itself is not tracked)
+        depends=runtime_sources() + sorted(glob.glob("csrc/include/pulptrain/*.h")),
     )
     for name in MODULES
 ]

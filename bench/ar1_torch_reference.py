@@ -109,11 +109,13 @@ def new_per_minibatch(new: int, stored: int, minibatch: int = 128) -> int:
 
 def update_memory(memory_x, memory_y, new_x, new_y, capacity: int, batch_index: int, rng):
     """AR1 memory rule: h = min(M // (i + 1), N) random new latents enter;
-    free slots are filled first, then random entries are replaced."""
+    free slots are filled first, then random entries filled before this batch
+    are replaced."""
     h = min(capacity // (batch_index + 1), new_x.shape[0])
     chosen = torch.from_numpy(rng.choice(new_x.shape[0], h, replace=False))
     add_x, add_y = new_x[chosen], new_y[chosen]
-    free = capacity - (0 if memory_x is None else memory_x.shape[0])
+    held = 0 if memory_x is None else memory_x.shape[0]   # entries before this batch
+    free = capacity - held
     if memory_x is None:
         memory_x, memory_y = add_x[:free].clone(), add_y[:free].clone()
     elif free > 0:
@@ -121,7 +123,8 @@ def update_memory(memory_x, memory_y, new_x, new_y, capacity: int, batch_index: 
         memory_y = torch.cat([memory_y, add_y[:free]])
     rest = h - max(free, 0)
     if rest > 0:
-        slots = torch.from_numpy(rng.choice(memory_x.shape[0], rest, replace=False))
+        # replace entries of earlier batches, not the ones just added
+        slots = torch.from_numpy(rng.choice(held, rest, replace=False))
         memory_x[slots] = add_x[h - rest:]
         memory_y[slots] = add_y[h - rest:]
     return memory_x, memory_y

@@ -51,6 +51,13 @@ cdef pt_replay_layout make_layout(tuple layout) except *:
     return out
 
 
+cdef pt_replay_quant make_quant(const float[::1] scale, const int32_t[::1] zero_point):
+    cdef pt_replay_quant quant
+    quant.scale = &scale[0]
+    quant.zero_point = &zero_point[0]
+    return quant
+
+
 def payload_bytes(tuple layout):
     """Payload bytes of a layout; ValueError (StatusError) when it is invalid."""
     cdef pt_replay_layout lay = make_layout(layout)
@@ -62,9 +69,7 @@ def insert_f32(tuple layout, const float[::1] scale, const int32_t[::1] zero_poi
                const int64_t[::1] slots, const float[::1] latents, uint8_t[::1] payload,
                int num_threads, bint ref=False):
     cdef pt_replay_layout lay = make_layout(layout)
-    cdef pt_replay_quant quant
-    quant.scale = &scale[0]
-    quant.zero_point = &zero_point[0]
+    cdef pt_replay_quant quant = make_quant(scale, zero_point)
     cdef pt_ctx ctx = make_ctx(num_threads, NULL, 0)
     cdef size_t count = slots.shape[0]
     cdef pt_status st
@@ -81,9 +86,7 @@ def insert_codes_u8(tuple layout, const float[::1] scale, const int32_t[::1] zer
                     const int32_t[::1] zero_point_in, const int64_t[::1] slots,
                     const uint8_t[::1] codes, uint8_t[::1] payload, int num_threads, bint ref=False):
     cdef pt_replay_layout lay = make_layout(layout)
-    cdef pt_replay_quant quant
-    quant.scale = &scale[0]
-    quant.zero_point = &zero_point[0]
+    cdef pt_replay_quant quant = make_quant(scale, zero_point)
     cdef pt_replay_requant rq
     rq.multiplier = &multiplier[0]
     rq.shift = &shift[0]
@@ -103,9 +106,7 @@ def gather_f32(tuple layout, const float[::1] scale, const int32_t[::1] zero_poi
                const int64_t[::1] slots, const uint8_t[::1] payload, float[::1] out,
                int num_threads, bint ref=False):
     cdef pt_replay_layout lay = make_layout(layout)
-    cdef pt_replay_quant quant
-    quant.scale = &scale[0]
-    quant.zero_point = &zero_point[0]
+    cdef pt_replay_quant quant = make_quant(scale, zero_point)
     cdef pt_ctx ctx = make_ctx(num_threads, NULL, 0)
     cdef size_t count = slots.shape[0]
     cdef pt_status st

@@ -49,6 +49,13 @@ def write_atomic(path: str, chunks) -> None:
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp makes the file private (0600); keep the mode of the file
+            # being replaced, or give a new one the usual rw-r--r--.
+            try:
+                mode = os.stat(path).st_mode & 0o777
+            except FileNotFoundError:
+                mode = 0o644
+            os.fchmod(f.fileno(), mode)
             crc = 0
             for chunk in chunks:
                 f.write(chunk)

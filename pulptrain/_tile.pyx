@@ -82,43 +82,53 @@ def min_l1_bytes(tuple layer, str step):
     return pt_tile_min_l1_bytes(&l, STEPS[step])
 
 
-def run(tuple layer, str step, size_t budget, uint8_t[::1] l1, size_t l1_offset,
-        const float[::1] a, const float[::1] b, bias, float[::1] out, out2, int num_threads):
-    """Run one step tiled. forward: a = x, b = w, bias = b or None, out = y;
-    grad_input: a = w, b = grad_y, out = grad_x; grad_weight: a = x,
-    b = grad_y, out = grad_w, out2 = grad_b or None. The L1 region is
-    l1[l1_offset : l1_offset + budget]. Returns the bytes the DMA moved."""
-    cdef pt_tile_plan p = _plan(layer, step, budget)
-    if l1_offset + budget > <size_t>l1.shape[0]:
-        raise ValueError("the L1 region does not fit in the l1 array")
-    cdef const float[::1] bias_v
-    cdef float[::1] out2_v
-    cdef const float *bias_p = NULL
-    cdef float *out2_p = NULL
-    if bias is not None:
-        bias_v = bias
-        bias_p = &bias_v[0]
-    if out2 is not None:
-        out2_v = out2
-        out2_p = &out2_v[0]
-    cdef size_t need = pt_tile_scratch_bytes(&p, num_threads)
-    cdef void *scratch = malloc(need) if need else NULL
-    if need and scratch == NULL:
-        raise MemoryError()
-    cdef pt_ctx ctx = make_ctx(num_threads, scratch, need)
-    cdef void *region = <void *>(&l1[0] + l1_offset)
-    cdef int which = STEPS[step]
-    cdef pt_status st
-    cdef uint64_t moved
-    with nogil:
-        pt_dma_reset_bytes_issued()
-        if which == 0:
-            st = pt_tile_fwd(&ctx, &p, region, budget, &a[0], &b[0], bias_p, &out[0])
-        elif which == 1:
-            st = pt_tile_bwd_input(&ctx, &p, region, budget, &a[0], &b[0], &out[0])
-        else:
-            st = pt_tile_bwd_weight(&ctx, &p, region, budget, &a[0], &b[0], &out[0], out2_p)
-        moved = pt_dma_bytes_issued()
-    free(scratch)
-    check_status(st, "pt_tile_" + step)
-    return moved
+cdef class Executor:
+    """One planned step of one layer, ready to run many times."""
+    cdef pt_tile_plan plan
+    cdef size_t budget
+    cdef int which
+
+    def __cinit__(self, tuple layer, str step, size_t budget):
+        self.plan = _plan(layer, step, budget)
+        self.budget = budget
+        self.which = STEPS[step]
+
+    def run(self, uint8_t[::1] l1, size_t l1_offset, const float[::1] a, const float[::1] b, bias,
+            float[::1] out, out2, int num_threads):
+        """forward: a = x, b = w, bias = b or None, out = y; grad_input: a = w,
+        b = grad_y, out = grad_x; grad_weight: a = x, b = grad_y, out = grad_w,
+        out2 = grad_b or None. The L1 region is l1[l1_offset : l1_offset +
+        budget]. Returns the bytes the DMA moved."""
+        if l1_offset + self.budget > <size_t>l1.shape[0]:
+            raise ValueError("the L1 region does not fit in the l1 array")
+        cdef const float[::1] bias_v
+        cdef float[::1] out2_v
+        cdef const float *bias_p = NULL
+        cdef float *out2_p = NULL
+        if bias is not None:
+            bias_v = bias
+            bias_p = &bias_v[0]
+        if out2 is not None:
+            out2_v = out2
+            out2_p = &out2_v[0]
+        cdef size_t need = pt_tile_scratch_bytes(&self.plan, num_threads)
+        cdef void *scratch = malloc(need) if need else NULL
+        if need and scratch == NULL:
+            raise MemoryError()
+        cdef pt_ctx ctx = make_ctx(num_threads, scratch, need)
+        cdef void *region = <void *>(&l1[0] + l1_offset)
+        cdef pt_status st
+        cdef uint64_t moved
+        cdef size_t budget = self.budget
+        with nogil:
+            pt_dma_reset_bytes_issued()
+            if self.which == 0:
+                st = pt_tile_fwd(&ctx, &self.plan, region, budget, &a[0], &b[0], bias_p, &out[0])
+            elif self.which == 1:
+                st = pt_tile_bwd_input(&ctx, &self.plan, region, budget, &a[0], &b[0], &out[0])
+            else:
+                st = pt_tile_bwd_weight(&ctx, &self.plan, region, budget, &a[0], &b[0], &out[0], out2_p)
+            moved = pt_dma_bytes_issued()
+        free(scratch)
+        check_status(st, "pt_tile step")
+        return moved

@@ -25,7 +25,8 @@ def as_f32(name: str, a, ndim: int | tuple[int, ...] | None = None, allow_empty:
             raise ValueError(f"{name} must have {want} dimensions, got shape {a.shape}")
     if not allow_empty and a.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {a.shape}")
-    return np.ascontiguousarray(a)
+    # np.ascontiguousarray would turn a 0-d array into shape (1,)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def as_labels(name: str, a, n: int, num_classes: int) -> np.ndarray:
@@ -42,11 +43,17 @@ def as_labels(name: str, a, n: int, num_classes: int) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32)
 
 
-def positive_int(name: str, v, minimum: int = 1) -> int:
+# Strides, paddings and kernel sizes reach the C runtime as int.
+MAX_DIM = (1 << 31) - 1
+
+
+def positive_int(name: str, v, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(v).__name__}")
     if v < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {v}")
     return int(v)
 
 
@@ -55,8 +62,8 @@ def pair(name: str, v) -> tuple[int, int]:
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ValueError(f"{name} must be an int or a pair (h, w), got {v!r}")
-        return positive_int(f"{name}[0]", v[0]), positive_int(f"{name}[1]", v[1])
-    v = positive_int(name, v)
+        return positive_int(f"{name}[0]", v[0], maximum=MAX_DIM), positive_int(f"{name}[1]", v[1], maximum=MAX_DIM)
+    v = positive_int(name, v, maximum=MAX_DIM)
     return v, v
 
 
@@ -101,8 +108,8 @@ def conv_padding(padding, in_hw: tuple[int, int], kernel: tuple[int, int],
             padding = (padding[0], padding[0], padding[1], padding[1])
         if len(padding) != 4:
             raise ValueError(f"padding must have 2 or 4 entries, got {padding!r}")
-        return tuple(positive_int(f"padding[{i}]", p, minimum=0) for i, p in enumerate(padding))
-    p = positive_int("padding", padding, minimum=0)
+        return tuple(positive_int(f"padding[{i}]", p, minimum=0, maximum=MAX_DIM) for i, p in enumerate(padding))
+    p = positive_int("padding", padding, minimum=0, maximum=MAX_DIM)
     return (p, p, p, p)
 
 
@@ -113,5 +120,7 @@ def conv_output_hw(in_hw, kernel, stride, pads, what: str = "kernel") -> tuple[i
         span = size + lo + hi - k
         if span < 0:
             raise ValueError(f"{what} {axis} {k} is larger than the padded input {axis} {size + lo + hi}")
+        if span // s + 1 > MAX_DIM:
+            raise ValueError(f"padding {lo} + {hi} gives an output {axis} of {span // s + 1}, above {MAX_DIM}")
         out.append(span // s + 1)
     return tuple(out)

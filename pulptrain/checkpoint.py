@@ -23,6 +23,9 @@ import hashlib
 import json
 import os
 import shutil
+import struct
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -89,10 +92,16 @@ def _unflatten(prefix: str, arrays: dict, scalars: dict) -> dict:
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise FormatError(f"state key {path!r} nests inside a value")
         node[parts[-1]] = value
 
     lists = {k[plen:]: v["__list_of_arrays__"] for k, v in scalars.items()
              if k.startswith(prefix + SEP) and isinstance(v, dict) and "__list_of_arrays__" in v}
+    for rel, n in lists.items():
+        if (type(n) is not int or not 0 <= n <= len(arrays)
+                or not all(f"{prefix}{SEP}{rel}{SEP}{i}" in arrays for i in range(n))):
+            raise FormatError(f"list {rel!r} of {n!r} arrays does not match state.npz")
     for key, value in scalars.items():
         if key.startswith(prefix + SEP) and key[plen:] not in lists:
             put(key[plen:], value)
@@ -160,24 +169,31 @@ def load_latest(directory: str) -> CheckpointState:
         raise FileNotFoundError(f"no checkpoint in {directory!r} (expected a LATEST file)")
     with open(latest, "rb") as f:
         name = f.read().decode("ascii", "replace").strip()
-    if not name.startswith("ckpt-") or "/" in name:
+    if not name.startswith("ckpt-") or not name.replace("-", "").isalnum() or not name.isascii():
         raise FormatError(f"{latest}: does not name a checkpoint folder ({name!r})")
     folder = os.path.join(directory, name)
     try:
-        with open(os.path.join(folder, "meta.json")) as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as exc:
+        with open(os.path.join(folder, "meta.json"), "rb") as f:
+            meta = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise FormatError(f"{folder}: unreadable meta.json ({exc})") from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise FormatError(f"{folder}: not a version-{VERSION} pulptrain checkpoint")
-    for file, digest in meta.get("files", {}).items():
+    files, scalars, progress = meta.get("files"), meta.get("scalars"), meta.get("progress")
+    if (not isinstance(files, dict) or "state.npz" not in files or not set(files) <= {"state.npz", "store.lrs"}
+            or not isinstance(scalars, dict) or not isinstance(progress, dict)):
+        raise FormatError(f"{folder}: meta.json lacks its files, scalars or progress")
+    for file, digest in files.items():
         path = os.path.join(folder, file)
         if not os.path.exists(path) or _sha256(path) != digest:
             raise FormatError(f"{path}: missing or fails its SHA-256 check")
-    with np.load(os.path.join(folder, "state.npz")) as z:
-        arrays = {k: z[k] for k in z.files}
-    scalars = meta["scalars"]
-    state = CheckpointState(meta["progress"])
+    try:
+        with np.load(os.path.join(folder, "state.npz")) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError, MemoryError,
+            struct.error, zipfile.BadZipFile, zlib.error) as exc:   # what zipfile / numpy raise on damage
+        raise FormatError(f"{folder}: unreadable state.npz ({exc})") from None
+    state = CheckpointState(progress)
     state["model_state"] = _unflatten("model", arrays, scalars)
     state["optimizer_state"] = _unflatten("optim", arrays, scalars)
     store_path = os.path.join(folder, "store.lrs")

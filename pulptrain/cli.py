@@ -264,6 +264,18 @@ COMMANDS = {"run": (_add_run, _cmd_run), "sweep": (_add_sweep, _cmd_sweep),
             "bench": (_add_bench, _cmd_bench), "plan": (_add_plan, _cmd_plan)}
 
 
+def _thread_count(text: str) -> int:
+    from pulptrain._core import MAX_THREADS
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 1 <= n <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be 1..{MAX_THREADS}, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     import pulptrain
 
@@ -271,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pulptrain",
         description="On-device continual learning with quantized latent replays.")
     parser.add_argument("--version", action="version", version=f"pulptrain {pulptrain.__version__}")
-    parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all)")
+    parser.add_argument("--threads", type=_thread_count, default=None, help="cores to use (default: all)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add, _ in COMMANDS.values():
         add(sub)

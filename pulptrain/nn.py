@@ -262,6 +262,8 @@ class ChannelAffine(Module):
         if not self.requires_grad:
             if not self.need_grad_x:
                 return None
+            if np.shape(grad_y) != np.shape(x):
+                raise ValueError(f"grad_y must have the shape of x {np.shape(x)}, got {np.shape(grad_y)}")
             # grad_x = grad_y * scale: the forward map without shift
             return ops.channel_affine_forward(grad_y, self.scale.data, np.zeros_like(self.shift.data))
         grad_x, grad_scale, grad_shift = ops.channel_affine_backward(x, self.scale.data, grad_y,
@@ -332,11 +334,18 @@ class Flatten(_Stateless):
     """[N, ...] -> [N, prod(...)] (NHWC order)."""
 
     def forward(self, x):
-        self._cache = np.shape(x)
-        return np.reshape(x, (np.shape(x)[0], -1))
+        x = as_f32("x", x)
+        if x.ndim == 0:
+            raise ValueError("x must be [N, ...], got a 0-d array")
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
 
     def _backward(self, shape, grad_y):
-        return np.reshape(grad_y, shape)
+        grad_y = as_f32("grad_y", grad_y, 2)
+        want = (shape[0], math.prod(shape[1:]))
+        if grad_y.shape != want:
+            raise ValueError(f"grad_y must have shape {want}, got {grad_y.shape}")
+        return grad_y.reshape(shape)
 
 
 # --------------------------------------------------------------------- model

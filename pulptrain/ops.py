@@ -104,16 +104,20 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, stride=1, 
     """Gradients of conv2d_forward: (grad_x, grad_w, grad_b), summed over the
     batch; grad_x is None when need_grad_x is False."""
     x, w, params, y_shape = _conv_shape(x, w, stride, padding)
+    return _conv_backward("conv2d", params, x, w, grad_y, y_shape, need_grad_x, ref)
+
+
+def _conv_backward(kind: str, params, x, w, grad_y, y_shape, need_grad_x: bool, ref: bool):
+    """(grad_x or None, grad_w, grad_b) of a conv2d or pointwise conv."""
     grad_y = as_f32("grad_y", grad_y, 4)
-    same_shape("grad_y", grad_y, "the conv2d output", y_shape)
+    same_shape("grad_y", grad_y, f"the {kind} output", y_shape)
     grad_x = None
     if need_grad_x:
         grad_x = np.empty_like(x)
-        _gemm.conv_bwd_input("conv2d", params, _flat(w), _flat(grad_y), _flat(grad_x), get_num_threads(), ref)
+        _gemm.conv_bwd_input(kind, params, _flat(w), _flat(grad_y), _flat(grad_x), get_num_threads(), ref)
     grad_w = np.empty_like(w)
     grad_b = np.empty(y_shape[3], np.float32)
-    _gemm.conv_bwd_weight("conv2d", params, _flat(x), _flat(grad_y), _flat(grad_w), grad_b,
-                          get_num_threads(), ref)
+    _gemm.conv_bwd_weight(kind, params, _flat(x), _flat(grad_y), _flat(grad_w), grad_b, get_num_threads(), ref)
     return grad_x, grad_w, grad_b
 
 
@@ -141,17 +145,7 @@ def pointwise_conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, 
                               need_grad_x: bool = True):
     """Gradients of pointwise_conv2d_forward: (grad_x, grad_w, grad_b)."""
     x, w, params, y_shape = _pointwise_shape(x, w)
-    grad_y = as_f32("grad_y", grad_y, 4)
-    same_shape("grad_y", grad_y, "the pointwise output", y_shape)
-    grad_x = None
-    if need_grad_x:
-        grad_x = np.empty_like(x)
-        _gemm.conv_bwd_input("pointwise", params, _flat(w), _flat(grad_y), _flat(grad_x), get_num_threads(), ref)
-    grad_w = np.empty_like(w)
-    grad_b = np.empty(y_shape[3], np.float32)
-    _gemm.conv_bwd_weight("pointwise", params, _flat(x), _flat(grad_y), _flat(grad_w), grad_b,
-                          get_num_threads(), ref)
-    return grad_x, grad_w, grad_b
+    return _conv_backward("pointwise", params, x, w, grad_y, y_shape, need_grad_x, ref)
 
 
 def _linear_shape(x, w):
@@ -190,7 +184,7 @@ def linear_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, *, ref: bo
 # ===================================================================== non-GEMM training kernels
 # depthwise conv, average pooling, channel affine, softmax cross-entropy, SGD
 from pulptrain import _elem  # noqa: E402
-from pulptrain._validate import as_labels, finite_float, positive_int  # noqa: E402
+from pulptrain._validate import MAX_DIM, as_labels, finite_float, positive_int  # noqa: E402
 __all__ += ["depthwise_conv2d_forward", "depthwise_conv2d_backward",
             "avg_pool2d_forward", "avg_pool2d_backward",
             "global_avg_pool_forward", "global_avg_pool_backward",
@@ -203,7 +197,7 @@ def _nhwc_shape(name: str, x_or_shape) -> tuple[int, int, int, int]:
     if isinstance(x_or_shape, np.ndarray):
         shape = x_or_shape.shape
     elif isinstance(x_or_shape, (tuple, list)):
-        shape = tuple(positive_int(f"{name}[{i}]", d) for i, d in enumerate(x_or_shape))
+        shape = tuple(positive_int(f"{name}[{i}]", d, maximum=MAX_DIM) for i, d in enumerate(x_or_shape))
     else:
         raise TypeError(f"{name} must be an NHWC array or its shape tuple, got {type(x_or_shape).__name__}")
     if len(shape) != 4 or min(shape) < 1:

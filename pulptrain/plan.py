@@ -197,6 +197,9 @@ def resolve(config: PlanConfig, params: dict) -> PlanConfig:
 
 def validate(config: PlanConfig) -> None:
     """Raise ValueError / TypeError naming the first bad field of a resolved ``config``."""
+    for name in ("backbone", "lr_layer"):
+        if not isinstance(getattr(config, name), str):
+            raise TypeError(f"{name} must be a str, got {type(getattr(config, name)).__name__}")
     for name in ("input_size", "num_classes", "batch_size", "new_samples", "epochs",
                  "micro_batch", "l1_bytes", "l2_bytes"):
         _check_int(name, getattr(config, name))
@@ -220,7 +223,7 @@ def validate(config: PlanConfig) -> None:
         raise ValueError(f"momentum must be in [0, 1), got {config.momentum}")
     for name in ("vega_mhz", "stm32_mhz"):
         value = getattr(config, name)
-        if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < math.inf):
             raise ValueError(f"{name} must be a positive number of MHz, got {value!r}")
 
 
@@ -246,6 +249,11 @@ def lr_store_bytes(count: int, elements: int, bits: int, params: dict | None = N
     """Bytes of the LR store: densely packed payload ceil(M * elements * Q / 8)
     plus per-entry metadata (label, batch index) and the quantization
     parameters (scale, zero point)."""
+    _check_int("count", count, minimum=0)
+    _check_int("elements", elements)
+    _check_int("bits", bits)
+    if not (1 <= bits <= 8 or bits == 32):
+        raise ValueError(f"bits must be in 1..8 (quantized LRs) or 32 (FP32 LRs), got {bits}")
     mem = (params or load_params())["memory"]
     payload = math.ceil(count * elements * bits / 8)
     # An FP32 store keeps raw floats: no scale or zero point.

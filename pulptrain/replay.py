@@ -34,7 +34,7 @@ from pulptrain import _replay_format as fmt
 from pulptrain import _replay_policy as pol
 from pulptrain._threads import get_num_threads
 from pulptrain._validate import as_f32, positive_int
-from pulptrain.errors import FormatError, StatusError
+from pulptrain.errors import StatusError
 
 __all__ = ["LatentReplayStore"]
 

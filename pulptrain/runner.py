@@ -126,6 +126,7 @@ def run(config: RunConfig, out_dir: str | None = None, progress: bool = True, lo
         latents, labels = setup.encode(setup.batches[i])
         stats = trainer.train_batch(latents, labels)
         train_seconds += stats["seconds"]
+        memory = measured_memory(setup)      # before evaluation reuses the layer caches
         if (i + 1) % config.eval_every == 0 or i == n_batches - 1:
             acc = trainer.evaluate(test_x, test_y)
             curve.append({"batch": i, "accuracy": acc, "loss": stats["loss"],
@@ -155,10 +156,37 @@ def run(config: RunConfig, out_dir: str | None = None, progress: bool = True, lo
         "train_seconds": train_seconds,
         "frozen_seconds": setup.frozen_seconds(),
         "threads": _threads(),
+        "memory": memory if n_batches > start else measured_memory(setup),
     }
     if out_dir:
         write_report(report, out_dir)
     return report
+
+
+def measured_memory(setup) -> dict:
+    """Bytes of the buffers the run actually holds, keyed like
+    ``pulptrain.plan.Plan.memory``: the trainable weights, their gradient
+    accumulators and momentum, the activations kept for backward after the
+    last training step (each array counted once), and the replay store."""
+    params = setup.adaptive.parameters()
+    kept = {}
+    for layer in setup.adaptive:
+        for attr in ("_x", "_cache"):
+            value = getattr(layer, attr, None)
+            if isinstance(value, np.ndarray):
+                kept[id(value)] = value.nbytes
+    logits = getattr(setup.trainer.loss, "_logits", None)
+    if isinstance(logits, np.ndarray):
+        kept[id(logits)] = logits.nbytes
+    memory = {
+        "adaptive_weights": sum(p.data.nbytes for p in params),
+        "adaptive_grads": sum(p.grad.nbytes for p in params if p.grad is not None),
+        "momentum": sum(v.nbytes for v in getattr(setup.trainer.optimizer, "velocity", [])),
+        "activations": sum(kept.values()),
+    }
+    if setup.store is not None:
+        memory["lr_store"] = int(setup.store.nbytes)
+    return memory
 
 
 def _threads() -> int:

@@ -186,6 +186,51 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
 
+class TiledStep:
+    """``step`` of ``layer`` planned for an L1 of ``l1_bytes`` bytes, ready to
+    run many times (the plan and the fenced L1 region are made once)."""
+
+    def __init__(self, layer: Layer, step: str, l1_bytes: int):
+        self.layer, self.step = layer, _step(step)
+        budget = _budget(l1_bytes)
+        self.plan = plan(layer, self.step, budget)
+        self._executor = _tile.Executor(layer._params(), self.step, budget)
+        self._l1 = np.full(budget + 2 * _GUARD + _tile.ALIGN, _CANARY, np.uint8)
+        self._offset = _GUARD + (-(self._l1.ctypes.data + _GUARD)) % _tile.ALIGN
+        self._budget = budget
+
+    def __call__(self, *arrays, stats: dict | None = None):
+        step, shapes = self.step, self.layer.shapes()
+        names = {"forward": ("x", "w", "b"), "grad_input": ("w", "grad_y"), "grad_weight": ("x", "grad_y")}[step]
+        if len(arrays) != len(names):
+            raise TypeError(f"{step} takes {len(names)} arrays ({', '.join(names)}), got {len(arrays)}")
+        checked = []
+        for name, a in zip(names, arrays):
+            if name == "b" and a is None:
+                checked.append(None)
+                continue
+            want = shapes["y" if name == "grad_y" else name]
+            a = as_f32(name, a, len(want))
+            if a.shape != want:
+                raise ValueError(f"{name} has shape {a.shape}, the layer needs {want}")
+            checked.append(_flat(a))
+        if step == "forward" and checked[2] is not None and not self.layer.bias:
+            raise ValueError("b given for a layer without bias")
+        out_shape = {"forward": shapes["y"], "grad_input": shapes["x"], "grad_weight": shapes["w"]}[step]
+        out = np.empty(out_shape, np.float32)
+        grad_b = np.empty(shapes["b"], np.float32) if step == "grad_weight" and self.layer.bias else None
+        bias = checked[2] if step == "forward" else None
+        moved = self._executor.run(self._l1, self._offset, checked[0], checked[1], bias, _flat(out), grad_b,
+                                   get_num_threads())
+        end = self._offset + self._budget
+        if (self._l1[:self._offset] != _CANARY).any() or (self._l1[end:] != _CANARY).any():
+            raise RuntimeError("the tiled executor wrote outside its L1 budget")
+        if stats is not None:
+            stats["plan"] = self.plan
+            stats["bytes_moved"] = int(moved)
+        return (out, grad_b) if step == "grad_weight" else out
+
+
 def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = None):
     """Run ``step`` of ``layer`` tiled into an L1 region of ``l1_bytes`` bytes.
 
@@ -194,34 +239,116 @@ def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = No
     b may be None. The region is fenced by canary bytes, checked afterwards
     (RuntimeError if the executor wrote outside the budget). ``stats``, when
     given, receives the plan and the bytes the DMA actually moved."""
-    step, budget = _step(step), _budget(l1_bytes)
-    shapes = layer.shapes()
-    names = {"forward": ("x", "w", "b"), "grad_input": ("w", "grad_y"), "grad_weight": ("x", "grad_y")}[step]
-    if len(arrays) != len(names):
-        raise TypeError(f"{step} takes {len(names)} arrays ({', '.join(names)}), got {len(arrays)}")
-    checked = []
-    for name, a in zip(names, arrays):
-        if name == "b" and a is None:
-            checked.append(None)
-            continue
-        want = shapes["y" if name == "grad_y" else name]
-        a = as_f32(name, a, len(want))
-        if a.shape != want:
-            raise ValueError(f"{name} has shape {a.shape}, the layer needs {want}")
-        checked.append(_flat(a))
-    if step == "forward" and checked[2] is not None and not layer.bias:
-        raise ValueError("b given for a layer without bias")
-    out_shape = {"forward": shapes["y"], "grad_input": shapes["x"], "grad_weight": shapes["w"]}[step]
-    out = np.empty(out_shape, np.float32)
-    grad_b = np.empty(shapes["b"], np.float32) if step == "grad_weight" and layer.bias else None
-    l1 = np.full(budget + 2 * _GUARD + _tile.ALIGN, _CANARY, np.uint8)
-    offset = _GUARD + (-(l1.ctypes.data + _GUARD)) % _tile.ALIGN
-    bias = checked[2] if step == "forward" else None
-    moved = _tile.run(layer._params(), step, budget, l1, offset, checked[0], checked[1], bias, _flat(out),
-                      grad_b, get_num_threads())
-    if (l1[:offset] != _CANARY).any() or (l1[offset + budget:] != _CANARY).any():
-        raise RuntimeError("the tiled executor wrote outside its L1 budget")
-    if stats is not None:
-        stats["plan"] = plan(layer, step, budget)
-        stats["bytes_moved"] = int(moved)
-    return (out, grad_b) if step == "grad_weight" else out
+    return TiledStep(layer, step, l1_bytes)(*arrays, stats=stats)
+
+
+# --------------------------------------------- ops-compatible, budget-aware
+# Drop-in versions of the pulptrain.ops layer functions: with an L1 budget set
+# (set_l1_budget / l1_budget) they run through the tiled executor, otherwise
+# they are the untiled ops. Results are bitwise the same either way.
+_l1_budget: int | None = None
+_prepared: dict = {}
+_PREPARED_MAX = 64
+
+
+def set_l1_budget(l1_bytes: int | None) -> None:
+    """Run the layer functions of this module tiled into ``l1_bytes`` (None: untiled)."""
+    global _l1_budget
+    _l1_budget = None if l1_bytes is None else _budget(l1_bytes)
+
+
+def get_l1_budget() -> int | None:
+    return _l1_budget
+
+
+class l1_budget:  # noqa: N801 - used like a function: ``with tile.l1_budget(128 * 1024):``
+    """Context manager: set the L1 budget inside a ``with`` block."""
+
+    def __init__(self, l1_bytes: int | None):
+        self._new, self._old = l1_bytes, None
+
+    def __enter__(self):
+        self._old = _l1_budget
+        set_l1_budget(self._new)
+        return self
+
+    def __exit__(self, *exc):
+        set_l1_budget(self._old)
+        return False
+
+
+def _tiled(layer: Layer, step: str) -> TiledStep:
+    key = (layer, step, _l1_budget)
+    prepared = _prepared.get(key)
+    if prepared is None:
+        if len(_prepared) >= _PREPARED_MAX:
+            _prepared.pop(next(iter(_prepared)))
+        prepared = _prepared[key] = TiledStep(layer, step, _l1_budget)
+    return prepared
+
+
+def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool):
+    grad_x = _tiled(layer, "grad_input")(w, grad_y) if need_grad_x else None
+    grad_w, grad_b = _tiled(layer, "grad_weight")(x, grad_y)
+    return grad_x, grad_w, grad_b
+
+
+def pointwise_conv2d_forward(x, w, b):
+    """ops.pointwise_conv2d_forward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.pointwise_conv2d_forward(x, w, b)
+    x, w = as_f32("x", x, 4), as_f32("w", w, 2)
+    layer = Layer.pointwise(*x.shape, w.shape[0], bias=True)
+    return _tiled(layer, "forward")(x, w, b)
+
+
+def pointwise_conv2d_backward(x, w, grad_y, *, need_grad_x: bool = True):
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.pointwise_conv2d_backward(x, w, grad_y, need_grad_x=need_grad_x)
+    x, w = as_f32("x", x, 4), as_f32("w", w, 2)
+    return _backward(Layer.pointwise(*x.shape, w.shape[0], bias=True), x, w, grad_y, need_grad_x)
+
+
+def linear_forward(x, w, b):
+    """ops.linear_forward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.linear_forward(x, w, b)
+    x, w = as_f32("x", x, 2), as_f32("w", w, 2)
+    return _tiled(Layer.linear(x.shape[0], x.shape[1], w.shape[0], bias=True), "forward")(x, w, b)
+
+
+def linear_backward(x, w, grad_y, *, need_grad_x: bool = True):
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.linear_backward(x, w, grad_y, need_grad_x=need_grad_x)
+    x, w = as_f32("x", x, 2), as_f32("w", w, 2)
+    return _backward(Layer.linear(x.shape[0], x.shape[1], w.shape[0], bias=True), x, w, grad_y, need_grad_x)
+
+
+def _depthwise_layer(x, w, stride, padding) -> Layer:
+    from pulptrain._validate import pair
+    x, w = as_f32("x", x, 4), as_f32("w", w, 3)
+    sh, sw = pair("stride", stride)
+    if sh != sw or w.shape[0] != w.shape[1]:
+        raise ValueError("the tiled depthwise path takes square kernels and equal strides")
+    n, h, wd, c = x.shape
+    pads = conv_padding(padding, (h, wd), w.shape[:2], (sh, sw))
+    return Layer.depthwise(n, h, wd, c, w.shape[0], sh, pads, bias=True)
+
+
+def depthwise_conv2d_forward(x, w, b, stride=1, padding=0):
+    """ops.depthwise_conv2d_forward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.depthwise_conv2d_forward(x, w, b, stride, padding)
+    return _tiled(_depthwise_layer(x, w, stride, padding), "forward")(x, w, b)
+
+
+def depthwise_conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = True):
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.depthwise_conv2d_backward(x, w, grad_y, stride, padding, need_grad_x=need_grad_x)
+    return _backward(_depthwise_layer(x, w, stride, padding), x, w, grad_y, need_grad_x)

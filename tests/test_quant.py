@@ -10,9 +10,23 @@ import pytest
 import pulptrain
 from pulptrain import _quant
 from pulptrain._validate import conv_padding
-from pulptrain.quant import Int8FrozenStage, quantize_frozen_stage, quantize_multiplier
+from pulptrain.quant import quantize_frozen_stage, quantize_multiplier
 
-ISAS = ["generic"] + (["avx512-vnni"] if _quant.isa() == "avx512-vnni" else [])
+
+
+def _runnable_isas():
+    names = []
+    for name in ("generic", "avx-vnni", "avx512-vnni"):
+        try:
+            _quant.select_isa(name)
+            names.append(name)
+        except pulptrain.StatusError:
+            pass
+    _quant.select_isa("auto")
+    return names
+
+
+ISAS = _runnable_isas()
 
 
 @pytest.fixture(autouse=True)
@@ -117,13 +131,8 @@ def test_kernel_status_errors_are_exceptions():
 
 
 # ------------------------------------------------------------ the quantized MobileNet
-from test_models import HAVE_FLOAT_OPS, needs_float_ops  # noqa: E402
-
-
 @pytest.fixture(scope="module")
 def model_and_data():
-    if not HAVE_FLOAT_OPS:
-        pytest.skip("FP32 conv kernels not in this build")
     from pulptrain.models import mobilenet_v1
     from pulptrain.models.photos import labelled_photos, photo_pool
     frozen, head = mobilenet_v1("conv5_4/dw", 128)
@@ -137,7 +146,6 @@ def _cosine(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-@needs_float_ops
 def test_int8_stage_tracks_fp32_and_keeps_the_classes(model_and_data):
     frozen, head, int8, photos = model_and_data
     codes, scale, zero_point = int8.forward_codes(photos)
@@ -149,7 +157,6 @@ def test_int8_stage_tracks_fp32_and_keeps_the_classes(model_and_data):
     assert np.array_equal(head(latents).argmax(1), head(float_latents).argmax(1))
 
 
-@needs_float_ops
 def test_int8_stage_is_deterministic_and_matches_reference_twins(model_and_data):
     _, _, int8, photos = model_and_data
     want, _, _ = int8.forward_codes(photos[:2], ref=True)
@@ -163,7 +170,6 @@ def test_int8_stage_is_deterministic_and_matches_reference_twins(model_and_data)
     assert np.array_equal(floats, want)
 
 
-@needs_float_ops
 def test_int8_layers_bit_exact_against_simulation(model_and_data):
     _, _, int8, photos = model_and_data
     x = photos[:1]
@@ -177,7 +183,6 @@ def test_int8_layers_bit_exact_against_simulation(model_and_data):
         assert np.array_equal(x, want), layer.spec.name
 
 
-@needs_float_ops
 def test_bad_quantization_input(model_and_data):
     frozen, _, int8, photos = model_and_data
     with pytest.raises(ValueError, match="calibration_images"):

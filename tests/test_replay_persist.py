@@ -54,6 +54,7 @@ def test_round_trip_bit_exact(bits, policy, rng, tmp_path):
     loaded.update(x, y, 4)
     assert_same_store(store, loaded)
     assert not list(tmp_path.glob(".*.tmp")), "no temporary file left behind"
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_round_trip_int8_source_and_empty(rng, tmp_path):

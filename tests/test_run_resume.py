@@ -112,3 +112,21 @@ def test_corrupt_checkpoint_is_refused(tmp_path, env):
     res = _run(["--checkpoint", str(ckpt), "--resume"], env)
     assert res.returncode == 2
     assert "SHA-256" in res.stderr
+
+
+def test_plan_predicts_the_runs_real_allocations(tmp_path, env):
+    """The plan (host trainer: whole mini-batches, gradient accumulators,
+    momentum) matches what `pulptrain run` actually allocated within 5 %."""
+    from pulptrain import plan
+
+    res = _run(["--out", str(tmp_path / "out")], env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    actual = report["memory"]
+    assert set(actual) == {"adaptive_weights", "adaptive_grads", "momentum", "activations", "lr_store"}
+    cfg = report["config"]
+    predicted = plan.plan(plan.PlanConfig(lr_layer=cfg["lr_layer"], lr_count=cfg["lr_count"],
+                                          bits=cfg["bits"], batch_size=cfg["trainer"]["minibatch"],
+                                          micro_batch=cfg["trainer"]["minibatch"],
+                                          num_classes=report["num_classes"]))
+    assert plan.compare_allocations(predicted, actual, tolerance=0.05) == {}

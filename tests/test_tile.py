@@ -10,10 +10,10 @@ from pulptrain.errors import StatusError
 
 GEMM_LAYERS = [
     tile.Layer.linear(37, 45, 29, name="linear odd"),
-    tile.Layer.linear(300, 263, 17, name="linear K>KC"),
+    tile.Layer.linear(70, 530, 17, name="linear K>KC"),
     tile.Layer.linear(3, 11, 530, bias=False, name="linear wide, no bias"),
     tile.Layer.pointwise(3, 5, 7, 19, 13, name="pointwise odd"),
-    tile.Layer.pointwise(2, 17, 9, 6, 10, bias=False, name="pointwise 306 pixels"),
+    tile.Layer.pointwise(2, 23, 12, 6, 10, bias=False, name="pointwise 552 pixels"),
 ]
 
 DEPTHWISE_LAYERS = [
@@ -149,3 +149,97 @@ def test_bad_arguments(rng):
         tile.run(layer, "forward", 4096, np.zeros((2, 3)), np.zeros((4, 3), np.float32), None)
     with pytest.raises(TypeError, match="takes 2 arrays"):
         tile.run(layer, "grad_input", 4096, np.zeros((4, 3), np.float32))
+
+
+@pytest.mark.parametrize("budget", [6000, 64 * 1024, None])
+def test_budget_aware_layer_functions_match_ops(budget, rng):
+    """With an L1 budget set, the tile module's layer functions run tiled and
+    stay bitwise equal to pulptrain.ops; without one they are ops."""
+    x4 = rng.uniform(-1, 1, (2, 6, 5, 24)).astype(np.float32)
+    wp = rng.uniform(-1, 1, (10, 24)).astype(np.float32)
+    wd = rng.uniform(-1, 1, (3, 3, 24)).astype(np.float32)
+    x2 = rng.uniform(-1, 1, (9, 24)).astype(np.float32)
+    b10, b24 = (rng.uniform(-1, 1, n).astype(np.float32) for n in (10, 24))
+    cases = [
+        (tile.pointwise_conv2d_forward, ops.pointwise_conv2d_forward, (x4, wp, b10), {}),
+        (tile.linear_forward, ops.linear_forward, (x2, wp, b10), {}),
+        (tile.depthwise_conv2d_forward, ops.depthwise_conv2d_forward, (x4, wd, b24, 2, "same"), {}),
+    ]
+    gy_p = rng.uniform(-1, 1, (2, 6, 5, 10)).astype(np.float32)
+    gy_l = rng.uniform(-1, 1, (9, 10)).astype(np.float32)
+    gy_d = rng.uniform(-1, 1, (2, 3, 3, 24)).astype(np.float32)
+    cases += [
+        (tile.pointwise_conv2d_backward, ops.pointwise_conv2d_backward, (x4, wp, gy_p), {}),
+        (tile.linear_backward, ops.linear_backward, (x2, wp, gy_l), {"need_grad_x": False}),
+        (tile.depthwise_conv2d_backward, ops.depthwise_conv2d_backward, (x4, wd, gy_d, 2, "same"), {}),
+    ]
+    with tile.l1_budget(budget):
+        assert tile.get_l1_budget() == budget
+        for tiled_fn, ops_fn, args, kw in cases:
+            got, want = tiled_fn(*args, **kw), ops_fn(*args, **kw)
+            for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+                if w is None:
+                    assert g is None
+                else:
+                    _bitwise_equal(g, w, tiled_fn.__name__)
+    assert tile.get_l1_budget() is None
+
+
+def _random_layer(rng):
+    kind = ("linear", "pointwise", "depthwise")[rng.integers(3)]
+    bias = bool(rng.integers(2))
+    if kind == "linear":
+        return tile.Layer.linear(int(rng.integers(1, 300)), int(rng.integers(1, 600)), int(rng.integers(1, 70)),
+                                 bias=bias, name="random linear")
+    n, h, w = (int(v) for v in rng.integers(1, [4, 12, 12]))
+    if kind == "pointwise":
+        return tile.Layer.pointwise(n, h, w, int(rng.integers(1, 40)), int(rng.integers(1, 40)), bias=bias,
+                                    name="random pointwise")
+    k, stride = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+    pads = tuple(int(p) for p in rng.integers(0, k, 4))
+    if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
+        pads = (k, k, k, k)
+    return tile.Layer.depthwise(n, h, w, int(rng.integers(1, 40)), k, stride, pads, bias=bias,
+                                name="random depthwise")
+
+
+def test_random_layers_and_budgets_bitwise_equal_untiled(rng):
+    """Random odd shapes, strides, paddings and budgets (seeded; the seed is
+    printed on failure)."""
+    for _ in range(12):
+        layer = _random_layer(rng)
+        x, w, b, gy = _arrays(layer, rng)
+        want = _untiled(layer, x, w, b, gy)
+        inputs = {"forward": (x, w, b), "grad_input": (w, gy), "grad_weight": (x, gy)}
+        for step in tile.STEPS:
+            lo = tile.min_l1_bytes(layer, step)
+            hi = tile.plan(layer, step, 1 << 30).l1_bytes
+            budget = int(lo + (hi - lo) * rng.uniform() ** 3)
+            stats = {}
+            got = tile.run(layer, step, budget, *inputs[step], stats=stats)
+            assert stats["bytes_moved"] == stats["plan"].bytes_moved
+            what = f"{layer} {step} budget {budget} tile {stats['plan'].tile}"
+            if step == "grad_weight":
+                _bitwise_equal(got[0], want[step][0], what)
+                if layer.bias:
+                    _bitwise_equal(got[1], want[step][1], what)
+            else:
+                _bitwise_equal(got, want[step], what)
+
+
+@pytest.mark.parametrize("l1", [tile.PULP_OPEN_L1_BYTES, tile.VEGA_L1_BYTES])
+def test_mobilenet_adaptive_stage_plans_fit(l1):
+    """Every layer and step of the adaptive stage at batch 128 has a plan
+    within the pulp-open and VEGA L1 sizes, moving at least the simple bound
+    and at most 3x the communication bound (the K tiles, PT_GEMM_KC long,
+    cost the rest)."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "bench_tile.py")
+    spec = importlib.util.spec_from_file_location("bench_tile", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for layer in bench.adaptive_stage(128):
+        for p in tile.training_step(layer, l1):
+            assert p.l1_bytes <= l1
+            assert p.lower_bound_bytes <= p.bytes_moved <= 3 * p.io_lower_bound_bytes, (layer.name, p.step)

@@ -201,6 +201,27 @@ static pt_gemm_params bwd_weight_gemm_first(const pt_conv_params *p, const conv_
     return bwd_weight_gemm(p, c, rows, 0);
 }
 
+/* Images in the chunk that starts at image img0. */
+static size_t chunk_len(const pt_conv_params *p, const conv_plan *c, size_t img0)
+{
+    size_t left = (size_t)p->in.n - img0;
+    return left < c->chunk_imgs ? left : c->chunk_imgs;
+}
+
+/* The im2col rows of images [img0, img0 + imgs) into *cols (x itself when
+ * the conv is direct). */
+static pt_status im2col(const pt_ctx *ctx, const pt_conv_params *p, const conv_run *run,
+                        const float *x, size_t img0, size_t imgs, const float **cols)
+{
+    if (run->plan.direct) {
+        *cols = x;
+        return PT_OK;
+    }
+    cols_job job = {p, &run->plan, img0, imgs, x, run->cols};
+    *cols = run->cols;
+    return run_cols(ctx, im2col_task, &job, imgs * run->plan.img_rows);
+}
+
 pt_status pt_conv2d_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                             const float *w, const float *b, float *y)
 {
@@ -208,16 +229,11 @@ pt_status pt_conv2d_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const fl
     pt_status st = prepare(ctx, p, fwd_gemm, x, w, y, &run);
     const conv_plan *c = &run.plan;
     for (size_t img0 = 0; st == PT_OK && img0 < (size_t)p->in.n; img0 += c->chunk_imgs) {
-        size_t imgs = (size_t)p->in.n - img0 < c->chunk_imgs ? (size_t)p->in.n - img0 : c->chunk_imgs;
-        size_t rows = imgs * c->img_rows;
-        const float *a = x;
-        if (!c->direct) {
-            cols_job job = {p, c, img0, imgs, x, run.cols};
-            st = run_cols(ctx, im2col_task, &job, rows);
-            a = run.cols;
-        }
-        pt_gemm_params g = fwd_gemm(p, c, rows);
-        if (st == PT_OK) st = pt_sgemm_f32(&run.gemm_ctx, &g, a, w, b, y + img0 * c->img_rows * (size_t)p->out_c);
+        size_t imgs = chunk_len(p, c, img0);
+        const float *cols;
+        st = im2col(ctx, p, &run, x, img0, imgs, &cols);
+        pt_gemm_params g = fwd_gemm(p, c, imgs * c->img_rows);
+        if (st == PT_OK) st = pt_sgemm_f32(&run.gemm_ctx, &g, cols, w, b, y + img0 * c->img_rows * (size_t)p->out_c);
     }
     return st;
 }
@@ -229,9 +245,8 @@ pt_status pt_conv2d_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, co
     pt_status st = prepare(ctx, p, bwd_input_gemm, w, grad_y, grad_x, &run);
     const conv_plan *c = &run.plan;
     for (size_t img0 = 0; st == PT_OK && img0 < (size_t)p->in.n; img0 += c->chunk_imgs) {
-        size_t imgs = (size_t)p->in.n - img0 < c->chunk_imgs ? (size_t)p->in.n - img0 : c->chunk_imgs;
-        size_t rows = imgs * c->img_rows;
-        pt_gemm_params g = bwd_input_gemm(p, c, rows);
+        size_t imgs = chunk_len(p, c, img0);
+        pt_gemm_params g = bwd_input_gemm(p, c, imgs * c->img_rows);
         const float *gy = grad_y + img0 * c->img_rows * (size_t)p->out_c;
         st = pt_sgemm_f32(&run.gemm_ctx, &g, gy, w, NULL, c->direct ? grad_x : run.cols);
         if (st == PT_OK && !c->direct) {
@@ -249,15 +264,11 @@ pt_status pt_conv2d_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, c
     pt_status st = prepare(ctx, p, bwd_weight_gemm_first, x, grad_y, grad_w, &run);
     const conv_plan *c = &run.plan;
     for (size_t img0 = 0; st == PT_OK && img0 < (size_t)p->in.n; img0 += c->chunk_imgs) {
-        size_t imgs = (size_t)p->in.n - img0 < c->chunk_imgs ? (size_t)p->in.n - img0 : c->chunk_imgs;
-        size_t rows = imgs * c->img_rows;
-        const float *cols = x;
-        if (!c->direct) {
-            cols_job job = {p, c, img0, imgs, x, run.cols};
-            st = run_cols(ctx, im2col_task, &job, rows);
-            cols = run.cols;
-        }
-        pt_gemm_params g = bwd_weight_gemm(p, c, rows, img0 > 0);
+        size_t imgs = chunk_len(p, c, img0);
+        const float *cols;
+        st = im2col(ctx, p, &run, x, img0, imgs, &cols);
+        /* chunks after the first add to grad_w: a fixed order of partial sums */
+        pt_gemm_params g = bwd_weight_gemm(p, c, imgs * c->img_rows, img0 > 0);
         const float *gy = grad_y + img0 * c->img_rows * (size_t)p->out_c;
         if (st == PT_OK) st = pt_sgemm_f32(&run.gemm_ctx, &g, gy, cols, NULL, grad_w);
     }

@@ -44,22 +44,33 @@ int pt_gemm_isa_supported(pt_gemm_isa isa)
     return isa == PT_GEMM_ISA_GENERIC;
 }
 
+/* Callers on several threads may race to the first choice; they all store
+ * the same value, atomically where the compiler offers it. */
+#if defined(__GNUC__)
+#define LOAD_ISA() __atomic_load_n(&current_isa, __ATOMIC_RELAXED)
+#define STORE_ISA(v) __atomic_store_n(&current_isa, (v), __ATOMIC_RELAXED)
+#else
+#define LOAD_ISA() current_isa
+#define STORE_ISA(v) (current_isa = (v))
+#endif
+
 pt_gemm_isa pt_gemm_get_isa(void)
 {
-    if (current_isa < 0) {
-        int best = PT_GEMM_ISA_GENERIC;
+    int isa = LOAD_ISA();
+    if (isa < 0) {
+        isa = PT_GEMM_ISA_GENERIC;
         for (int i = PT_GEMM_ISA_COUNT - 1; i > PT_GEMM_ISA_GENERIC; --i)
-            if (pt_gemm_isa_supported((pt_gemm_isa)i)) { best = i; break; }
-        current_isa = best;
+            if (pt_gemm_isa_supported((pt_gemm_isa)i)) { isa = i; break; }
+        STORE_ISA(isa);
     }
-    return (pt_gemm_isa)current_isa;
+    return (pt_gemm_isa)isa;
 }
 
 pt_status pt_gemm_set_isa(pt_gemm_isa isa)
 {
     if ((int)isa < 0 || isa >= PT_GEMM_ISA_COUNT) return PT_ERR_PARAM;
     if (!pt_gemm_isa_supported(isa)) return PT_ERR_UNSUPPORTED;
-    current_isa = (int)isa;
+    STORE_ISA((int)isa);
     return PT_OK;
 }
 
@@ -130,7 +141,13 @@ static void pack_b(const pt_gemm_params *p, const pt_gemm_ukernel *uk, const flo
                    size_t col0, size_t cols, size_t k0, size_t kc, float *out)
 {
     const size_t ldb = (size_t)p->ldb, nr = (size_t)uk->nr, panel = kc * nr;
-    for (size_t j0 = 0; j0 < cols; j0 += nr) {
+    size_t j0 = 0;
+    if (!p->trans_b && uk->pack_b_n && cols >= nr) {
+        size_t full = cols / nr;
+        uk->pack_b_n(kc, full, b + k0 * ldb + col0, ldb, out);
+        j0 = full * nr;
+    }
+    for (; j0 < cols; j0 += nr) {
         size_t w = min_size(nr, cols - j0);
         float *dst = out + (j0 / nr) * panel;
         if (p->trans_b) {
@@ -140,8 +157,6 @@ static void pack_b(const pt_gemm_params *p, const pt_gemm_ukernel *uk, const flo
             }
             for (size_t j = w; j < nr; ++j)
                 for (size_t k = 0; k < kc; ++k) dst[k * nr + j] = 0.0f;
-        } else if (w == nr && uk->pack_b_n) {
-            uk->pack_b_n(kc, b + k0 * ldb + col0 + j0, ldb, dst);
         } else {
             for (size_t k = 0; k < kc; ++k) {
                 const float *src = b + (k0 + k) * ldb + col0 + j0;
@@ -248,24 +263,11 @@ static void choose_grid(size_t m_panels, size_t n_panels, int mr, int nr, int th
     }
 }
 
-static pt_status check_params(const pt_gemm_params *p, const float *a, const float *b,
-                              const float *bias, const float *c)
-{
-    if (!p || !a || !b || !c) return PT_ERR_NULL;
-    if (p->m <= 0 || p->n <= 0 || p->k <= 0) return PT_ERR_SHAPE;
-    if ((p->trans_a != 0 && p->trans_a != 1) || (p->trans_b != 0 && p->trans_b != 1) ||
-        (p->accumulate != 0 && p->accumulate != 1) || (p->accumulate && bias))
-        return PT_ERR_PARAM;
-    if (p->lda < (p->trans_a ? p->m : p->k) || p->ldb < (p->trans_b ? p->k : p->n) || p->ldc < p->n)
-        return PT_ERR_SHAPE;
-    return PT_OK;
-}
-
 pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                        const float *b, const float *bias, float *c)
 {
     pt_status st = pt_check_ctx(ctx, 0);
-    if (st == PT_OK) st = check_params(p, a, b, bias, c);
+    if (st == PT_OK) st = pt_gemm_check(p, a, b, bias, c);
     if (st == PT_OK) st = pt_check_ctx(ctx, pt_sgemm_f32_scratch_bytes(p, ctx->num_threads));
     if (st != PT_OK) return st;
 

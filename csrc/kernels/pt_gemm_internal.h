@@ -26,15 +26,16 @@ typedef void (*pt_gemm_ukernel_fn)(size_t kc, const float *a, size_t a_rs, const
  * driver's plain loops). Both copy whole panels, nothing to pad:
  *   pack_a_t: panel p of `panels`: out[p*kc*MR + k*MR + i] = a[k*lda + p*MR + i]
  *             (a transposed A, read row by row)
- *   pack_b_n: out[k*NR + j] = b[k*ldb + j]   (an untransposed B, NR columns) */
-typedef void (*pt_gemm_pack_a_fn)(size_t kc, size_t panels, const float *a, size_t lda, float *out);
-typedef void (*pt_gemm_pack_b_fn)(size_t kc, const float *b, size_t ldb, float *out);
+ *   pack_b_n: panel p of `panels`: out[p*kc*NR + k*NR + j] = b[k*ldb + p*NR + j]
+ *             (an untransposed B, read row by row)
+ * Reading whole rows of the stored matrix keeps the hardware prefetchers on
+ * one sequential stream instead of one strided stream per panel. */
+typedef void (*pt_gemm_pack_fn)(size_t kc, size_t panels, const float *src, size_t ld, float *out);
 
 typedef struct pt_gemm_ukernel {
     int mr, nr;
     pt_gemm_ukernel_fn fn;
-    pt_gemm_pack_a_fn pack_a_t;
-    pt_gemm_pack_b_fn pack_b_n;
+    pt_gemm_pack_fn pack_a_t, pack_b_n;
 } pt_gemm_ukernel;
 
 /* Variants compiled into this build (NULL fn when not compiled). */
@@ -54,6 +55,20 @@ static inline void *pt_align_scratch(void *p)
 {
     uintptr_t v = (uintptr_t)p;
     return (void *)((v + PT_SCRATCH_ALIGN - 1) & ~(uintptr_t)(PT_SCRATCH_ALIGN - 1));
+}
+
+/* Status of a GEMM's shape and flags (shared with the reference twin). */
+static inline pt_status pt_gemm_check(const pt_gemm_params *p, const float *a, const float *b,
+                                      const float *bias, const float *c)
+{
+    if (!p || !a || !b || !c) return PT_ERR_NULL;
+    if (p->m <= 0 || p->n <= 0 || p->k <= 0) return PT_ERR_SHAPE;
+    if ((p->trans_a != 0 && p->trans_a != 1) || (p->trans_b != 0 && p->trans_b != 1) ||
+        (p->accumulate != 0 && p->accumulate != 1) || (p->accumulate && bias))
+        return PT_ERR_PARAM;
+    if (p->lda < (p->trans_a ? p->m : p->k) || p->ldb < (p->trans_b ? p->k : p->n) || p->ldc < p->n)
+        return PT_ERR_SHAPE;
+    return PT_OK;
 }
 
 /* The linear-layer shape of a pointwise conv (batch = N*H*W pixels), with the

@@ -147,12 +147,15 @@ static void pack_a_t_avx512(size_t kc, size_t panels, const float *a, size_t lda
 }
 
 __attribute__((target("avx512f")))
-static void pack_b_n_avx512(size_t kc, const float *b, size_t ldb, float *out)
+static void pack_b_n_avx512(size_t kc, size_t panels, const float *b, size_t ldb, float *out)
 {
-    for (size_t k = 0; k < kc; ++k, b += ldb, out += AVX512_NR) {
-        _mm512_storeu_ps(out, _mm512_loadu_ps(b));
-        _mm512_storeu_ps(out + 16, _mm512_loadu_ps(b + 16));
-    }
+    const size_t panel = kc * AVX512_NR;
+    for (size_t k = 0; k < kc; ++k, b += ldb)
+        for (size_t p = 0; p < panels; ++p) {
+            float *dst = out + p * panel + k * AVX512_NR;
+            _mm512_storeu_ps(dst, _mm512_loadu_ps(b + p * AVX512_NR));
+            _mm512_storeu_ps(dst + 16, _mm512_loadu_ps(b + p * AVX512_NR + 16));
+        }
 }
 
 const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {AVX512_MR, AVX512_NR, ukernel_avx512,

@@ -58,7 +58,7 @@ typedef struct pw_job {
     const int8_t *w_packed;
     const pt_requant *rq;
     uint8_t *y;
-    int vnni;
+    int path;
 } pw_job;
 
 /* Pixels per unit of parallel work (a multiple of the register block). */
@@ -75,8 +75,12 @@ static void pw_task(void *arg, int core, int ncores)
     const uint8_t *x = job->x + b * (size_t)job->cin;
     uint8_t *y = job->y + b * (size_t)job->cout;
 #ifdef PT_Q_HAVE_X86
-    if (job->vnni) {
+    if (job->path == PT_Q_PATH_AVX512VNNI) {
         pt_q_pointwise_rows_avx512vnni(x, e - b, job->cin, job->cout, job->w_packed, job->rq, y);
+        return;
+    }
+    if (job->path == PT_Q_PATH_AVXVNNI) {
+        pt_q_pointwise_rows_avxvnni(x, e - b, job->cin, job->cout, job->w_packed, job->rq, y);
         return;
     }
 #endif
@@ -93,7 +97,7 @@ pt_status pt_q_pointwise_fwd(const pt_ctx *ctx, const pt_conv_params *p, const u
     if (st != PT_OK) return st;
     if (p->kh != 1 || p->kw != 1 || p->stride_h != 1 || p->stride_w != 1) return PT_ERR_PARAM;
     pw_job job = {x, (size_t)p->in.n * (size_t)p->in.h * (size_t)p->in.w, p->in.c, p->out_c,
-                  w_packed, rq, y, pt_q_use_avx512vnni()};
+                  w_packed, rq, y, pt_q_path()};
     size_t chunks = (job.pixels + PW_CHUNK - 1) / PW_CHUNK;
     return pt_fork(pt_threads_for(ctx, chunks, 2), pw_task, &job);
 }

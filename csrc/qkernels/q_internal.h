@@ -53,8 +53,10 @@ static inline void pt_q_requant_row_c(const int32_t *acc, int count, const pt_re
         out[i] = pt_requantize(acc[i], rq->multiplier[c0 + i], rq->shift[c0 + i], rq->act_max);
 }
 
-/* Whether the AVX-512 VNNI paths run (pt_q_isa.c). */
-int pt_q_use_avx512vnni(void);
+/* The path the kernels run (pt_q_isa.c). */
+enum { PT_Q_PATH_GENERIC = 0, PT_Q_PATH_AVXVNNI = 1, PT_Q_PATH_AVX512VNNI = 2 };
+int pt_q_path(void);
+static inline int pt_q_use_avx512vnni(void) { return pt_q_path() == PT_Q_PATH_AVX512VNNI; }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PT_Q_HAVE_X86 1
@@ -63,6 +65,8 @@ void pt_q_conv_pixels_avx512(const int16_t *patches, int npix, size_t kpairs,
                              const int16_t *wt_pairs, int cout, const pt_requant *rq, uint8_t *out);
 void pt_q_depthwise_row_avx512(const pt_conv_params *p, int n, int oy, int ow, const uint8_t *x,
                                const int8_t *w, const pt_requant *rq, uint8_t *out_row);
+void pt_q_pointwise_rows_avxvnni(const uint8_t *x, size_t rows, int cin, int cout,
+                                 const int8_t *w_packed, const pt_requant *rq, uint8_t *y);
 void pt_q_pointwise_rows_avx512vnni(const uint8_t *x, size_t rows, int cin, int cout,
                                     const int8_t *w_packed, const pt_requant *rq, uint8_t *y);
 #endif

@@ -72,18 +72,43 @@ static inline size_t rp_wide_groups(int bits, size_t groups)
     return (RP_LITTLE_ENDIAN && span >= 8) ? (span - 8) / (size_t)bits + 1 : 0;
 }
 
+/* The 8 code bytes of a group as one little-endian 64-bit value, and back. */
+RP_INLINE uint64_t rp_load_codes(const uint8_t *codes)
+{
+    uint64_t v = 0;
+#if RP_LITTLE_ENDIAN
+    memcpy(&v, codes, 8);
+#else
+    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) v |= (uint64_t)codes[j] << (8 * j);
+#endif
+    return v;
+}
+
+RP_INLINE void rp_store_codes(uint64_t v, uint8_t *codes)
+{
+#if RP_LITTLE_ENDIAN
+    memcpy(codes, &v, 8);
+#else
+    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) codes[j] = (uint8_t)(v >> (8 * j));
+#endif
+}
+
+/* Code j of a group moves between bits [8j, 8j + Q) of the code bytes and
+ * bits [jQ, jQ + Q) of the packed word; all in 64-bit registers. */
 RP_INLINE uint64_t rp_group_word(int bits, const uint8_t *codes)
 {
-    const uint64_t mask = rp_qmax(bits);
+    const uint64_t mask = rp_qmax(bits), bytes = rp_load_codes(codes);
     uint64_t word = 0;
-    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) word |= ((uint64_t)codes[j] & mask) << (j * bits);
+    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) word |= ((bytes >> (8 * j)) & mask) << (j * bits);
     return word;
 }
 
 RP_INLINE void rp_word_codes(int bits, uint64_t word, uint8_t *codes)
 {
     const uint64_t mask = rp_qmax(bits);
-    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) codes[j] = (uint8_t)((word >> (j * bits)) & mask);
+    uint64_t bytes = 0;
+    for (int j = 0; j < PT_REPLAY_GROUP_CODES; ++j) bytes |= ((word >> (j * bits)) & mask) << (8 * j);
+    rp_store_codes(bytes, codes);
 }
 
 /* Whole groups: count (a multiple of 8) codes to / from bytes starting at a

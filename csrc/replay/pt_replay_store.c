@@ -210,6 +210,16 @@ static pt_status rp_check_common(const pt_ctx *ctx, const pt_replay_layout *layo
     return rp_check_slots(layout, count, slots, distinct);
 }
 
+static void rp_job_init(rp_job *job, const pt_replay_layout *layout, const pt_replay_quant *quant,
+                        size_t count, const int64_t *slots)
+{
+    memset(job, 0, sizeof *job);
+    job->layout = layout;
+    job->quant = quant;
+    job->count = count;
+    job->slots = slots;
+}
+
 pt_status pt_replay_insert_f32(const pt_ctx *ctx, const pt_replay_layout *layout,
                                const pt_replay_quant *quant, size_t count, const int64_t *slots,
                                const float *latents, uint8_t *payload)
@@ -217,11 +227,7 @@ pt_status pt_replay_insert_f32(const pt_ctx *ctx, const pt_replay_layout *layout
     pt_status st = rp_check_common(ctx, layout, quant, count, slots, latents, payload, 1);
     if (st != PT_OK) return st;
     rp_job job;
-    memset(&job, 0, sizeof job);
-    job.layout = layout;
-    job.quant = quant;
-    job.count = count;
-    job.slots = slots;
+    rp_job_init(&job, layout, quant, count, slots);
     job.latents = latents;
     job.payload = payload;
     int threads = rp_threads(ctx, layout, count, 1);
@@ -240,12 +246,8 @@ pt_status pt_replay_insert_codes_u8(const pt_ctx *ctx, const pt_replay_layout *l
     if (st != PT_OK) return st;
     if ((st = rp_check_requant(layout, requant)) != PT_OK) return st;
     rp_job job;
-    memset(&job, 0, sizeof job);
-    job.layout = layout;
-    job.quant = quant;
+    rp_job_init(&job, layout, quant, count, slots);
     job.requant = requant;
-    job.count = count;
-    job.slots = slots;
     job.codes = codes;
     job.payload = payload;
     return pt_fork(rp_threads(ctx, layout, count, 1), insert_task, &job);
@@ -299,11 +301,7 @@ pt_status pt_replay_gather_f32(const pt_ctx *ctx, const pt_replay_layout *layout
     pt_status st = rp_check_common(ctx, layout, quant, count, slots, payload, out, 0);
     if (st != PT_OK) return st;
     rp_job job;
-    memset(&job, 0, sizeof job);
-    job.layout = layout;
-    job.quant = quant;
-    job.count = count;
-    job.slots = slots;
+    rp_job_init(&job, layout, quant, count, slots);
     job.payload_in = payload;
     job.out = out;
     return pt_fork(rp_threads(ctx, layout, count, 0), gather_task, &job);

@@ -33,13 +33,22 @@ static pt_status dw_setup(dw_run *r, const pt_ctx *ctx, const pt_tile_plan *plan
     if (st != PT_OK) return st;
     st = pt_check_ctx(ctx, 0);
     if (st != PT_OK) return st;
-    if (plan->tile_images < 1 || plan->tile_rows < 1 || plan->tile_channels < 1) return PT_ERR_PARAM;
+    const int total_rows = step == PT_TILE_FWD ? r->g.oh : r->g.h;
+    if (plan->tile_images < 1 || plan->tile_images > r->g.n || plan->tile_rows < 1 ||
+        plan->tile_rows > total_rows || plan->tile_channels < 1 || plan->tile_channels > r->g.c)
+        return PT_ERR_PARAM;
+    /* several images per tile only when tiles are whole, contiguous images;
+     * rows cut only where the geometry allows it */
+    if (plan->tile_images > 1 && (plan->tile_rows != total_rows || !pt_tile_dw_whole_images(&r->g, step)))
+        return PT_ERR_PARAM;
+    if (plan->tile_rows != total_rows && (step == PT_TILE_BWD_WEIGHT || !r->g.rows_cuttable))
+        return PT_ERR_PARAM;
     r->lay = pt_tile_dw_layout_of(&r->g, step, plan->layer.has_bias, plan->tile_images, plan->tile_rows,
                                   plan->tile_channels);
     if (r->lay.total != plan->l1_bytes || l1_bytes < r->lay.total) return PT_ERR_SCRATCH;
     if ((uintptr_t)l1 % PT_TILE_ALIGN) return PT_ERR_PARAM;
     r->plan = plan;
-    r->total_rows = step == PT_TILE_FWD ? r->g.oh : r->g.h;
+    r->total_rows = total_rows;
     r->count_c = pt_tile_ceil_div(r->g.c, plan->tile_channels);
     r->count_n = pt_tile_ceil_div(r->g.n, plan->tile_images);
     r->count_r = pt_tile_ceil_div(r->total_rows, plan->tile_rows);

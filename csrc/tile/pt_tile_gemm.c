@@ -91,6 +91,21 @@ static void add_rows(float *grad_b, const float *tile, int rows, int cols)
         for (int j = 0; j < cols; ++j) grad_b[j] += tile[(size_t)k * cols + j];
 }
 
+/* A plan as pt_tile_plan_layer() makes them: tiles within the GEMM, K cut
+ * only at PT_GEMM_KC multiples, the order a permutation of M, N, K. */
+static int plan_valid(const pt_tile_plan *p, const pt_tile_gemm_view *v)
+{
+    if (p->tile_m < 1 || p->tile_m > v->m || p->tile_n < 1 || p->tile_n > v->n || p->tile_k < 1 ||
+        p->tile_k > v->k || (p->tile_k != v->k && p->tile_k % PT_GEMM_KC != 0))
+        return 0;
+    int seen = 0;
+    for (int i = 0; i < 3; ++i) {
+        if (p->order[i] < 0 || p->order[i] > 2) return 0;
+        seen |= 1 << p->order[i];
+    }
+    return seen == 7;
+}
+
 /* One operand's L1 tiles: `buffers` of them (1 or 2), `cur` the one tile i
  * reads, and the DMA transfers in flight on each. */
 typedef struct operand_state {
@@ -116,6 +131,7 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
     gemm_run r;
     pt_status st = pt_tile_gemm_view_of(&plan->layer, plan->step, &r.v);
     if (st != PT_OK) return st;
+    if (!plan_valid(plan, &r.v)) return PT_ERR_PARAM;
     int buffers[3];
     pt_tile_gemm_buffers(&r.v, plan->tile_m, plan->tile_n, plan->tile_k, plan->order, buffers);
     const pt_tile_gemm_layout lay =

@@ -327,6 +327,9 @@ pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step st
     return l;
 }
 
+/* Channel blocks the depthwise kernel vectorises without a scalar tail. */
+#define DW_CHANNEL_ALIGN 16
+
 static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, size_t budget,
                                 pt_tile_plan *plan)
 {
@@ -342,7 +345,7 @@ static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, s
     const int total_rows = step == PT_TILE_FWD ? g.oh : g.h;
     const int min_rows = step == PT_TILE_BWD_WEIGHT || !g.rows_cuttable ? total_rows : 1;
     pt_tile_plan best;
-    int have_best = 0;
+    int have_best = 0, best_rank = 2;
     for (int rows = total_rows; rows >= min_rows; --rows) {
         int src_max, buf_max;
         uint64_t src_sum = 0;
@@ -367,7 +370,16 @@ static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, s
                 if (l1 > budget) continue;
                 uint64_t tiles = (uint64_t)pt_tile_ceil_div(g.n, images) * row_tiles *
                                  pt_tile_ceil_div(g.c, ch);
-                if (!better(in + out, tiles, &best, have_best)) continue;
+                /* at equal bytes: all channels first (one contiguous copy
+                 * per tile), then vector-friendly blocks (the kernel runs
+                 * channels in blocks of 16 and more), then fewer tiles */
+                const int rank = ch == g.c ? 0 : ch % DW_CHANNEL_ALIGN == 0 ? 1 : 2;
+                if (have_best && in + out == best.bytes_in + best.bytes_out && rank != best_rank) {
+                    if (rank > best_rank) continue;
+                } else if (!better(in + out, tiles, &best, have_best)) {
+                    continue;
+                }
+                best_rank = rank;
                 have_best = 1;
                 best.tile_images = images;
                 best.tile_rows = rows;

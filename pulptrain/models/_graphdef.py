@@ -30,7 +30,7 @@ TF_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16
 
 # A weight tensor larger than this is not a MobileNet weight; it guards against
 # a corrupt shape asking for an absurd allocation.
-MAX_TENSOR_ELEMENTS = 1 << 28
+MAX_TENSOR_ELEMENTS = 1 << 24
 
 
 @dataclass
@@ -142,8 +142,9 @@ def _varints(buf: memoryview, wire: int, value, what: str) -> list[int]:
     return out
 
 
-def parse_tensor(buf: memoryview, span) -> np.ndarray:
-    """Decode a TensorProto into a numpy array (little-endian content)."""
+def parse_tensor(buf: memoryview, span) -> np.ndarray | None:
+    """Decode a TensorProto into a numpy array (little-endian content); None
+    for a dtype that holds no numbers (strings, resources)."""
     dtype_code, shape, content, values = None, (), None, []
     for number, wire, value in iter_fields(buf, *span):
         if number == 1:
@@ -164,8 +165,10 @@ def parse_tensor(buf: memoryview, span) -> np.ndarray:
             bits = 32 if number == 7 else 64
             values += [v - (1 << 64) if v >= 1 << 63 else v for v in raw] if bits == 64 else \
                       [((v & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000 for v in raw]
+    if dtype_code is None:
+        raise FormatError("a tensor has no dtype")
     if dtype_code not in TF_DTYPES:
-        raise FormatError(f"unsupported tensor dtype code {dtype_code}")
+        return None            # strings, resources, ...: not weights, left out
     dtype = np.dtype(TF_DTYPES[dtype_code]).newbyteorder("<")
     count = 1
     for d in shape:
@@ -178,11 +181,13 @@ def parse_tensor(buf: memoryview, span) -> np.ndarray:
             raise FormatError(f"tensor_content has {nbytes} bytes, shape {shape} of "
                               f"{dtype.name} needs {count * dtype.itemsize}")
         array = np.frombuffer(buf[content[0]:content[1]], dtype=dtype).copy()
-    elif len(values) == count:
-        array = np.array(values, dtype=dtype)
-    elif len(values) == 1 or (not values and count == 0):
+    elif len(values) == count or len(values) == 1 or (not values and count == 0):
         # TensorFlow stores a constant filled with one value as that one value.
-        array = np.full(count, values[0] if values else 0, dtype=dtype)
+        try:
+            array = (np.array(values, dtype=dtype) if len(values) == count
+                     else np.full(count, values[0] if values else 0, dtype=dtype))
+        except (OverflowError, ValueError) as exc:     # e.g. 300 for uint8, NaN for int32
+            raise FormatError(f"tensor values do not fit {dtype.name}: {exc}") from None
     else:
         raise FormatError(f"tensor of shape {shape} has {len(values)} values")
     return array.astype(dtype.newbyteorder("="), copy=False).reshape(shape)

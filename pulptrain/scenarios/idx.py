@@ -8,6 +8,7 @@ gzip-compressed (detected from the gzip magic, not the file name).
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
         raise FormatError(f"{source}: truncated header: {ndim} dimensions need {header} bytes, file has {len(data)}")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = IDX_TYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize     # Python ints: an int64 product could wrap
     present = len(data) - header
     if present < expected:
         raise FormatError(f"{source}: truncated: shape {shape} of {dtype.name} needs {expected} data bytes, "

@@ -72,8 +72,8 @@ static void check_case(pt_rng *r, int kind, int n, int h, int w, int cin, int co
                              : pt_q_pointwise_fwd_ref(&p, x, wt, &rq, y_ref);
     PT_CHECK(st == PT_OK, "ref status %d", st);
     if (kind == 2) PT_CHECK(pt_q_pointwise_pack(cin, p.out_c, wt, packed, packed_bytes) == PT_OK, "pack");
-    const char *isas[2] = {"generic", "avx512-vnni"};
-    for (int i = 0; i < 2; ++i) {
+    const char *isas[3] = {"generic", "avx-vnni", "avx512-vnni"};
+    for (int i = 0; i < 3; ++i) {
         if (pt_q_select_isa(isas[i]) != PT_OK) continue;
         for (int t = 0; t < PT_TEST_NUM_THREADS; ++t) {
             int threads = pt_test_threads[t];

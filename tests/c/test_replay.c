@@ -235,6 +235,40 @@ static void test_refused(void)
     PT_CHECK(pt_replay_insert_codes_u8(&ctx, &bad, &quant, &rq, 2, slots, in_codes, pay_fast) == PT_ERR_PARAM, "codes into fp32");
 }
 
+/* Rows go to different cores: a NaN in the last row must stop every core,
+ * including the ones whose rows are finite, before any of them writes. */
+#define BIG_SLOTS 8
+#define BIG_ELEMS 4096
+static float big_latents[BIG_SLOTS * BIG_ELEMS];
+static uint8_t big_payload[BIG_SLOTS * BIG_ELEMS], big_before[BIG_SLOTS * BIG_ELEMS];
+
+static void test_nonfinite_parallel(void)
+{
+    float scale = 0.05f;
+    int32_t zp = 10;
+    pt_replay_layout layout = {BIG_SLOTS, BIG_ELEMS, 64, 6, 0};
+    pt_replay_quant quant = {&scale, &zp};
+    int64_t slots[BIG_SLOTS] = {7, 6, 5, 4, 3, 2, 1, 0};
+    size_t bytes = pt_replay_payload_bytes(&layout);
+    pt_rng r = {99u};
+    pt_fill_uniform(&r, big_latents, BIG_SLOTS * BIG_ELEMS, -1.0f, 1.0f);
+    for (size_t i = 0; i < bytes; ++i) big_before[i] = (uint8_t)pt_rng_next(&r);
+    for (int t = 0; t < PT_TEST_NUM_THREADS; ++t) {
+        pt_ctx ctx = {pt_test_threads[t], NULL, 0};
+        for (int bad_row = 0; bad_row < BIG_SLOTS; bad_row += BIG_SLOTS - 1) {
+            memcpy(big_payload, big_before, bytes);
+            big_latents[bad_row * BIG_ELEMS + 17] = NAN;
+            pt_status st = pt_replay_insert_f32(&ctx, &layout, &quant, BIG_SLOTS, slots, big_latents, big_payload);
+            PT_CHECK(st == PT_ERR_NONFINITE, "threads=%d bad row %d: status %d", ctx.num_threads, bad_row, st);
+            PT_CHECK(memcmp(big_payload, big_before, bytes) == 0, "threads=%d bad row %d: payload untouched",
+                     ctx.num_threads, bad_row);
+            big_latents[bad_row * BIG_ELEMS + 17] = 0.5f;
+        }
+        PT_CHECK(pt_replay_insert_f32(&ctx, &layout, &quant, BIG_SLOTS, slots, big_latents, big_payload) == PT_OK,
+                 "finite batch accepted");
+    }
+}
+
 int main(void)
 {
     test_pack();
@@ -242,5 +276,6 @@ int main(void)
     test_store();
     test_requant_shift();
     test_refused();
+    test_nonfinite_parallel();
     return pt_test_finish("test_replay");
 }

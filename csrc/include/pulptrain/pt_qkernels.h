@@ -73,11 +73,12 @@ pt_status pt_q_pointwise_pack(int cin, int cout, const int8_t *w, int8_t *w_pack
  * one patch + accumulator row per core). */
 size_t pt_q_conv2d_scratch_bytes(const pt_conv_params *p, int num_threads);
 
-/* The instruction-set path the kernels run: "avx512-vnni" (x86-64 with
- * AVX-512 VNNI + BW, chosen at run time) or "generic" (plain C, any target).
- * pt_q_select_isa("auto" | "generic" | "avx512-vnni") overrides the choice
- * process-wide (tests compare the paths); PT_ERR_UNSUPPORTED when this CPU or
- * build cannot run it. Every path gives the same bits. */
+/* The instruction-set path the kernels run, chosen at run time: "avx512-vnni"
+ * (x86-64 with AVX-512 VNNI/BW/VL/DQ: every kernel), "avx-vnni" (x86-64 with
+ * AVX-VNNI and AVX2: the pointwise conv; the others in plain C) or "generic"
+ * (plain C, any target). pt_q_select_isa("auto" | one of those) overrides the
+ * choice process-wide (tests compare the paths); PT_ERR_UNSUPPORTED when this
+ * CPU or build cannot run it. Every path gives the same bits. */
 const char *pt_q_isa(void);
 pt_status pt_q_select_isa(const char *name);
 

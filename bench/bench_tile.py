@@ -1,0 +1,219 @@
+"""Tiling the adaptive stage of MobileNetV1 (above conv5_4/dw) into an L1
+scratchpad: bytes moved L2 <-> L1 per training step, and native time tiled vs
+untiled.
+
+Part 1 (planner, exact byte counts): every layer's forward, grad-input and
+grad-weight at batch --batch in an L1 of --l1 bytes (VEGA: 128 KiB), against
+the simple lower bound (every operand of the step moved once) and, for GEMMs,
+the communication bound of any schedule with that much fast memory
+(2 M N K / sqrt(S) - 2 S words; Hong & Kung 1981, Smith et al. 2019).
+Part 2 (timing, skip with --no-time): each step run untiled (the kernels on
+the full arrays) and tiled with the last-level-per-core cache as the "L1"
+budget (--time-l1, default the CPU's L2 size), taking turns, minimum of --reps;
+the ratio is what to compare on a shared machine. Run from the repository
+root after an in-place build:
+
+    python bench/bench_tile.py [--batch 128] [--l1 131072] [--reps 3] [--no-time]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the in-place build
+
+import pulptrain
+from pulptrain import _elem, _gemm, tile
+from pulptrain.tile import Layer
+
+
+def adaptive_stage(batch: int) -> list[Layer]:
+    """The layers above conv5_4/dw at 128x128 input (8x8x512 feature maps);
+    convolutions carry no bias (a frozen BatchNorm affine follows them)."""
+    return [
+        Layer.pointwise(batch, 8, 8, 512, 512, bias=False, name="conv5_4/sep"),
+        Layer.depthwise(batch, 8, 8, 512, 3, 1, 1, bias=False, name="conv5_5/dw"),
+        Layer.pointwise(batch, 8, 8, 512, 512, bias=False, name="conv5_5/sep"),
+        Layer.depthwise(batch, 8, 8, 512, 3, 2, 1, bias=False, name="conv5_6/dw"),
+        Layer.pointwise(batch, 4, 4, 512, 1024, bias=False, name="conv5_6/sep"),
+        Layer.depthwise(batch, 4, 4, 1024, 3, 1, 1, bias=False, name="conv6/dw"),
+        Layer.pointwise(batch, 4, 4, 1024, 1024, bias=False, name="conv6/sep"),
+        Layer.linear(batch, 1024, 50, name="fc7"),
+    ]
+
+
+def pool_rows(batch: int) -> list[dict]:
+    """pool6 (global average pool, 4x4x1024): not planned - a streaming op
+    with no operand reuse, so a row-by-row pass moves each operand once; its
+    bytes are reported as that bound."""
+    x, y = batch * 4 * 4 * 1024 * 4, batch * 1024 * 4
+    return [{"layer": "pool6", "kind": "global_avg_pool", "step": step, "bytes_moved": b,
+             "lower_bound_bytes": b, "io_lower_bound_bytes": b, "ratio_to_bound": 1.0, "analytic": True}
+            for step, b in (("forward", x + y), ("grad_input", x + y))]
+
+
+def traffic(batch: int, l1: int) -> tuple[list[dict], list[dict]]:
+    rows, totals = [], []
+    for layer in adaptive_stage(batch):
+        plans = tile.training_step(layer, l1)
+        rows += [p.to_dict() for p in plans]
+        moved = sum(p.bytes_moved for p in plans)
+        bound = sum(p.lower_bound_bytes for p in plans)
+        io = sum(p.io_lower_bound_bytes for p in plans)
+        totals.append({"layer": layer.name, "kind": layer.kind, "bytes_moved": moved,
+                       "lower_bound_bytes": bound, "io_lower_bound_bytes": io,
+                       "ratio_to_bound": moved / bound, "ratio_to_io_bound": moved / io,
+                       "macs": sum(p.macs for p in plans)})
+    pool = pool_rows(batch)
+    rows += pool
+    b = sum(r["bytes_moved"] for r in pool)
+    totals.insert(7, {"layer": "pool6", "kind": "global_avg_pool", "bytes_moved": b, "lower_bound_bytes": b,
+                      "io_lower_bound_bytes": b, "ratio_to_bound": 1.0, "ratio_to_io_bound": 1.0, "macs": 0,
+                      "analytic": True})
+    return rows, totals
+
+
+def mib(b: float) -> str:
+    return f"{b / 2**20:9.2f}"
+
+
+def print_traffic(rows, totals, l1):
+    print(f"\nBytes moved L2<->L1 per training step, L1 budget {l1} B "
+          f"(MiB; bound = every operand once; io = communication bound)")
+    print(f"{'layer':13s} {'step':11s} {'tile':34s} {'tiles':>7s} {'moved':>9s} {'bound':>9s} "
+          f"{'x bound':>7s} {'x io':>6s} {'MAC/B':>6s}")
+    for r in rows:
+        t = r.get("tile")
+        if t is None:
+            desc = "streaming (not planned)"
+        elif "order" in t:
+            desc = f"m{t['m']} n{t['n']} k{t['k']} {t['order']}"
+        else:
+            desc = f"img{t['images']} rows{t['rows']} ch{t['channels']}"
+        io = r["bytes_moved"] / r["io_lower_bound_bytes"]
+        ai = f"{r['arithmetic_intensity']:6.2f}" if "arithmetic_intensity" in r else "     -"
+        print(f"{r['layer']:13s} {r['step']:11s} {desc:34s} {r.get('num_tiles', 1):7d} {mib(r['bytes_moved'])} "
+              f"{mib(r['lower_bound_bytes'])} {r['ratio_to_bound']:7.2f} {io:6.2f} {ai}")
+    print(f"\nPer layer, forward + grad-input + grad-weight:")
+    print(f"{'layer':13s} {'moved MiB':>10s} {'bound MiB':>10s} {'x bound':>8s} {'x io':>6s}")
+    for t in totals:
+        print(f"{t['layer']:13s} {mib(t['bytes_moved']):>10s} {mib(t['lower_bound_bytes']):>10s} "
+              f"{t['ratio_to_bound']:8.2f} {t['ratio_to_io_bound']:6.2f}")
+    moved = sum(t["bytes_moved"] for t in totals)
+    bound = sum(t["lower_bound_bytes"] for t in totals)
+    print(f"{'total':13s} {mib(moved):>10s} {mib(bound):>10s} {moved / bound:8.2f}")
+
+
+# ------------------------------------------------------------------ timing
+def untiled(layer: Layer, step: str, arrays, threads: int):
+    """The untiled kernel on the full arrays (the reference path)."""
+    s = layer.shapes()
+    out = np.empty(s["y"] if step == "forward" else s["x"] if step == "grad_input" else s["w"], np.float32)
+    gb = np.empty(s["b"], np.float32)
+    flat = [None if a is None else a.reshape(-1) for a in arrays]
+    o = out.reshape(-1)
+    if layer.kind == "linear":
+        dims = (layer.n, layer.cin, layer.cout)
+        if step == "forward":
+            _gemm.linear_fwd(*dims, flat[0], flat[1], flat[2], o, threads)
+        elif step == "grad_input":
+            _gemm.linear_bwd_input(*dims, flat[0], flat[1], o, threads)
+        else:
+            _gemm.linear_bwd_weight(*dims, flat[0], flat[1], o, gb, threads)
+    elif layer.kind == "pointwise":
+        shape = (layer.n, layer.h, layer.w, layer.cin, layer.cout, 1, 1, 1, 1, 0, 0, 0, 0)
+        if step == "forward":
+            _gemm.conv_fwd("pointwise", shape, flat[0], flat[1], flat[2], o, threads)
+        elif step == "grad_input":
+            _gemm.conv_bwd_input("pointwise", shape, flat[0], flat[1], o, threads)
+        else:
+            _gemm.conv_bwd_weight("pointwise", shape, flat[0], flat[1], o, gb, threads)
+    else:
+        geo = ((layer.n, layer.h, layer.w, layer.cin), (layer.k, layer.k), (layer.stride, layer.stride),
+               layer.pads, threads)
+        if step == "forward":
+            _elem.depthwise_fwd(flat[0], flat[1], flat[2], o, *geo)
+        elif step == "grad_input":
+            _elem.depthwise_bwd_input(flat[0], flat[1], o, *geo)
+        else:
+            _elem.depthwise_bwd_weight(flat[0], flat[1], o, gb if layer.bias else None, *geo)
+    return out
+
+
+def l2_cache_bytes() -> int:
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as f:
+            text = f.read().strip()
+        return int(text[:-1]) * 1024 if text.endswith("K") else int(text)
+    except (OSError, ValueError):
+        return 2 << 20
+
+
+def timing(batch: int, l1: int, reps: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    threads = pulptrain.get_num_threads()
+    results = []
+    for layer in adaptive_stage(batch):
+        s = layer.shapes()
+        x, w, gy = (rng.uniform(-1, 1, s[k]).astype(np.float32) for k in ("x", "w", "y"))
+        b = rng.uniform(-1, 1, s["b"]).astype(np.float32) if layer.bias else None
+        inputs = {"forward": (x, w, b), "grad_input": (w, gy), "grad_weight": (x, gy)}
+        for step in tile.STEPS:
+            tiled = tile.TiledStep(layer, step, l1)
+            fns = [lambda: untiled(layer, step, inputs[step], threads), lambda: tiled(*inputs[step])]
+            best = [float("inf")] * 2
+            for fn in fns:
+                fn()
+            for _ in range(reps):
+                for i, fn in enumerate(fns):
+                    t0 = time.perf_counter()
+                    fn()
+                    best[i] = min(best[i], time.perf_counter() - t0)
+            results.append({"layer": layer.name, "step": step, "untiled_s": best[0], "tiled_s": best[1],
+                            "tiled_over_untiled": best[1] / best[0], "tiles": tiled.plan.num_tiles,
+                            "tile": tiled.plan.tile})
+            print(f"{layer.name:13s} {step:11s} untiled {best[0] * 1e3:8.2f} ms  tiled {best[1] * 1e3:8.2f} ms "
+                  f"({tiled.plan.num_tiles} tiles)  ratio {best[1] / best[0]:5.2f}", flush=True)
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--l1", type=int, default=tile.VEGA_L1_BYTES, help="L1 budget in bytes for part 1")
+    ap.add_argument("--time-l1", type=int, default=None, help="budget for the timing (default: L2 size)")
+    ap.add_argument("--time-batch", type=int, default=None, help="batch for the timing (default: --batch)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-time", action="store_true")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "tile.json"))
+    args = ap.parse_args()
+    if args.threads:
+        pulptrain.set_num_threads(args.threads)
+    rows, totals = traffic(args.batch, args.l1)
+    print_traffic(rows, totals, args.l1)
+    report = {"batch": args.batch, "l1_budget": args.l1, "steps": rows, "layers": totals}
+    if not args.no_time:
+        time_l1 = args.time_l1 or l2_cache_bytes()
+        time_batch = args.time_batch or args.batch
+        print(f"\nNative time, untiled vs tiled into {time_l1} B (batch {time_batch}, "
+              f"{pulptrain.get_num_threads()} threads, min of {args.reps}):")
+        report["timing"] = {"l1_budget": time_l1, "batch": time_batch, "threads": pulptrain.get_num_threads(),
+                            "reps": args.reps, "results": timing(time_batch, time_l1, args.reps)}
+        ratios = [r["tiled_over_untiled"] for r in report["timing"]["results"]]
+        geo = float(np.exp(np.mean(np.log(ratios))))
+        report["timing"]["geomean_tiled_over_untiled"] = geo
+        print(f"geometric mean tiled / untiled: {geo:.3f}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1, default=str)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
