@@ -45,8 +45,10 @@ int pt_gemm_isa_supported(pt_gemm_isa isa)
 }
 
 /* Callers on several threads may race to the first choice; they all store
- * the same value, atomically where the compiler offers it. */
-#if defined(__GNUC__)
+ * the same value, atomically where the compiler offers it lock-free (not
+ * on cores without atomics, e.g. rv32imc: there an aligned int access is
+ * already indivisible and the calls would need a missing libatomic). */
+#if defined(__GNUC__) && __GCC_ATOMIC_INT_LOCK_FREE == 2
 #define LOAD_ISA() __atomic_load_n(&current_isa, __ATOMIC_RELAXED)
 #define STORE_ISA(v) __atomic_store_n(&current_isa, (v), __ATOMIC_RELAXED)
 #else
