@@ -305,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, pulptrain.PulptrainError) as exc:
         print(f"pulptrain {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:       # training diverged; the last checkpoint is intact
+        print(f"pulptrain {args.command}: stopped: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ moments and resumed each time: it must end bitwise where an uninterrupted
 run ends (weights, optimizer state, replay store, accuracy curve)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,3 +131,17 @@ def test_plan_predicts_the_runs_real_allocations(tmp_path, env):
                                           micro_batch=cfg["trainer"]["minibatch"],
                                           num_classes=report["num_classes"]))
     assert plan.compare_allocations(predicted, actual, tolerance=0.05) == {}
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, env):
+    from pulptrain import checkpoint
+
+    ckpt = str(tmp_path / "ck")
+    # the first batch trains at --lr-first; the second at a rate that blows the loss up
+    res = _run(["--checkpoint", ckpt, "--lr", "1e30"], env)
+    assert res.returncode == 3, res.stderr[-2000:]
+    match = re.search(r"diverged on batch (\d+): loss became (nan|inf)", res.stderr)
+    assert match, res.stderr
+    state = checkpoint.load_latest(ckpt)
+    assert state["batches_done"] == int(match.group(1)) >= 1   # the last good batch is kept
+    assert all(np.isfinite(a).all() for a in state["model_state"].values())
