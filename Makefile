@@ -50,7 +50,7 @@ test: setup
 	$(MAKE) test-c-tsan test-py-asan fuzz-ci
 
 run: setup
-	pulptrain run
+	pulptrain run --out out/run
 
 clean:
 	rm -rf build pulptrain/*.so pulptrain/_*.c
