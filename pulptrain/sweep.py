@@ -76,7 +76,8 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def _bits_order(bits: str) -> int:
-    return {"fp32": -32, "fp16": -16}.get(bits, -int(bits))
+    named = {"fp32": -32, "fp16": -16}
+    return named[bits] if bits in named else -int(bits)
 
 
 def _markdown(summary: list[dict]) -> str:

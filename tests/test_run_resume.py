@@ -145,3 +145,20 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, env):
     state = checkpoint.load_latest(ckpt)
     assert state["batches_done"] == int(match.group(1)) >= 1   # the last good batch is kept
     assert all(np.isfinite(a).all() for a in state["model_state"].values())
+
+
+def test_sweep_writes_its_table_csv_and_plot(tmp_path, env):
+    res = subprocess.run([sys.executable, "-m", "pulptrain", "sweep", *TINY, "--batches", "3",
+                          "--bits", "fp32,8,2", "--bounds", "--out", str(tmp_path / "sw")],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = tmp_path / "sw"
+    rows = (out / "sweep.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 4                    # header, 3 precisions, the no-replay bound
+    table = (out / "sweep.md").read_text()
+    assert "| fp32 |" in table and "| 2 |" in table and "no (lower bound)" in table
+    summary = json.loads((out / "sweep.json").read_text())["summary"]
+    by_bits = {s["bits"]: s for s in summary if s["replay"]}
+    assert by_bits["fp32"]["delta_vs_fp32"] == 0.0
+    assert by_bits["8"]["lr_store_bytes"] < by_bits["fp32"]["lr_store_bytes"] / 3.9
+    assert (out / "sweep.png").stat().st_size > 10_000
