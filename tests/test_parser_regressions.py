@@ -18,6 +18,20 @@ def test_idx_dims_whose_int64_product_wraps_to_zero():
         idx.parse_idx(data)
 
 
+def test_idx_zero_dim_beside_dims_numpy_cannot_hold():
+    # one zero dimension makes the declared size 0 bytes; numpy still refuses the shape
+    dims = [65535, 2**32 - 1, 2**24, 0] + [2**32 - 1] * 12 + [2**32 - 2**16]
+    data = bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    with pytest.raises(FormatError, match="cannot be represented"):
+        idx.parse_idx(data)
+
+
+def test_idx_more_dims_than_numpy_supports():
+    data = bytes([0, 0, 8, 40]) + (1).to_bytes(4, "big") * 40 + b"\x00"
+    with pytest.raises(FormatError, match="40 dimensions"):
+        idx.parse_idx(data)
+
+
 def test_idx_dims_whose_int64_product_goes_negative():
     data = bytes([0, 0, 8, 2]) + (2**32 - 1).to_bytes(4, "big") * 2
     with pytest.raises(FormatError, match="truncated"):

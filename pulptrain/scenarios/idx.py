@@ -19,6 +19,7 @@ from pulptrain.errors import FormatError
 IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_DIMS = 32          # numpy 1.x's limit; real IDX files have 1 to 4
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
@@ -30,8 +31,8 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     type_code, ndim = data[2], data[3]
     if type_code not in IDX_TYPES:
         raise FormatError(f"{source}: unknown IDX type code 0x{type_code:02x}")
-    if ndim == 0:
-        raise FormatError(f"{source}: IDX header declares 0 dimensions")
+    if ndim == 0 or ndim > MAX_DIMS:
+        raise FormatError(f"{source}: IDX header declares {ndim} dimensions (1..{MAX_DIMS} supported)")
     header = 4 + 4 * ndim
     if len(data) < header:
         raise FormatError(f"{source}: truncated header: {ndim} dimensions need {header} bytes, file has {len(data)}")
@@ -44,7 +45,10 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
                           f"found {present}")
     if present > expected:
         raise FormatError(f"{source}: {present - expected} unexpected bytes after the data of shape {shape}")
-    array = np.frombuffer(data, dtype, count=expected // dtype.itemsize, offset=header).reshape(shape)
+    try:
+        array = np.frombuffer(data, dtype, count=expected // dtype.itemsize, offset=header).reshape(shape)
+    except ValueError as exc:   # e.g. a zero dimension beside dimensions numpy cannot index
+        raise FormatError(f"{source}: shape {shape} cannot be represented ({exc})") from None
     return array.astype(dtype.newbyteorder("="))
 
 
