@@ -86,6 +86,8 @@ test-py-asan:
 	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PY_ASAN_TESTS)
 
 FUZZ_SECONDS ?= 20
+# A fixed seed keeps CI repeatable; FUZZ_SEED=0 lets libFuzzer pick one (longer exploration).
+FUZZ_SEED ?= 1
 FUZZ_CC ?= clang-19
 FUZZ_PY := $(patsubst tests/fuzz/fuzz_%.py,%,$(wildcard tests/fuzz/fuzz_*.py))
 FUZZ_C := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -99,7 +101,7 @@ fuzz-ci: fuzz-c
 	    mkdir -p build/fuzz/$$t; \
 	    if [ -f tests/fuzz/fuzz_$$t.py ]; then run="$(PYTHON) tests/fuzz/fuzz_$$t.py"; else run=build/fuzz/fuzz_$$t; fi; \
 	    echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
-	    if ! $$run build/fuzz/$$t tests/fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    if ! $$run build/fuzz/$$t tests/fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) \
 	            -artifact_prefix=build/fuzz/$$t- > build/fuzz/$$t.log 2>&1; then \
 	        grep -v '^#' build/fuzz/$$t.log | tail -40; echo "fuzz $$t FAILED (input saved as build/fuzz/$$t-*)"; exit 1; fi; \
 	    grep '^Done' build/fuzz/$$t.log; done
