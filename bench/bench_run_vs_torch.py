@@ -90,7 +90,7 @@ def main(argv=None) -> int:
             "minibatches": full_steps,
             "frozen_images": 3000 + 390 * 300,
             "hours": (full_steps * per_step + (3000 + 390 * 300) / frozen_rate) / 3600,
-            "how": "measured seconds per 128-sample mini-batch x the 22,052 mini-batches of NICv2-391 "
+            "how": "measured seconds per 128-sample mini-batch x the 21,932 mini-batches of NICv2-391 "
                    "(23 x 4 on the first batch of ~3000 frames, 14 x 4 on each of 390 batches of ~300), "
                    "plus 120,000 frames through the measured INT8 frozen stage; evaluation excluded",
         },
