@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from pulptrain.cl import LatentReplayTrainer, TrainerConfig
+from pulptrain.cl import TrainerConfig
 
 __all__ = ["RunConfig", "run", "validate_bits", "write_report"]
 
