@@ -42,12 +42,14 @@ class TrainerConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     replay: bool = True            # False: the no-replay lower bound
+    cumulative: bool = False       # True: the cumulative (joint training) upper bound
+    joint_epochs: int = 8          # epochs of joint training for the cumulative bound
     quantize_new: bool = False     # pass new latents through the store's quantizer too
     eval_chunk: int = 256          # samples per forward pass at evaluation
     seed: int = 0
 
     def validate(self) -> "TrainerConfig":
-        for name in ("minibatch", "epochs_first", "epochs", "eval_chunk"):
+        for name in ("minibatch", "epochs_first", "epochs", "joint_epochs", "eval_chunk"):
             positive_int(name, getattr(self, name))
         for name in ("lr_first", "lr"):
             v = getattr(self, name)
@@ -58,7 +60,14 @@ class TrainerConfig:
         if not (self.weight_decay >= 0.0 and math.isfinite(self.weight_decay)):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         positive_int("seed", self.seed, minimum=0)
+        if self.cumulative and self.replay:
+            raise ValueError("cumulative (joint training) runs keep no replay memory: set replay=False")
         return self
+
+    @property
+    def mode(self) -> str:
+        """"replay", "no replay" (the lower bound) or "cumulative" (the upper bound)."""
+        return "cumulative" if self.cumulative else ("replay" if self.replay else "no replay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,15 +138,7 @@ class LatentReplayTrainer:
         Returns statistics: mean loss of the last epoch, mini-batches run,
         the mixing plan and the wall time."""
         latents = as_f32("latents", latents)
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or len(labels) != len(latents):
-            raise ValueError(f"labels must have shape ({len(latents)},), got {labels.shape}")
-        if labels.dtype.kind not in "iu":
-            raise TypeError(f"labels must be integers, got {labels.dtype}")
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(f"labels must lie in [0, {self.num_classes}), got range "
-                             f"[{labels.min()}, {labels.max()}]")
-        labels = labels.astype(np.int32)
+        labels = self._check_labels(labels, len(latents))
         cfg = self.config
         first = self.batches_seen == 0
         epochs = cfg.epochs_first if first else cfg.epochs
@@ -177,6 +178,40 @@ class LatentReplayTrainer:
                 "new_per_minibatch": plan.new_per_minibatch,
                 "replays_per_minibatch": plan.replays_per_minibatch,
                 "seconds": time.perf_counter() - t0}
+
+    def train_joint(self, latents: np.ndarray, labels: np.ndarray) -> dict:
+        """The cumulative upper bound: train on every latent of the stream at
+        once (no continual constraint) for ``joint_epochs`` shuffled epochs of
+        full mini-batches at ``lr_first``."""
+        latents = as_f32("latents", latents)
+        labels = self._check_labels(labels, len(latents))
+        cfg = self.config
+        self.optimizer.lr = cfg.lr_first
+        per_epoch = max(1, len(latents) // cfg.minibatch)
+        t0 = time.perf_counter()
+        losses: list[float] = []
+        for _ in range(cfg.joint_epochs):
+            order = self.rng.permutation(len(latents))
+            losses = []
+            for it in range(per_epoch):
+                idx = np.sort(order[it * cfg.minibatch:(it + 1) * cfg.minibatch])
+                losses.append(self._step(latents[idx], labels[idx]))
+                self.samples_trained += len(idx)
+        if not all(math.isfinite(v) for v in losses):
+            raise FloatingPointError(f"joint training diverged: loss became {losses[-1]!r}")
+        return {"loss": float(np.mean(losses)), "minibatches": per_epoch * cfg.joint_epochs,
+                "seconds": time.perf_counter() - t0}
+
+    def _check_labels(self, labels, n: int) -> np.ndarray:
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or len(labels) != n:
+            raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"labels must be integers, got {labels.dtype}")
+        if n and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.num_classes}), got range "
+                             f"[{labels.min()}, {labels.max()}]")
+        return labels.astype(np.int32)
 
     def _step(self, x: np.ndarray, y: np.ndarray) -> float:
         self.optimizer.zero_grad()

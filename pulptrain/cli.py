@@ -43,13 +43,16 @@ def _add_experiment_options(p: argparse.ArgumentParser) -> None:
     t.add_argument("--minibatch", type=int, default=128)
     t.add_argument("--quantize-new", action="store_true",
                    help="train on new latents quantized like the stored ones")
+    t.add_argument("--joint-epochs", type=int, default=8,
+                   help="epochs of joint training for the cumulative upper bound")
 
 
-def _trainer_config(args, replay: bool = True):
+def _trainer_config(args, replay: bool = True, cumulative: bool = False):
     from pulptrain.cl import TrainerConfig
 
     return TrainerConfig(minibatch=args.minibatch, epochs_first=args.epochs_first, epochs=args.epochs,
-                         lr_first=args.lr_first, lr=args.lr, replay=replay,
+                         lr_first=args.lr_first, lr=args.lr, replay=replay and not cumulative,
+                         cumulative=cumulative, joint_epochs=args.joint_epochs,
                          quantize_new=args.quantize_new, seed=args.seed)
 
 
@@ -66,7 +69,7 @@ def _scenario_options(pairs: list[str]) -> dict:
     return options
 
 
-def _run_config(args, bits, lr_count, lr_layer=None, replay=True, seed=None):
+def _run_config(args, bits, lr_count, lr_layer=None, replay=True, seed=None, cumulative=False):
     from pulptrain.runner import RunConfig
 
     cfg = RunConfig(scenario=args.scenario, level=args.level, root=args.root,
@@ -74,7 +77,8 @@ def _run_config(args, bits, lr_count, lr_layer=None, replay=True, seed=None):
                     batches=None if args.full else args.batches,
                     lr_layer=lr_layer or args.lr_layer, lr_count=lr_count, bits=bits,
                     frozen=args.frozen, eval_every=args.eval_every,
-                    seed=args.seed if seed is None else seed, trainer=_trainer_config(args, replay))
+                    seed=args.seed if seed is None else seed,
+                    trainer=_trainer_config(args, replay, cumulative))
     cfg.trainer.seed = cfg.seed
     return cfg
 
@@ -88,7 +92,10 @@ def _add_run(sub) -> None:
     _add_experiment_options(p)
     p.add_argument("--lr-count", type=int, default=1500, help="latent replays kept in memory")
     p.add_argument("--bits", default="8", help="LR precision: 1..8, fp16 or fp32 (default 8)")
-    p.add_argument("--no-replay", action="store_true", help="the no-replay lower bound")
+    bound = p.add_mutually_exclusive_group()
+    bound.add_argument("--no-replay", action="store_true", help="the no-replay lower bound")
+    bound.add_argument("--cumulative", action="store_true",
+                       help="the cumulative upper bound: joint training on the whole stream")
     p.add_argument("--checkpoint", metavar="DIR", default=None,
                    help="save a crash-safe checkpoint after every batch into DIR")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint")
@@ -99,7 +106,7 @@ def _add_run(sub) -> None:
 def _cmd_run(args) -> int:
     from pulptrain import runner
 
-    cfg = _run_config(args, args.bits, args.lr_count, replay=not args.no_replay)
+    cfg = _run_config(args, args.bits, args.lr_count, replay=not args.no_replay, cumulative=args.cumulative)
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint DIR")
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
@@ -124,7 +131,10 @@ def _add_sweep(sub) -> None:
     p.add_argument("--lr-counts", default="1500", help="comma-separated LR counts")
     p.add_argument("--lr-layers", default=None, help="comma-separated LR layers (default: --lr-layer)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
-    p.add_argument("--bounds", action="store_true", help="add the no-replay lower bound per seed")
+    p.add_argument("--bounds", action="store_true",
+                   help="add the no-replay lower bound and the cumulative upper bound per seed")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the runs already in --out and run only the missing ones")
     p.add_argument("--quiet", action="store_true")
     _add_output_options(p)
 
@@ -138,9 +148,11 @@ def _cmd_sweep(args) -> int:
     configs = [_run_config(args, bits, count, layer, seed=seed)
                for layer in layers for count in counts for bits in args.bits.split(",") for seed in seeds]
     if args.bounds:
-        configs += [_run_config(args, "fp32", counts[0], layer, replay=False, seed=seed)
-                    for layer in layers for seed in seeds]
-    result = sweep.run_sweep(configs, out_dir=args.out, progress=not args.quiet)
+        configs += [_run_config(args, "fp32", counts[0], layer, replay=False, seed=seed, cumulative=cumulative)
+                    for layer in layers for cumulative in (False, True) for seed in seeds]
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out: the folder of the sweep to continue")
+    result = sweep.run_sweep(configs, out_dir=args.out, progress=not args.quiet, resume=args.resume)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -27,10 +27,11 @@ def check_config(config) -> None:
     from pulptrain.runner import validate_bits
     from pulptrain._validate import positive_int
 
-    known = scenarios.names()
-    base = config.scenario.strip().lower().split("/")[0]
-    if base not in known and base != "standin":
-        raise ValueError(f"scenario must be one of {', '.join(known)}, got {config.scenario!r}")
+    try:
+        scenarios.canonical(config.scenario)
+    except ValueError:
+        raise ValueError(f"scenario must be one of {', '.join(scenarios.names())}, "
+                         f"got {config.scenario!r}") from None
     if config.level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {config.level!r}")
     if config.frozen not in FROZEN_KINDS:
@@ -123,9 +124,12 @@ class Setup:
 def build_scenario(config, progress: bool = True):
     from pulptrain import scenarios
 
-    options = {"label_level": config.level, **config.scenario_options}
-    if config.scenario.split("/")[0] in ("standin", "core50-standin", "core50"):
-        options["progress"] = progress
+    base = scenarios.canonical(config.scenario)
+    options = {**config.scenario_options}
+    if base in ("core50-standin", "core50"):
+        options.update(label_level=config.level, progress=progress)
+    elif base == "fashion-mnist":
+        options.setdefault("image_size", INPUT_SIZE)   # the backbone's input size
     scenario = scenarios.get(config.scenario, root=config.root, **options)
     batches = list(scenario.train_batches)
     if config.batches is not None:

@@ -22,24 +22,30 @@ from pulptrain import experiment, runner
 __all__ = ["run_sweep", "summarize"]
 
 
-def run_sweep(configs, out_dir: str | None = None, progress: bool = True, log=print) -> dict:
+def run_sweep(configs, out_dir: str | None = None, progress: bool = True, log=print,
+              resume: bool = False) -> dict:
+    """Run every configuration; with ``resume`` (and ``out_dir``) keep the rows
+    an earlier sweep wrote into ``out_dir`` and skip the runs they cover, so a
+    long sweep can be stopped, continued and extended."""
     for cfg in configs:                       # every option checked before any long work
         experiment.check_config(cfg)
+    rows = _previous_rows(out_dir, configs[0]) if resume and out_dir else []
+    done = {_row_key(r) for r in rows}
+    todo = [cfg for cfg in configs if _row_key(_describe(cfg)) not in done]
+    if rows and progress:
+        log(f"resuming: {len(rows)} runs already in {out_dir}, {len(todo)} to go")
     groups = defaultdict(list)
-    for cfg in configs:
+    for cfg in todo:
         groups[experiment.shared_key(cfg)].append(cfg)
-    rows = []
     for key, group in groups.items():
         shared = experiment.prepare_shared(group[0], progress, log, cache_latents=True)
         for cfg in group:
             setup = experiment.prepare(cfg, progress=False, shared=shared)
             if progress:
-                log(f"run: lr_layer={cfg.lr_layer} bits={cfg.bits} lr_count={cfg.lr_count} "
-                    f"seed={cfg.seed} replay={cfg.trainer.replay}")
+                log(f"run: lr_layer={cfg.lr_layer} {cfg.trainer.mode} bits={cfg.bits} "
+                    f"lr_count={cfg.lr_count} seed={cfg.seed}")
             rep = runner.run(cfg, progress=progress, setup=setup, log=log)
-            rows.append({"lr_layer": cfg.lr_layer, "replay": cfg.trainer.replay, "bits": str(cfg.bits),
-                         "lr_count": cfg.lr_count if cfg.trainer.replay else 0, "seed": cfg.seed,
-                         "final_accuracy": rep["final_accuracy"],
+            rows.append({**_describe(cfg), "final_accuracy": rep["final_accuracy"],
                          "lr_store_bytes": rep["lr_store_bytes"],
                          "lr_store_payload_bytes": rep["lr_store_payload_bytes"],
                          "train_seconds": rep["train_seconds"],
@@ -54,15 +60,51 @@ def run_sweep(configs, out_dir: str | None = None, progress: bool = True, log=pr
     return result
 
 
+def _describe(cfg) -> dict:
+    replay = cfg.trainer.replay
+    return {"lr_layer": cfg.lr_layer, "mode": cfg.trainer.mode, "replay": replay,
+            "bits": str(cfg.bits) if replay else "-", "lr_count": cfg.lr_count if replay else 0,
+            "seed": cfg.seed}
+
+
+def _row_key(row: dict) -> tuple:
+    return (row["lr_layer"], row.get("mode", "replay" if row["replay"] else "no replay"),
+            row["bits"] if row["replay"] else "-", row["lr_count"], row["seed"])
+
+
+# Options that must match for rows of an earlier sweep to be reused.
+_SWEPT = ("bits", "lr_count", "seed", "lr_layer")
+
+
+def _previous_rows(out_dir: str, config) -> list[dict]:
+    path = os.path.join(out_dir, "sweep.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        previous = json.load(f)
+
+    def fixed(d):
+        d = {k: v for k, v in d.items() if k not in _SWEPT}
+        d["trainer"] = {k: v for k, v in d["trainer"].items() if k not in ("replay", "cumulative", "seed")}
+        return d
+
+    if fixed(previous["config"]) != fixed(json.loads(json.dumps(config.to_dict()))):
+        raise ValueError(f"out_dir {out_dir!r} holds a sweep with other options (scenario, stream or "
+                         f"training schedule); use another folder or the same options")
+    return previous["rows"]
+
+
 def summarize(rows: list[dict]) -> dict:
     """Mean / std / n over seeds per (layer, replay, bits, count), delta vs FP32."""
     cells = defaultdict(list)
     for r in rows:
-        cells[(r["lr_layer"], r["replay"], r["bits"], r["lr_count"])].append(r)
+        key = _row_key(r)
+        cells[key[:4]].append(r)
     summary = []
-    for (layer, replay, bits, count), rs in cells.items():
+    for (layer, mode, bits, count), rs in cells.items():
         accs = np.array([r["final_accuracy"] for r in rs]) * 100
-        summary.append({"lr_layer": layer, "replay": replay, "bits": bits, "lr_count": count,
+        summary.append({"lr_layer": layer, "mode": mode, "replay": mode == "replay", "bits": bits,
+                        "lr_count": count,
                         "accuracy_mean": float(accs.mean()),
                         "accuracy_std": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
                         "seeds": len(accs), "lr_store_bytes": rs[0]["lr_store_bytes"]})
@@ -71,12 +113,13 @@ def summarize(rows: list[dict]) -> dict:
     for s in summary:
         ref = fp32.get((s["lr_layer"], s["lr_count"]))
         s["delta_vs_fp32"] = None if ref is None or not s["replay"] else s["accuracy_mean"] - ref
-    summary.sort(key=lambda s: (s["lr_layer"], not s["replay"], s["lr_count"], _bits_order(s["bits"])))
+    modes = {"cumulative": 0, "replay": 1, "no replay": 2}
+    summary.sort(key=lambda s: (s["lr_layer"], modes[s["mode"]], s["lr_count"], _bits_order(s["bits"])))
     return {"summary": summary, "table_md": _markdown(summary)}
 
 
 def _bits_order(bits: str) -> int:
-    named = {"fp32": -32, "fp16": -16}
+    named = {"fp32": -32, "fp16": -16, "-": 0}
     return named[bits] if bits in named else -int(bits)
 
 
@@ -86,7 +129,9 @@ def _markdown(summary: list[dict]) -> str:
     for s in summary:
         acc = f"{s['accuracy_mean']:.2f}" + (f" ± {s['accuracy_std']:.2f} (n={s['seeds']})" if s["seeds"] > 1 else "")
         delta = "" if s["delta_vs_fp32"] is None else f"{s['delta_vs_fp32']:+.2f}"
-        lines.append(f"| {s['lr_layer']} | {'yes' if s['replay'] else 'no (lower bound)'} | "
+        replay = {"replay": "yes", "no replay": "no (lower bound)",
+                  "cumulative": "no, joint training (upper bound)"}[s["mode"]]
+        lines.append(f"| {s['lr_layer']} | {replay} | "
                      f"{s['bits'] if s['replay'] else '-'} | {s['lr_count'] if s['replay'] else 0} | {acc} | "
                      f"{delta} | {s['lr_store_bytes'] / 2**20:.2f} |")
     return "\n".join(lines)
@@ -94,7 +139,7 @@ def _markdown(summary: list[dict]) -> str:
 
 def _write(rows, configs, out_dir: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
-    fields = ["lr_layer", "replay", "bits", "lr_count", "seed", "final_accuracy",
+    fields = ["lr_layer", "mode", "replay", "bits", "lr_count", "seed", "final_accuracy",
               "lr_store_bytes", "lr_store_payload_bytes", "train_seconds"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
@@ -134,8 +179,9 @@ def _plot(summary: list[dict], path: str) -> None:
             ax.annotate(s["bits"], (x, s["accuracy_mean"]), textcoords="offset points", xytext=(3, 4), fontsize=7)
     for s in summary:
         if not s["replay"]:
-            ax.axhline(s["accuracy_mean"], color="grey", ls="--", lw=1)
-            ax.text(ax.get_xlim()[0], s["accuracy_mean"], " no replay", va="bottom", fontsize=7, color="grey")
+            ax.axhline(s["accuracy_mean"], color="grey", ls="--" if s["mode"] == "no replay" else ":", lw=1)
+            ax.text(ax.get_xlim()[0], s["accuracy_mean"], f" {s['mode']}", va="bottom", fontsize=7,
+                    color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("LR memory (MiB, log scale)")
     ax.set_ylabel("final test accuracy (%)")

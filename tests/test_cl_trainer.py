@@ -123,3 +123,19 @@ def test_bad_batches(labels, exc, msg):
     batches, _, _ = make_stream()
     with pytest.raises(exc, match=msg):
         make_trainer().train_batch(batches[0][0], labels)
+
+
+def test_cumulative_bound_trains_jointly_and_beats_the_stream():
+    batches, tx, ty = make_stream()
+    cfg = TrainerConfig(minibatch=32, epochs_first=8, lr_first=0.05, replay=False, cumulative=True,
+                        joint_epochs=8, seed=0)
+    joint = LatentReplayTrainer(make_model(0), NUM_CLASSES, config=cfg)
+    stats = joint.train_joint(np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]))
+    assert stats["minibatches"] == 8 * (sum(len(y) for _, y in batches) // 32)
+    without = make_trainer(False)
+    run(without, batches)
+    acc_joint, acc_none = joint.evaluate(tx, ty), without.evaluate(tx, ty)
+    assert acc_joint > 0.9, f"joint training reached only {acc_joint:.2f}"
+    assert acc_joint > acc_none + 0.3
+    with pytest.raises(ValueError, match="replay=False"):
+        TrainerConfig(replay=True, cumulative=True).validate()

@@ -157,11 +157,35 @@ def test_sweep_writes_its_table_csv_and_plot(tmp_path, env):
     assert res.returncode == 0, res.stderr[-2000:]
     out = tmp_path / "sw"
     rows = (out / "sweep.csv").read_text().strip().splitlines()
-    assert len(rows) == 1 + 4                    # header, 3 precisions, the no-replay bound
+    assert len(rows) == 1 + 5                    # header, 3 precisions, the two bounds
     table = (out / "sweep.md").read_text()
     assert "| fp32 |" in table and "| 2 |" in table and "no (lower bound)" in table
+    assert "joint training (upper bound)" in table
     summary = json.loads((out / "sweep.json").read_text())["summary"]
     by_bits = {s["bits"]: s for s in summary if s["replay"]}
     assert by_bits["fp32"]["delta_vs_fp32"] == 0.0
     assert by_bits["8"]["lr_store_bytes"] < by_bits["fp32"]["lr_store_bytes"] / 3.9
     assert (out / "sweep.png").stat().st_size > 10_000
+
+    # --resume keeps those runs and adds only the missing one
+    before = (out / "sweep.csv").read_text().strip().splitlines()
+    res = subprocess.run([sys.executable, "-m", "pulptrain", "sweep", *TINY, "--batches", "3",
+                          "--bits", "fp32,8,4", "--bounds", "--resume", "--out", str(out)],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    after = (out / "sweep.csv").read_text().strip().splitlines()
+    assert after[:len(before)] == before and len(after) == 1 + 6 and ",4,40,0," in after[-1]
+    # another schedule in the same folder is refused before any work
+    res = subprocess.run([sys.executable, "-m", "pulptrain", "sweep", *TINY, "--batches", "3", "--lr", "0.5",
+                          "--bits", "fp32", "--resume", "--out", str(out)],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 2 and "other options" in res.stderr
+
+
+def test_cumulative_bound_run(tmp_path, env):
+    res = _run(["--cumulative", "--joint-epochs", "2", "--out", str(tmp_path / "cu")], env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path / "cu" / "report.json").read_text())
+    assert report["label"] == "cumulative (upper bound)"
+    assert len(report["accuracy_curve"]) == 1 and report["lr_store_bytes"] == 0
+    assert report["config"]["trainer"]["cumulative"] is True

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pulptrain.scenarios.base import Batch, Scenario, cache_dir, cumulative
 
-__all__ = ["get", "names", "Scenario", "Batch", "cumulative", "cache_dir"]
+__all__ = ["get", "names", "canonical", "Scenario", "Batch", "cumulative", "cache_dir"]
 
 _ALIASES = {"core50-standin": "core50-standin", "standin": "core50-standin",
             "core50": "core50", "fashion-mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
@@ -34,6 +34,15 @@ def _builder(name: str):
 def names() -> list[str]:
     """The scenario names ``get`` knows."""
     return sorted(set(_ALIASES.values()))
+
+
+def canonical(name: str) -> str:
+    """The scenario a name (with or without ``/protocol``) refers to, e.g.
+    ``"standin/nicv2_79"`` -> ``"core50-standin"``; raises for unknown names."""
+    base = name.strip().lower().replace("_", "-").partition("/")[0]
+    if base not in _ALIASES:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(names())}")
+    return _ALIASES[base]
 
 
 def get(name: str, root=None, **options) -> Scenario:
