@@ -110,6 +110,15 @@ fuzz-ci: fuzz-c
 # ---- bare-metal RISC-V (QEMU virt, pulp-open) -------------------------------
 include csrc/targets/riscv/riscv.mk
 
+# ---- training-step benchmark (native, no Python): JSON on stdout
+BENCH_ARGS ?=
+build/bench/train_step: bench/train_step_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS)
+	@mkdir -p build/bench
+	$(CC) $(BASE_CFLAGS) -O3 -o $@ bench/train_step_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) -lm
+
+bench: build/bench/train_step
+	build/bench/train_step $(BENCH_ARGS)
+
 # ---- GEMM benchmark (native, no Python): GFLOP/s and fraction of measured peak
 bench-gemm: bench/gemm_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS)
 	@mkdir -p build/bench

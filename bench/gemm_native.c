@@ -61,7 +61,7 @@ int main(int argc, char **argv)
         for (size_t s = 0; s < COUNT; ++s) {
             const shape *sh = &shapes[s];
             pt_gemm_params p = {sh->m, sh->n, sh->k, sh->trans_a, sh->trans_b,
-                                sh->trans_a ? sh->m : sh->k, sh->trans_b ? sh->k : sh->n, sh->n, 0};
+                                sh->trans_a ? sh->m : sh->k, sh->trans_b ? sh->k : sh->n, sh->n, 0, PT_ACT_NONE};
             size_t a_len = (size_t)sh->m * sh->k, b_len = (size_t)sh->n * sh->k;
             float *a = malloc(a_len * sizeof(float)), *b = malloc(b_len * sizeof(float));
             float *c = malloc((size_t)sh->m * sh->n * sizeof(float));

@@ -12,6 +12,8 @@ cdef extern from "pulptrain/pulptrain.h" nogil:
         float momentum
         float weight_decay
 
+    pt_status pt_depthwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, int act,
+                                       const float *x, const float *w, const float *b, float *y)
     pt_status pt_depthwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                    const float *w, const float *b, float *y)
     pt_status pt_depthwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
@@ -105,7 +107,8 @@ cdef float *optional_out(object a) except? NULL:
 
 # ------------------------------------------------------------- depthwise
 def depthwise_fwd(const float[::1] x, const float[::1] w, object b, float[::1] y, tuple nhwc,
-                  tuple kernel, tuple stride, tuple pads, int num_threads, bint ref=False):
+                  tuple kernel, tuple stride, tuple pads, int num_threads, bint ref=False, int act=0):
+    """act (not with ref): 0 none, 1 ReLU, 2 ReLU6 fused into the output."""
     cdef pt_conv_params p = depthwise_params(nhwc, kernel, stride, pads)
     cdef pt_ctx ctx = make_ctx(num_threads, NULL, 0)
     cdef const float *bp = optional(b)
@@ -114,7 +117,7 @@ def depthwise_fwd(const float[::1] x, const float[::1] w, object b, float[::1] y
         if ref:
             st = pt_depthwise_f32_fwd_ref(&p, &x[0], &w[0], bp, &y[0])
         else:
-            st = pt_depthwise_f32_fwd(&ctx, &p, &x[0], &w[0], bp, &y[0])
+            st = pt_depthwise_f32_fwd_act(&ctx, &p, act, &x[0], &w[0], bp, &y[0])
     check_status(st, "pt_depthwise_f32_fwd")
 
 

@@ -36,6 +36,8 @@ cdef extern from "pulptrain/pulptrain.h" nogil:
     size_t pt_pointwise_f32_fwd_scratch_bytes(const pt_conv_params *p, int num_threads)
     size_t pt_pointwise_f32_bwd_input_scratch_bytes(const pt_conv_params *p, int num_threads)
     size_t pt_pointwise_f32_bwd_weight_scratch_bytes(const pt_conv_params *p, int num_threads)
+    pt_status pt_pointwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, int act, const float *x,
+                                       const float *w, const float *b, float *y)
     pt_status pt_pointwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                    const float *w, const float *b, float *y)
     pt_status pt_pointwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
@@ -146,7 +148,8 @@ cdef inline float *opt_out(float[::1] a) noexcept nogil:
 # ------------------------------------------------------------------ conv2d
 # kind: "conv2d" or "pointwise" (same parameter struct, same signatures)
 def conv_fwd(str kind, tuple shape, const float[::1] x, const float[::1] w, const float[::1] b,
-             float[::1] y, int num_threads, bint ref=False):
+             float[::1] y, int num_threads, bint ref=False, int act=0):
+    """act (pointwise only, not with ref): 0 none, 1 ReLU, 2 ReLU6 fused into the output."""
     cdef pt_conv_params p = conv_params(shape)
     cdef bint pw = kind == "pointwise"
     cdef _Scratch s = scratch_of(0 if ref else (pt_pointwise_f32_fwd_scratch_bytes(&p, num_threads) if pw
@@ -156,7 +159,7 @@ def conv_fwd(str kind, tuple shape, const float[::1] x, const float[::1] w, cons
     with nogil:
         if pw:
             st = (pt_pointwise_f32_fwd_ref(&p, &x[0], &w[0], opt_ptr(b), &y[0]) if ref
-                  else pt_pointwise_f32_fwd(&ctx, &p, &x[0], &w[0], opt_ptr(b), &y[0]))
+                  else pt_pointwise_f32_fwd_act(&ctx, &p, act, &x[0], &w[0], opt_ptr(b), &y[0]))
         else:
             st = (pt_conv2d_f32_fwd_ref(&p, &x[0], &w[0], opt_ptr(b), &y[0]) if ref
                   else pt_conv2d_f32_fwd(&ctx, &p, &x[0], &w[0], opt_ptr(b), &y[0]))

@@ -157,11 +157,21 @@ class Module:
 class _WeightLayer(Module):
     """Common parts of the layers with a weight and an optional bias."""
 
-    def __init__(self, weight: np.ndarray, out_channels: int, bias: bool):
+    def __init__(self, weight: np.ndarray, out_channels: int, bias: bool, activation=None):
         super().__init__()
         self.weight = self._add_param("weight", weight)
         self.bias = self._add_param("bias", np.zeros(out_channels, np.float32)) if bias else None
+        ops._activation(activation)                  # raises for an unknown name
+        self.activation = activation
         self._x = None
+        self._y = None                               # the activated output, for its backward
+
+    def _forward_with(self, forward_fn, x, *args):
+        self._x = x
+        if self.activation is None:
+            return forward_fn(x, self.weight.data, self._bias_data(), *args)
+        self._y = forward_fn(x, self.weight.data, self._bias_data(), *args, activation=self.activation)
+        return self._y
 
     def _bias_data(self):
         return None if self.bias is None else self.bias.data
@@ -171,6 +181,8 @@ class _WeightLayer(Module):
         trains = self.requires_grad
         if not trains and not self.need_grad_x:
             return None
+        if self.activation is not None:              # through the fused activation first
+            grad_y = ops._act_backward(self._cached("_y"), grad_y, self.activation == "relu6", False)
         grad_x, grad_w, grad_b = backward_fn(x, self.weight.data, grad_y, *args, need_grad_x=self.need_grad_x)
         self.weight.accumulate(grad_w)
         if self.bias is not None:
@@ -196,32 +208,33 @@ class Conv2d(_WeightLayer):
 
 
 class DepthwiseConv2d(_WeightLayer):
-    """Depthwise convolution; weight [KH, KW, C]."""
+    """Depthwise convolution; weight [KH, KW, C]. ``activation`` (None,
+    "relu" or "relu6") is fused into the kernel's output."""
 
-    def __init__(self, channels: int, kernel_size, stride=1, padding=0, bias: bool = True, *, rng=None):
+    def __init__(self, channels: int, kernel_size, stride=1, padding=0, bias: bool = True, *, rng=None,
+                 activation=None):
         channels = positive_int("channels", channels)
         kh, kw = pair("kernel_size", kernel_size)
-        super().__init__(_he_normal((kh, kw, channels), kh * kw, rng), channels, bias)
+        super().__init__(_he_normal((kh, kw, channels), kh * kw, rng), channels, bias, activation)
         self.stride, self.padding = pair("stride", stride), padding
 
     def forward(self, x):
-        self._x = x
-        return ops.depthwise_conv2d_forward(x, self.weight.data, self._bias_data(), self.stride, self.padding)
+        return self._forward_with(ops.depthwise_conv2d_forward, x, self.stride, self.padding)
 
     def backward(self, grad_y):
         return self._backward_with(ops.depthwise_conv2d_backward, grad_y, self.stride, self.padding)
 
 
 class PointwiseConv2d(_WeightLayer):
-    """1x1 convolution; weight [Cout, Cin]."""
+    """1x1 convolution; weight [Cout, Cin]. ``activation`` (None, "relu" or
+    "relu6") is fused into the GEMM's output pass."""
 
-    def __init__(self, in_c: int, out_c: int, bias: bool = True, *, rng=None):
+    def __init__(self, in_c: int, out_c: int, bias: bool = True, *, rng=None, activation=None):
         in_c, out_c = positive_int("in_c", in_c), positive_int("out_c", out_c)
-        super().__init__(_he_normal((out_c, in_c), in_c, rng), out_c, bias)
+        super().__init__(_he_normal((out_c, in_c), in_c, rng), out_c, bias, activation)
 
     def forward(self, x):
-        self._x = x
-        return ops.pointwise_conv2d_forward(x, self.weight.data, self._bias_data())
+        return self._forward_with(ops.pointwise_conv2d_forward, x)
 
     def backward(self, grad_y):
         return self._backward_with(ops.pointwise_conv2d_backward, grad_y)

@@ -48,6 +48,22 @@ def relu_backward(x_or_y: np.ndarray, grad_y: np.ndarray, *, ref: bool = False) 
     return _act_backward(x_or_y, grad_y, False, ref)
 
 
+ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}   # codes of pt_act
+
+
+def _activation(name) -> int:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be None, 'relu' or 'relu6', got {name!r}")
+    return ACTIVATIONS[name]
+
+
+def _activate_ref(y: np.ndarray, name) -> np.ndarray:
+    """The reference path: the activation as its own reference kernel."""
+    if name is None:
+        return y
+    return _act_forward(y, name == "relu6", True)
+
+
 def relu6_forward(x: np.ndarray, *, ref: bool = False) -> np.ndarray:
     """y = min(max(x, 0), 6), any shape."""
     return _act_forward(x, True, ref)
@@ -131,14 +147,19 @@ def _pointwise_shape(x, w):
     return x, w, (n, h, wd, c, cout, 1, 1, 1, 1, 0, 0, 0, 0), (n, h, wd, cout)
 
 
-def pointwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b, *, ref: bool = False) -> np.ndarray:
+def pointwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b, *, activation: str | None = None,
+                             ref: bool = False) -> np.ndarray:
     """1x1 convolution: x [N, H, W, Cin], w [Cout, Cin], b [Cout] or None ->
-    y [N, H, W, Cout] (one GEMM over the N*H*W pixels)."""
+    y [N, H, W, Cout] (one GEMM over the N*H*W pixels). ``activation``:
+    None, "relu" or "relu6", fused into the GEMM's output pass (bitwise the
+    same as applying it afterwards)."""
+    act = _activation(activation)
     x, w, params, y_shape = _pointwise_shape(x, w)
     b = _bias(b, y_shape[3], "Cout of w")
     y = np.empty(y_shape, np.float32)
-    _gemm.conv_fwd("pointwise", params, _flat(x), _flat(w), _flat(b), _flat(y), get_num_threads(), ref)
-    return y
+    _gemm.conv_fwd("pointwise", params, _flat(x), _flat(w), _flat(b), _flat(y), get_num_threads(), ref,
+                   0 if ref else act)
+    return _activate_ref(y, activation) if ref else y
 
 
 def pointwise_conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, *, ref: bool = False,
@@ -217,10 +238,12 @@ def _depthwise_geometry(shape, w: np.ndarray, stride, padding):
 
 
 def depthwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride=1, padding=0, *,
-                             ref: bool = False) -> np.ndarray:
+                             activation: str | None = None, ref: bool = False) -> np.ndarray:
     """Depthwise convolution: x [N, H, W, C], w [KH, KW, C], b [C] or None ->
     y [N, OH, OW, C]. ``stride`` is an int or (sh, sw); ``padding`` an int,
-    (top, bottom, left, right), (vertical, horizontal), "same" or "valid"."""
+    (top, bottom, left, right), (vertical, horizontal), "same" or "valid".
+    ``activation``: None, "relu" or "relu6", fused into the output store."""
+    act = _activation(activation)
     x = as_f32("x", x, 4)
     w = as_f32("w", w, 3)
     kernel, stride, pads, (oh, ow) = _depthwise_geometry(x.shape, w, stride, padding)
@@ -229,8 +252,8 @@ def depthwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
         same_shape("b", b, "C", (x.shape[3],))
     y = np.empty((x.shape[0], oh, ow, x.shape[3]), np.float32)
     _elem.depthwise_fwd(x.reshape(-1), w.reshape(-1), None if b is None else b, y.reshape(-1), x.shape,
-                        kernel, stride, pads, get_num_threads(), ref)
-    return y
+                        kernel, stride, pads, get_num_threads(), ref, 0 if ref else act)
+    return _activate_ref(y, activation) if ref else y
 
 
 def depthwise_conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, stride=1, padding=0, *,

@@ -195,7 +195,7 @@ def measured_memory(setup) -> dict:
     params = setup.adaptive.parameters()
     kept = {}
     for layer in setup.adaptive:
-        for attr in ("_x", "_cache"):
+        for attr in ("_x", "_y", "_cache"):
             value = getattr(layer, attr, None)
             if isinstance(value, np.ndarray):
                 kept[id(value)] = value.nbytes

@@ -248,7 +248,7 @@ def test_adaptive_stage_is_the_pretrained_network_above_the_lr_layer(weights, re
     _, images, _, logits = reference_128
     frozen, adaptive = mobilenet_v1("conv5_4/dw", 128, 1001, weights=weights)
     names = [name for name, _ in adaptive.named_children()]
-    assert names[:3] == ["conv5_4/sep", "conv5_4/sep/relu", "conv5_5/dw"] and names[-2:] == ["pool6", "fc7"]
+    assert names[:3] == ["conv5_4/sep", "conv5_5/dw", "conv5_5/sep"] and names[-2:] == ["pool6", "fc7"]
     adaptive["fc7"].weight.data[...] = weights["Logits/w"]
     adaptive["fc7"].bias.data[...] = weights["Logits/b"]
     assert max_rel_err(adaptive(frozen(images)), logits) < 1e-4

@@ -280,3 +280,54 @@ def test_sgd_state_and_skips_frozen(rng):
 def test_bad_use(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu6"])
+@pytest.mark.parametrize("kind", ["pointwise", "depthwise"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_fused_activation_is_bitwise_the_separate_layer(kind, activation, threads):
+    """conv(activation=...) gives the same outputs and gradients, bit for bit,
+    as the conv followed by its own ReLU / ReLU6 layer."""
+    from pulptrain import set_num_threads, get_num_threads
+
+    def make(fused):
+        rng = np.random.default_rng(5)
+        conv = (nn.PointwiseConv2d(24, 40, rng=rng, activation=activation if fused else None)
+                if kind == "pointwise" else
+                nn.DepthwiseConv2d(24, 3, stride=2, padding="same", rng=rng,
+                                   activation=activation if fused else None))
+        act = nn.ReLU6() if activation == "relu6" else nn.ReLU()
+        return nn.Sequential(("conv", conv)) if fused else nn.Sequential(("conv", conv), ("act", act))
+
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((3, 7, 9, 24)) * 3).astype(np.float32)
+    old = get_num_threads()
+    set_num_threads(threads)
+    try:
+        out = {}
+        for fused in (False, True):
+            model = make(fused)
+            y = model.forward(x)
+            grad_y = rng.standard_normal(y.shape).astype(np.float32) if not fused else out[False][3]
+            grad_x = model.backward(grad_y)
+            out[fused] = (y, grad_x, [p.grad.copy() for p in model.parameters()], grad_y)
+    finally:
+        set_num_threads(old)
+    y0, gx0, g0, _ = out[False]
+    y1, gx1, g1, _ = out[True]
+    assert (y0 > 0).any() and (y0 == 0).any()
+    if activation == "relu6":
+        assert (y0 == 6).any(), "the inputs should reach the upper clamp"
+    assert np.array_equal(y0.view(np.uint32), y1.view(np.uint32))
+    assert np.array_equal(gx0.view(np.uint32), gx1.view(np.uint32))
+    for a, b in zip(g0, g1):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def test_unknown_activation_is_refused():
+    with pytest.raises(ValueError, match="activation"):
+        nn.PointwiseConv2d(4, 4, activation="gelu")
+    from pulptrain import ops
+    with pytest.raises(ValueError, match="activation"):
+        ops.depthwise_conv2d_forward(np.zeros((1, 3, 3, 2), np.float32), np.zeros((3, 3, 2), np.float32),
+                                     None, activation="tanh")

@@ -10,7 +10,7 @@ typedef struct act_job {
     float *out;
 } act_job;
 
-#define PT_NO_CAP 3.0e38f
+#define PT_NO_CAP PT_ACT_NO_CAP
 
 static void act_fwd_task(void *arg, int core, int ncores)
 {
@@ -18,11 +18,7 @@ static void act_fwd_task(void *arg, int core, int ncores)
     size_t b, e;
     pt_split(job->count, core, ncores, &b, &e);
     const float cap = job->cap;
-    for (size_t i = b; i < e; ++i) {
-        float v = job->in[i];
-        v = v > 0.0f ? v : 0.0f;
-        job->out[i] = v < cap ? v : cap;
-    }
+    for (size_t i = b; i < e; ++i) job->out[i] = pt_act_clamp(job->in[i], cap);
 }
 
 static void act_bwd_task(void *arg, int core, int ncores)

@@ -40,14 +40,14 @@ static pt_status make_plan(const pt_conv_params *p, conv_plan *plan)
 static pt_gemm_params fwd_gemm(const pt_conv_params *p, const conv_plan *c, size_t rows)
 {
     pt_gemm_params g = {(int)rows, p->out_c, (int)c->g.patch, 0, 1,
-                        (int)c->g.patch, (int)c->g.patch, p->out_c, 0};
+                        (int)c->g.patch, (int)c->g.patch, p->out_c, 0, PT_ACT_NONE};
     return g;
 }
 
 static pt_gemm_params bwd_input_gemm(const pt_conv_params *p, const conv_plan *c, size_t rows)
 {
     pt_gemm_params g = {(int)rows, (int)c->g.patch, p->out_c, 0, 0,
-                        p->out_c, (int)c->g.patch, (int)c->g.patch, 0};
+                        p->out_c, (int)c->g.patch, (int)c->g.patch, 0, PT_ACT_NONE};
     return g;
 }
 
@@ -55,7 +55,7 @@ static pt_gemm_params bwd_weight_gemm(const pt_conv_params *p, const conv_plan *
                                       int accumulate)
 {
     pt_gemm_params g = {p->out_c, (int)c->g.patch, (int)rows, 1, 0,
-                        p->out_c, (int)c->g.patch, (int)c->g.patch, accumulate};
+                        p->out_c, (int)c->g.patch, (int)c->g.patch, accumulate, PT_ACT_NONE};
     return g;
 }
 

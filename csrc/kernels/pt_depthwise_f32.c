@@ -24,6 +24,7 @@ typedef struct dw_job {
     const float *x, *w, *b, *grad_y;
     float *out;              /* y, grad_x or grad_w */
     float *grad_b;
+    float act_cap;           /* forward: fused activation's clamp, 0 for none */
 } dw_job;
 
 static inline int clamp_lo(int v) { return v > 0 ? v : 0; }
@@ -45,7 +46,10 @@ PT_ALWAYS_INLINE void fwd_block(const dw_job *j, const float *x_img, int ih0, in
             const float *restrict wp = j->w + (size_t)(kh * KW + kw) * C + c;
             for (int i = 0; i < block; ++i) acc[i] += xp[i] * wp[i];
         }
-    for (int i = 0; i < block; ++i) y_px[c + i] = acc[i];
+    if (j->act_cap > 0.0f)
+        for (int i = 0; i < block; ++i) y_px[c + i] = pt_act_clamp(acc[i], j->act_cap);
+    else
+        for (int i = 0; i < block; ++i) y_px[c + i] = acc[i];
 }
 
 PT_ALWAYS_INLINE void dw_fwd_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide)
@@ -233,18 +237,25 @@ static void bwd_weight_task(void *arg, int core, int ncores)
 }
 
 /* ------------------------------------------------------------- public API */
-pt_status pt_depthwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
-                               const float *w, const float *b, float *y)
+pt_status pt_depthwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, pt_act act,
+                                   const float *x, const float *w, const float *b, float *y)
 {
     pt_status st = pt_check_ctx(ctx, 0);
     int oh, ow;
     if (st == PT_OK) st = pt_check_depthwise(p, &oh, &ow);
     if (st != PT_OK) return st;
+    if (act != PT_ACT_NONE && act != PT_ACT_RELU && act != PT_ACT_RELU6) return PT_ERR_PARAM;
     if (!x || !w || !y) return PT_ERR_NULL;
-    dw_job job = {p, oh, ow, x, w, b, NULL, y, NULL};
+    dw_job job = {p, oh, ow, x, w, b, NULL, y, NULL, act == PT_ACT_NONE ? 0.0f : pt_act_cap(act)};
     size_t rows = (size_t)p->in.n * (size_t)oh;
     size_t work = rows * (size_t)ow * (size_t)p->in.c * (size_t)p->kh * (size_t)p->kw;
     return pt_fork(pt_threads_for_work(ctx, rows, work), fwd_task, &job);
+}
+
+pt_status pt_depthwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
+                               const float *w, const float *b, float *y)
+{
+    return pt_depthwise_f32_fwd_act(ctx, p, PT_ACT_NONE, x, w, b, y);
 }
 
 pt_status pt_depthwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
@@ -255,7 +266,7 @@ pt_status pt_depthwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p,
     if (st == PT_OK) st = pt_check_depthwise(p, &oh, &ow);
     if (st != PT_OK) return st;
     if (!w || !grad_y || !grad_x) return PT_ERR_NULL;
-    dw_job job = {p, oh, ow, NULL, w, NULL, grad_y, grad_x, NULL};
+    dw_job job = {p, oh, ow, NULL, w, NULL, grad_y, grad_x, NULL, 0.0f};
     size_t rows = (size_t)p->in.n * (size_t)p->in.h;
     size_t work = pt_dims_count(p->in) * (size_t)p->kh * (size_t)p->kw;
     return pt_fork(pt_threads_for_work(ctx, rows, work), bwd_input_task, &job);
@@ -269,7 +280,7 @@ pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p
     if (st == PT_OK) st = pt_check_depthwise(p, &oh, &ow);
     if (st != PT_OK) return st;
     if (!x || !grad_y || !grad_w) return PT_ERR_NULL;
-    dw_job job = {p, oh, ow, x, NULL, NULL, grad_y, grad_w, grad_b};
+    dw_job job = {p, oh, ow, x, NULL, NULL, grad_y, grad_w, grad_b, 0.0f};
     size_t units = ((size_t)p->in.c + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT;
     size_t work = (size_t)p->in.n * (size_t)oh * (size_t)ow * (size_t)p->in.c * (size_t)p->kh * (size_t)p->kw;
     return pt_fork(pt_threads_for_work(ctx, units, work), bwd_weight_task, &job);

@@ -182,12 +182,20 @@ typedef struct gemm_job {
     size_t m_panels, n_panels;     /* register tiles along M and N */
 } gemm_job;
 
+/* The fused activation on one finished register tile of C. */
+static void clamp_tile(float *c, size_t ldc, int rows, int cols, float cap)
+{
+    for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < cols; ++j) c[(size_t)i * ldc + j] = pt_act_clamp(c[(size_t)i * ldc + j], cap);
+}
+
 static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, size_t n1,
                        float *bbuf, float *abuf)
 {
     const pt_gemm_params *p = job->p;
     const int mr = job->uk->mr, nr = job->uk->nr;
     const size_t k_total = (size_t)p->k, ldc = (size_t)p->ldc;
+    const float act_cap = p->act ? pt_act_cap((pt_act)p->act) : 0.0f;
     for (size_t jc = n0; jc < n1; jc += PT_GEMM_NC) {
         size_t nc = min_size(PT_GEMM_NC, n1 - jc);
         for (size_t pc = 0; pc < k_total; pc += PT_GEMM_KC) {
@@ -211,11 +219,15 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
                         a_panel = abuf + (ir - in_place) / (size_t)mr * kc * (size_t)mr;
                         a_rs = 0;
                     }
-                    for (size_t jr = 0; jr < nc; jr += (size_t)nr)
+                    for (size_t jr = 0; jr < nc; jr += (size_t)nr) {
+                        float *c_tile = job->c + (ic + ir) * ldc + jc + jr;
+                        int cols = (int)min_size((size_t)nr, nc - jr);
                         job->uk->fn(kc, a_panel, a_rs, bbuf + (jr / (size_t)nr) * kc * (size_t)nr,
-                                    job->c + (ic + ir) * ldc + jc + jr, ldc,
-                                    job->bias ? job->bias + jc + jr : NULL, accumulate, rows,
-                                    (int)min_size((size_t)nr, nc - jr));
+                                    c_tile, ldc, job->bias ? job->bias + jc + jr : NULL, accumulate,
+                                    rows, cols);
+                        if (act_cap > 0.0f && pc + kc == k_total)   /* the tile is final and in L1 */
+                            clamp_tile(c_tile, ldc, rows, cols, act_cap);
+                    }
                 }
             }
         }

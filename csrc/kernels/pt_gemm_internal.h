@@ -64,7 +64,9 @@ static inline pt_status pt_gemm_check(const pt_gemm_params *p, const float *a, c
     if (!p || !a || !b || !c) return PT_ERR_NULL;
     if (p->m <= 0 || p->n <= 0 || p->k <= 0) return PT_ERR_SHAPE;
     if ((p->trans_a != 0 && p->trans_a != 1) || (p->trans_b != 0 && p->trans_b != 1) ||
-        (p->accumulate != 0 && p->accumulate != 1) || (p->accumulate && bias))
+        (p->accumulate != 0 && p->accumulate != 1) || (p->accumulate && bias) ||
+        (p->act != PT_ACT_NONE && p->act != PT_ACT_RELU && p->act != PT_ACT_RELU6) ||
+        (p->accumulate && p->act != PT_ACT_NONE))
         return PT_ERR_PARAM;
     if (p->lda < (p->trans_a ? p->m : p->k) || p->ldb < (p->trans_b ? p->k : p->n) || p->ldc < p->n)
         return PT_ERR_SHAPE;

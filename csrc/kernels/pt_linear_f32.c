@@ -13,7 +13,7 @@ static int params_valid(const pt_linear_params *p)
 static pt_gemm_params fwd_gemm(const pt_linear_params *p)
 {
     pt_gemm_params g = {p->batch, p->out_features, p->in_features, 0, 1,
-                        p->in_features, p->in_features, p->out_features, 0};
+                        p->in_features, p->in_features, p->out_features, 0, PT_ACT_NONE};
     return g;
 }
 
@@ -21,7 +21,7 @@ static pt_gemm_params fwd_gemm(const pt_linear_params *p)
 static pt_gemm_params bwd_input_gemm(const pt_linear_params *p)
 {
     pt_gemm_params g = {p->batch, p->in_features, p->out_features, 0, 0,
-                        p->out_features, p->in_features, p->in_features, 0};
+                        p->out_features, p->in_features, p->in_features, 0, PT_ACT_NONE};
     return g;
 }
 
@@ -29,7 +29,7 @@ static pt_gemm_params bwd_input_gemm(const pt_linear_params *p)
 static pt_gemm_params bwd_weight_gemm(const pt_linear_params *p)
 {
     pt_gemm_params g = {p->out_features, p->in_features, p->batch, 1, 0,
-                        p->out_features, p->in_features, p->in_features, 0};
+                        p->out_features, p->in_features, p->in_features, 0, PT_ACT_NONE};
     return g;
 }
 
@@ -63,14 +63,21 @@ static pt_status check(const pt_ctx *ctx, const pt_linear_params *p)
     return params_valid(p) ? PT_OK : PT_ERR_SHAPE;
 }
 
-pt_status pt_linear_f32_fwd(const pt_ctx *ctx, const pt_linear_params *p, const float *x,
-                            const float *w, const float *b, float *y)
+pt_status pt_linear_f32_fwd_act(const pt_ctx *ctx, const pt_linear_params *p, pt_act act,
+                                const float *x, const float *w, const float *b, float *y)
 {
     pt_status st = check(ctx, p);
     if (st != PT_OK) return st;
     if (!x || !w || !y) return PT_ERR_NULL;
     pt_gemm_params g = fwd_gemm(p);
+    g.act = (int)act;
     return pt_sgemm_f32(ctx, &g, x, w, b, y);
+}
+
+pt_status pt_linear_f32_fwd(const pt_ctx *ctx, const pt_linear_params *p, const float *x,
+                            const float *w, const float *b, float *y)
+{
+    return pt_linear_f32_fwd_act(ctx, p, PT_ACT_NONE, x, w, b, y);
 }
 
 pt_status pt_linear_f32_bwd_input(const pt_ctx *ctx, const pt_linear_params *p, const float *w,

@@ -22,6 +22,14 @@ pt_status pt_pointwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const
     return st != PT_OK ? st : pt_linear_f32_fwd(ctx, &lp, x, w, b, y);
 }
 
+pt_status pt_pointwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, pt_act act,
+                                   const float *x, const float *w, const float *b, float *y)
+{
+    pt_linear_params lp;
+    pt_status st = pt_pointwise_as_linear(p, &lp);
+    return st != PT_OK ? st : pt_linear_f32_fwd_act(ctx, &lp, act, x, w, b, y);
+}
+
 pt_status pt_pointwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
                                      const float *grad_y, float *grad_x)
 {

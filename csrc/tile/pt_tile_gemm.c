@@ -187,7 +187,7 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
         wait_and_clear(&B.in[B.cur]);
         wait_and_clear(&C.in[C.cur]);
         const int tm = cur.m1 - cur.m0, tn = cur.n1 - cur.n0, tk = cur.k1 - cur.k0;
-        pt_gemm_params g;
+        pt_gemm_params g = {0};
         g.m = tm;
         g.n = tn;
         g.k = tk;
@@ -226,7 +226,7 @@ size_t pt_tile_gemm_scratch_bytes(const pt_tile_plan *plan, int num_threads)
     if (pt_tile_gemm_view_of(&plan->layer, plan->step, &v) != PT_OK) return 0;
     /* the GEMM's packing scratch grows with n and k: the full tile needs most */
     pt_gemm_params g = {plan->tile_m, plan->tile_n, plan->tile_k, v.trans_a, v.trans_b,
-                        0, 0, 0, 0};
+                        0, 0, 0, 0, PT_ACT_NONE};
     return pt_sgemm_f32_scratch_bytes(&g, num_threads);
 }
 

@@ -281,6 +281,35 @@ static void test_sgd(void)
     PT_CHECK(pt_sgd_f32_step(&ctx, &p, 1, &wv, &gv, NULL) == PT_ERR_NULL, "NULL velocity");
 }
 
+/* The fused activation: bitwise the unfused forward followed by pt_relu*_fwd
+ * (inputs scaled so ReLU6 clamps at both ends). */
+static void test_depthwise_fused_act(void)
+{
+    static float y_fused[CAP], xs[CAP];
+    for (size_t i = 0; i < CAP; ++i) xs[i] = 4.0f * x[i];
+    for (size_t i = 0; i < sizeof dw_cases / sizeof dw_cases[0]; ++i) {
+        pt_conv_params p = dw_params(&dw_cases[i]);
+        int oh = pt_out_extent(p.in.h, p.kh, p.stride_h, p.pad_top, p.pad_bottom);
+        int ow = pt_out_extent(p.in.w, p.kw, p.stride_w, p.pad_left, p.pad_right);
+        size_t count = (size_t)p.in.n * oh * ow * p.in.c;
+        for (int act = PT_ACT_RELU; act <= PT_ACT_RELU6; ++act)
+            for (int t = 0; t < PT_TEST_NUM_THREADS; ++t) {
+                pt_ctx ctx = {pt_test_threads[t], NULL, 0};
+                PT_CHECK(pt_depthwise_f32_fwd(&ctx, &p, xs, w, b, out_opt) == PT_OK, "case %zu", i);
+                pt_status st = act == PT_ACT_RELU6 ? pt_relu6_f32_fwd(&ctx, count, out_opt, out_ref)
+                                                   : pt_relu_f32_fwd(&ctx, count, out_opt, out_ref);
+                PT_CHECK(st == PT_OK, "case %zu relu", i);
+                st = pt_depthwise_f32_fwd_act(&ctx, &p, (pt_act)act, xs, w, b, y_fused);
+                PT_CHECK(st == PT_OK, "case %zu fused status %d", i, st);
+                PT_CHECK(pt_first_bit_diff(out_ref, y_fused, count) < 0,
+                         "case %zu act %d threads %d: fused != unfused", i, act, pt_test_threads[t]);
+            }
+        pt_ctx one = {1, NULL, 0};
+        PT_CHECK(pt_depthwise_f32_fwd_act(&one, &p, (pt_act)7, xs, w, b, y_fused) == PT_ERR_PARAM,
+                 "unknown activation");
+    }
+}
+
 int main(void)
 {
     pt_rng r = {2024u};
@@ -288,6 +317,7 @@ int main(void)
     for (size_t i = 0; i < sizeof dw_cases / sizeof dw_cases[0]; ++i) test_depthwise_case(&dw_cases[i]);
     test_depthwise_by_hand();
     test_depthwise_statuses();
+    test_depthwise_fused_act();
     test_pool();
     test_affine();
     test_loss();

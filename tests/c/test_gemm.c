@@ -93,7 +93,7 @@ static void test_sgemm(void)
         for (int variant = 0; variant < 8; ++variant) {
             int m = dims[d][0], n = dims[d][1], k = dims[d][2];
             int ta = variant & 1, tb = (variant >> 1) & 1, acc = (variant >> 2) & 1;
-            pt_gemm_params p = {m, n, k, ta, tb, (ta ? m : k) + 1, (tb ? k : n) + 2, n + 3, acc};
+            pt_gemm_params p = {m, n, k, ta, tb, (ta ? m : k) + 1, (tb ? k : n) + 2, n + 3, acc, PT_ACT_NONE};
             size_t a_len = (size_t)(ta ? k : m) * p.lda, b_len = (size_t)(tb ? n : k) * p.ldb;
             size_t c_len = (size_t)m * p.ldc;
             float *a = random_floats(&r, a_len), *b = random_floats(&r, b_len);
@@ -305,7 +305,7 @@ static void test_bad_args(void)
     PT_CHECK(pt_linear_f32_fwd(&lctx, &lbad, lx, gw, NULL, gw) == PT_ERR_SHAPE, "zero batch");
     free(gw);
 
-    pt_gemm_params gp = {4, 4, 4, 0, 0, 4, 4, 4, 1};
+    pt_gemm_params gp = {4, 4, 4, 0, 0, 4, 4, 4, 1, PT_ACT_NONE};
     float a[16] = {0}, c[16] = {0};
     pt_ctx gctx = ctx_for(&scratch, 1, pt_sgemm_f32_scratch_bytes(&gp, 1));
     PT_CHECK(pt_sgemm_f32(&gctx, &gp, a, a, a, c) == PT_ERR_PARAM, "bias with accumulate");
@@ -315,6 +315,61 @@ static void test_bad_args(void)
     PT_CHECK(pt_sgemm_f32(&gctx, &gp, a, a, NULL, c) == PT_ERR_PARAM, "trans_b 2");
     PT_CHECK(pt_gemm_set_isa((pt_gemm_isa)PT_GEMM_ISA_COUNT) == PT_ERR_PARAM, "isa out of range");
     PT_CHECK(pt_gemm_isa_supported(PT_GEMM_ISA_GENERIC), "generic always supported");
+}
+
+/* C = act(A B^T + bias) fused into the last K block of each tile: bitwise the
+ * unfused GEMM followed by pt_relu*_fwd, for every ISA variant and thread
+ * count, with K inside one block and across several. */
+static void test_fused_act(void)
+{
+    static const int dims[][3] = {{37, 45, 29}, {70, 530, 17}, {64, 512, 64}, {33, 1100, 40}};
+    pt_rng r = {77u};
+    pt_gemm_isa saved = pt_gemm_get_isa();
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; ++d) {
+        int m = dims[d][0], k = dims[d][1], n = dims[d][2];
+        float *a = random_floats(&r, (size_t)m * k), *b = random_floats(&r, (size_t)n * k);
+        float *bias = random_floats(&r, (size_t)n);
+        float *plain = alloc_floats((size_t)m * n), *want = alloc_floats((size_t)m * n);
+        float *got = alloc_floats((size_t)m * n), *ref = alloc_floats((size_t)m * n);
+        for (size_t i = 0; i < (size_t)m * k; ++i) a[i] *= 3.0f;   /* outputs beyond 6 and below 0 */
+        pt_gemm_params p = {m, n, k, 0, 1, k, k, n, 0, PT_ACT_NONE};
+        for (int act = PT_ACT_RELU; act <= PT_ACT_RELU6; ++act) {
+            pt_gemm_params q = p;
+            q.act = act;
+            PT_CHECK(pt_sgemm_f32_ref(&q, a, b, bias, ref) == PT_OK, "ref with act");
+            for (int isa = 0; isa < PT_GEMM_ISA_COUNT; ++isa) {
+                if (!pt_gemm_isa_supported((pt_gemm_isa)isa)) continue;
+                pt_gemm_set_isa((pt_gemm_isa)isa);
+                for (int t = 0; t < PT_TEST_NUM_THREADS; ++t) {
+                    int threads = pt_test_threads[t];
+                    pt_ctx ctx = ctx_for(&scratch, threads, pt_sgemm_f32_scratch_bytes(&p, threads));
+                    PT_CHECK(pt_sgemm_f32(&ctx, &p, a, b, bias, plain) == PT_OK, "plain");
+                    pt_ctx ectx = {threads, NULL, 0};
+                    pt_status st = act == PT_ACT_RELU6 ? pt_relu6_f32_fwd(&ectx, (size_t)m * n, plain, want)
+                                                       : pt_relu_f32_fwd(&ectx, (size_t)m * n, plain, want);
+                    PT_CHECK(st == PT_OK, "relu");
+                    PT_CHECK(pt_sgemm_f32(&ctx, &q, a, b, bias, got) == PT_OK, "fused");
+                    PT_CHECK(pt_first_bit_diff(want, got, (size_t)m * n) < 0,
+                             "%dx%dx%d act %d isa %s threads %d: fused != unfused", m, n, k, act,
+                             pt_gemm_isa_name((pt_gemm_isa)isa), threads);
+                }
+            }
+            /* the reference twin applies the same clamp */
+            size_t outside = 0;
+            for (size_t i = 0; i < (size_t)m * n; ++i)
+                outside += !(ref[i] >= 0.0f && (act == PT_ACT_RELU || ref[i] <= 6.0f));
+            PT_CHECK(outside == 0, "ref: %zu values outside the activation's range", outside);
+        }
+        free(a); free(b); free(bias); free(plain); free(want); free(got); free(ref);
+    }
+    pt_gemm_set_isa(saved);
+    float a1[4] = {1, 2, 3, 4}, c1[4];
+    pt_gemm_params bad = {2, 2, 1, 0, 0, 1, 2, 2, 1, PT_ACT_RELU6};
+    pt_ctx ctx = ctx_for(&scratch, 1, pt_sgemm_f32_scratch_bytes(&bad, 1));
+    PT_CHECK(pt_sgemm_f32(&ctx, &bad, a1, a1, NULL, c1) == PT_ERR_PARAM, "act with accumulate");
+    bad.accumulate = 0;
+    bad.act = 3;
+    PT_CHECK(pt_sgemm_f32(&ctx, &bad, a1, a1, NULL, c1) == PT_ERR_PARAM, "unknown act");
 }
 
 int main(void)
@@ -327,6 +382,7 @@ int main(void)
     test_sgemm();
     test_conv();
     test_linear();
+    test_fused_act();
     test_bad_args();
     free(scratch.mem);
     return pt_test_finish("test_gemm");

@@ -30,6 +30,10 @@ extern "C" {
 pt_status pt_depthwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                const float *w, const float *b, float *y);
 
+/* y = act(depthwise(x) + b): the activation fused into the output store. */
+pt_status pt_depthwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, pt_act act,
+                                   const float *x, const float *w, const float *b, float *y);
+
 /* grad_x [N, H, W, C] from w and grad_y [N, OH, OW, C] (overwritten, not accumulated). */
 pt_status pt_depthwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
                                      const float *grad_y, float *grad_x);

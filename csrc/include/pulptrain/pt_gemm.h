@@ -34,6 +34,7 @@ typedef struct pt_gemm_params {
     int trans_a, trans_b; /* 0 or 1, see above */
     int lda, ldb, ldc;    /* row strides in elements */
     int accumulate;       /* 0: C = op(A) op(B) (+ bias); 1: C += op(A) op(B) */
+    int act;              /* pt_act applied to the final C (0: none); not with accumulate */
 } pt_gemm_params;
 
 /* The micro-kernel families; X-macro so lists stay in sync. */

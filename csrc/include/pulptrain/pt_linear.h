@@ -27,6 +27,9 @@ size_t pt_linear_f32_bwd_weight_scratch_bytes(const pt_linear_params *p, int num
 
 pt_status pt_linear_f32_fwd(const pt_ctx *ctx, const pt_linear_params *p, const float *x,
                             const float *w, const float *b, float *y);
+/* y = act(x w^T + b), act fused into the GEMM's last pass over each tile. */
+pt_status pt_linear_f32_fwd_act(const pt_ctx *ctx, const pt_linear_params *p, pt_act act,
+                                const float *x, const float *w, const float *b, float *y);
 pt_status pt_linear_f32_bwd_input(const pt_ctx *ctx, const pt_linear_params *p, const float *w,
                                   const float *grad_y, float *grad_x);
 pt_status pt_linear_f32_bwd_weight(const pt_ctx *ctx, const pt_linear_params *p, const float *x,

@@ -22,6 +22,9 @@ size_t pt_pointwise_f32_bwd_weight_scratch_bytes(const pt_conv_params *p, int nu
 
 pt_status pt_pointwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                const float *w, const float *b, float *y);
+/* y = act(conv(x) + b): the activation fused into the output pass. */
+pt_status pt_pointwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, pt_act act,
+                                   const float *x, const float *w, const float *b, float *y);
 pt_status pt_pointwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
                                      const float *grad_y, float *grad_x);
 pt_status pt_pointwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,

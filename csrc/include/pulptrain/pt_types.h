@@ -47,6 +47,22 @@ typedef struct pt_pool_params {
     int stride_h, stride_w;
 } pt_pool_params;
 
+/* An activation fused into a forward kernel's output (the *_fwd_act entries):
+ * y = act(conv(x) + b), bitwise what the separate pt_relu*_f32_fwd gives. */
+typedef enum pt_act { PT_ACT_NONE = 0, PT_ACT_RELU = 1, PT_ACT_RELU6 = 2 } pt_act;
+
+/* Upper clamp of an activation: 6 for ReLU6, a huge value for ReLU (the
+ * same constant pt_relu_f32_fwd uses). */
+#define PT_ACT_NO_CAP 3.0e38f
+static inline float pt_act_cap(pt_act act) { return act == PT_ACT_RELU6 ? 6.0f : PT_ACT_NO_CAP; }
+
+/* max(v, 0) then min(., cap), with NaN -> 0, as the ReLU kernels compute it. */
+static inline float pt_act_clamp(float v, float cap)
+{
+    v = v > 0.0f ? v : 0.0f;
+    return v < cap ? v : cap;
+}
+
 /* Output height/width of a window op; <= 0 when the window does not fit. */
 static inline int pt_out_extent(int in, int k, int stride, int pad_lo, int pad_hi)
 {

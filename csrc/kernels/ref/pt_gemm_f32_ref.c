@@ -17,6 +17,7 @@ pt_status pt_sgemm_f32_ref(const pt_gemm_params *p, const float *a, const float 
             }
             float *out = &c[(size_t)i * p->ldc + j];
             *out = p->accumulate ? *out + sum : (bias ? sum + bias[j] : sum);
+            if (p->act) *out = pt_act_clamp(*out, pt_act_cap((pt_act)p->act));
         }
     }
     return PT_OK;
