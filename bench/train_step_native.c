@@ -389,8 +389,9 @@ int main(int argc, char **argv)
             double *s = &layer_samples[(size_t)(T_PER_LAYER * i + k) * repeats];
             double m = median(s, repeats);
             const char *kind = L->kind == DW ? "depthwise" : L->kind == PW ? "pointwise" : "linear";
+            const char *step_name = L->kind < 0 && k == T_FWD ? "forward" : step_names[k];
             printf("%s    {\"layer\": \"%s\", \"kind\": \"%s\", \"step\": \"%s\", \"ms\": %.3f",
-                   printed++ ? ",\n" : "", L->name, k == T_RELU ? "relu6" : kind, step_names[k], 1e3 * m);
+                   printed++ ? ",\n" : "", L->name, k == T_RELU ? "relu6" : kind, step_name, 1e3 * m);
             if (f > 0)
                 printf(", \"gflops\": %.1f, \"fraction_of_peak\": %.3f", f / m / 1e9, f / m / 1e9 / peak);
             printf("}");

@@ -1,0 +1,46 @@
+"""`make bench`'s native training-step benchmark builds, runs and prints the
+JSON it documents (a tiny batch: this checks the plumbing, not the speed)."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def binary():
+    if shutil.which("make") is None or shutil.which(os.environ.get("CC", "gcc")) is None:
+        pytest.skip("needs make and a C compiler")
+    res = subprocess.run(["make", "-s", "build/bench/train_step"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return os.path.join(ROOT, "build", "bench", "train_step")
+
+
+@pytest.mark.parametrize("lr_layer, layers", [("conv6/dw", 2), ("conv5_4/dw", 8)])
+def test_prints_every_primitive_and_the_step(binary, lr_layer, layers):
+    res = subprocess.run([binary, "--lr-layer", lr_layer, "--batch", "2", "--repeats", "1", "--threads", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["threads"] == 2 and out["batch"] == 2 and out["peak_gflops"] > 0
+    assert out["step"]["ms_median"] > 0 and out["step"]["gflop"] > 0
+    names = {p["layer"] for p in out["primitives"] if p["layer"] != "-"}
+    assert len(names) == layers            # the convolutions above the LR layer and fc7
+    # the first adaptive layer computes no grad-input: nothing below it trains
+    first = [p for p in out["primitives"] if p["layer"] == out["primitives"][0]["layer"]]
+    assert "grad_input" not in {p["step"] for p in first}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr-layer", "conv7"], "unknown or untrainable LR layer"),
+    (["--lr-layer", "conv6/sep"], "unknown or untrainable LR layer"),
+    (["--threads", "0"], "--threads must be an integer in [1, 64]"),
+    (["--batch", "x"], "--batch must be an integer"),
+    (["--bogus"], "usage"),
+])
+def test_bad_arguments(binary, args, message):
+    res = subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and message in res.stderr
