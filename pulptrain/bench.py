@@ -139,6 +139,9 @@ def _torch_workloads(adaptive, frozen, arrays, layers, threads: int):
             mods.append(lin)
         else:
             raise TypeError(f"no PyTorch twin for layer {name!r} ({type(m).__name__})")
+        activation = getattr(m, "activation", None)      # fused into pulptrain's conv: a layer in PyTorch
+        if activation is not None:
+            mods.append(torch.nn.ReLU6() if activation == "relu6" else torch.nn.ReLU())
     model = torch.nn.Sequential(*mods).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     xt, yt = cl(x), torch.from_numpy(y.astype(np.int64))
