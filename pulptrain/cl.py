@@ -235,10 +235,13 @@ class LatentReplayTrainer:
     # ------------------------------------------------------------ evaluation
     def predict(self, latents: np.ndarray) -> np.ndarray:
         """Class predictions of the adaptive stage for float32 latents."""
+        from pulptrain import nn
+
         latents = as_f32("latents", latents)
         chunk = self.config.eval_chunk
-        preds = [np.argmax(self.adaptive.forward(latents[i:i + chunk]), axis=1)
-                 for i in range(0, len(latents), chunk)]
+        with nn.inference():                   # keep no activations for a backward
+            preds = [np.argmax(self.adaptive.forward(latents[i:i + chunk]), axis=1)
+                     for i in range(0, len(latents), chunk)]
         return np.concatenate(preds)
 
     def evaluate(self, latents: np.ndarray, labels: np.ndarray) -> float:

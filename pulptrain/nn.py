@@ -11,6 +11,9 @@ NHWC float32 numpy.
 - A layer with ``requires_grad = False`` (frozen) leaves its parameters'
   gradients alone; a layer with ``need_grad_x = False`` skips its grad-input
   and returns None, and a Sequential stops there (use it on the first layer).
+- Inside ``with nn.inference():`` a Sequential drops each layer's cache as
+  soon as the next layer has its output, so evaluation holds one activation
+  at a time instead of all of them (``backward`` then needs a new forward).
 - Weights are initialised with He (Kaiming) normal, std = sqrt(2 / fan_in),
   from a seeded generator: pass ``rng`` (a numpy Generator or an int seed) or
   call ``manual_seed``; biases start at 0.
@@ -20,8 +23,10 @@ Layouts: activations NHWC; Conv2d weight [Cout, KH, KW, Cin], DepthwiseConv2d
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -31,9 +36,25 @@ from pulptrain._validate import as_f32, finite_float, pair, positive_int
 
 __all__ = ["Parameter", "Module", "Conv2d", "DepthwiseConv2d", "PointwiseConv2d", "Linear", "ReLU", "ReLU6",
            "ChannelAffine", "AvgPool2d", "GlobalAvgPool", "Flatten", "Sequential", "SoftmaxCrossEntropy", "SGD",
-           "manual_seed"]
+           "manual_seed", "inference"]
 
 _default_rng = np.random.default_rng(0)
+_mode = threading.local()
+
+
+@contextlib.contextmanager
+def inference():
+    """Forward passes inside keep nothing for backward (per thread)."""
+    previous = getattr(_mode, "inference", False)
+    _mode.inference = True
+    try:
+        yield
+    finally:
+        _mode.inference = previous
+
+
+def _in_inference() -> bool:
+    return getattr(_mode, "inference", False)
 
 
 def manual_seed(seed: int) -> None:
@@ -99,6 +120,14 @@ class Module:
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop what forward kept for backward."""
+        for attr in ("_x", "_y", "_cache"):
+            if getattr(self, attr, None) is not None:
+                setattr(self, attr, None)
+        for child in getattr(self, "layers", {}).values():
+            child.release()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -414,8 +443,11 @@ class Sequential(Module):
             next(iter(self.layers.values())).need_grad_x = bool(flag)
 
     def forward(self, x):
+        drop = _in_inference()
         for layer in self.layers.values():
             x = layer.forward(x)
+            if drop:
+                layer.release()
         return x
 
     def backward(self, grad_y):

@@ -331,3 +331,18 @@ def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="activation"):
         ops.depthwise_conv2d_forward(np.zeros((1, 3, 3, 2), np.float32), np.zeros((3, 3, 2), np.float32),
                                      None, activation="tanh")
+
+
+def test_inference_mode_keeps_no_activations():
+    model = small_net()
+    x = np.random.default_rng(3).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    y_train = model.forward(x)
+    assert model["conv2/pw"]._x is not None
+    with nn.inference():
+        y_eval = model.forward(x)
+    assert np.array_equal(y_train, y_eval)
+    assert all(getattr(layer, attr, None) is None for layer in model for attr in ("_x", "_y", "_cache"))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        model.backward(np.ones_like(y_eval))
+    model.forward(x)                                   # out of the block: caching again
+    assert model["conv2/pw"]._x is not None
