@@ -244,11 +244,15 @@ static float step(net *n, double *t, double *t_pool, double *t_loss, double *t_s
     t0 = stamp(tf ? tf + T_BWD_INPUT : NULL, t0);
     CHECK(pt_global_avgpool_f32_bwd(ctx, pooled_in, n->grad_pooled, n->grad_a));
     t0 = stamp(t_pool, t0);
+    /* the last conv's ReLU6 backward runs alone; every other one is fused
+     * into the grad-input of the layer above it (its input is that ReLU6's
+     * output), as pulptrain.nn.Sequential runs it */
+    layer *top = &n->l[n->count - 2];
+    CHECK(pt_relu6_f32_bwd(ctx, top->out_count, top->a, n->grad_a, n->grad_z));
+    t0 = stamp(t ? t + T_PER_LAYER * (n->count - 2) + T_RELU : NULL, t0);
     for (int i = n->count - 2; i >= 0; --i) {
         layer *L = &n->l[i];
         double *tl = t ? t + T_PER_LAYER * i : NULL;
-        CHECK(pt_relu6_f32_bwd(ctx, L->out_count, L->a, n->grad_a, n->grad_z));
-        t0 = stamp(tl ? tl + T_RELU : NULL, t0);
         if (L->kind == DW)
             CHECK(pt_depthwise_f32_bwd_weight(ctx, &L->conv, L->x, n->grad_z, L->gw, L->gb));
         else
@@ -256,10 +260,13 @@ static float step(net *n, double *t, double *t_pool, double *t_loss, double *t_s
         t0 = stamp(tl ? tl + T_BWD_WEIGHT : NULL, t0);
         if (i == 0) break;  /* nothing below the adaptive stage trains */
         if (L->kind == DW)
-            CHECK(pt_depthwise_f32_bwd_input(ctx, &L->conv, L->w, n->grad_z, n->grad_a));
+            CHECK(pt_depthwise_f32_bwd_input_act(ctx, &L->conv, PT_ACT_RELU6, L->w, n->grad_z, L->x, n->grad_a));
         else
-            CHECK(pt_pointwise_f32_bwd_input(ctx, &L->conv, L->w, n->grad_z, n->grad_a));
+            CHECK(pt_pointwise_f32_bwd_input_act(ctx, &L->conv, PT_ACT_RELU6, L->w, n->grad_z, L->x, n->grad_a));
         t0 = stamp(tl ? tl + T_BWD_INPUT : NULL, t0);
+        float *swap = n->grad_z;   /* grad_a now holds the gradient at layer i-1's pre-activation */
+        n->grad_z = n->grad_a;
+        n->grad_a = swap;
     }
     for (int i = 0; i < n->count; ++i) {
         layer *L = &n->l[i];
@@ -376,13 +383,13 @@ int main(int argc, char **argv)
            "\"fraction_of_peak\": %.3f},\n", flop / 1e9, 1e3 * med, 1e3 * fastest, flop / med / 1e9,
            flop / med / 1e9 / peak);
     printf("  \"primitives\": [\n");
-    static const char *step_names[T_PER_LAYER] = {"forward+relu6", "relu6_backward", "grad_input",
-                                                   "grad_weight"};
+    static const char *step_names[T_PER_LAYER] = {"forward+relu6", "relu6_backward",
+                                                   "grad_input+relu6_backward", "grad_weight"};
     int printed = 0;
     for (int i = 0; i < n.count; ++i) {
         layer *L = &n.l[i];
         for (int k = 0; k < T_PER_LAYER; ++k) {
-            if (L->kind < 0 && k == T_RELU) continue;
+            if (k == T_RELU && i != n.count - 2) continue;   /* fused into the next grad-input */
             if (i == 0 && k == T_BWD_INPUT) continue;
             double f = k == T_FWD ? L->flop_fwd : k == T_BWD_INPUT ? L->flop_bwd_input
                      : k == T_BWD_WEIGHT ? L->flop_bwd_weight : 0.0;

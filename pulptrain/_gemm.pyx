@@ -36,6 +36,9 @@ cdef extern from "pulptrain/pulptrain.h" nogil:
     size_t pt_pointwise_f32_fwd_scratch_bytes(const pt_conv_params *p, int num_threads)
     size_t pt_pointwise_f32_bwd_input_scratch_bytes(const pt_conv_params *p, int num_threads)
     size_t pt_pointwise_f32_bwd_weight_scratch_bytes(const pt_conv_params *p, int num_threads)
+    pt_status pt_pointwise_f32_bwd_input_act(const pt_ctx *ctx, const pt_conv_params *p, int act,
+                                             const float *w, const float *grad_y, const float *x,
+                                             float *grad_x)
     pt_status pt_pointwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, int act, const float *x,
                                        const float *w, const float *b, float *y)
     pt_status pt_pointwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
@@ -145,6 +148,10 @@ cdef inline float *opt_out(float[::1] a) noexcept nogil:
     return &a[0] if a is not None else NULL
 
 
+cdef inline bint pw_kind(str kind):
+    return kind == "pointwise"
+
+
 # ------------------------------------------------------------------ conv2d
 # kind: "conv2d" or "pointwise" (same parameter struct, same signatures)
 def conv_fwd(str kind, tuple shape, const float[::1] x, const float[::1] w, const float[::1] b,
@@ -167,7 +174,10 @@ def conv_fwd(str kind, tuple shape, const float[::1] x, const float[::1] w, cons
 
 
 def conv_bwd_input(str kind, tuple shape, const float[::1] w, const float[::1] gy, float[::1] gx,
-                   int num_threads, bint ref=False):
+                   int num_threads, bint ref=False, int act=0, const float[::1] x_act=None):
+    """act (pointwise only, not with ref): grad_x through the activation that produced x_act."""
+    if act and (not pw_kind(kind) or ref or x_act is None):
+        raise ValueError("a fused activation backward needs the pointwise kernel, ref=False and x_act")
     cdef pt_conv_params p = conv_params(shape)
     cdef bint pw = kind == "pointwise"
     cdef _Scratch s = scratch_of(0 if ref else (pt_pointwise_f32_bwd_input_scratch_bytes(&p, num_threads) if pw
@@ -177,7 +187,8 @@ def conv_bwd_input(str kind, tuple shape, const float[::1] w, const float[::1] g
     with nogil:
         if pw:
             st = (pt_pointwise_f32_bwd_input_ref(&p, &w[0], &gy[0], &gx[0]) if ref
-                  else pt_pointwise_f32_bwd_input(&ctx, &p, &w[0], &gy[0], &gx[0]))
+                  else pt_pointwise_f32_bwd_input_act(&ctx, &p, act, &w[0], &gy[0],
+                                                      &x_act[0] if act else NULL, &gx[0]))
         else:
             st = (pt_conv2d_f32_bwd_input_ref(&p, &w[0], &gy[0], &gx[0]) if ref
                   else pt_conv2d_f32_bwd_input(&ctx, &p, &w[0], &gy[0], &gx[0]))

@@ -11,6 +11,11 @@ NHWC float32 numpy.
 - A layer with ``requires_grad = False`` (frozen) leaves its parameters'
   gradients alone; a layer with ``need_grad_x = False`` skips its grad-input
   and returns None, and a Sequential stops there (use it on the first layer).
+- Convolutions take ``activation="relu6"`` (or "relu"), fused into their
+  forward; inside a Sequential, the next convolution then folds that
+  activation's backward into its own grad-input (the gradients are bitwise
+  those of separate ReLU6 layers; a layer shared between containers would
+  need its flags reset).
 - Inside ``with nn.inference():`` a Sequential drops each layer's cache as
   soon as the next layer has its output, so evaluation holds one activation
   at a time instead of all of them (``backward`` then needs a new forward).
@@ -192,6 +197,12 @@ class _WeightLayer(Module):
         self.bias = self._add_param("bias", np.zeros(out_channels, np.float32)) if bias else None
         ops._activation(activation)                  # raises for an unknown name
         self.activation = activation
+        # Set by a Sequential when this layer's input is the previous layer's
+        # fused activation output: grad_x then comes out with respect to that
+        # activation's input (masked in the kernel), and the previous layer
+        # skips its own mask (_act_backward_done).
+        self.input_activation = None
+        self._act_backward_done = False
         self._x = None
         self._y = None                               # the activated output, for its backward
 
@@ -210,9 +221,11 @@ class _WeightLayer(Module):
         trains = self.requires_grad
         if not trains and not self.need_grad_x:
             return None
-        if self.activation is not None:              # through the fused activation first
+        if self.activation is not None and not self._act_backward_done:   # through the fused activation
             grad_y = ops._act_backward(self._cached("_y"), grad_y, self.activation == "relu6", False)
-        grad_x, grad_w, grad_b = backward_fn(x, self.weight.data, grad_y, *args, need_grad_x=self.need_grad_x)
+        extra = {"input_activation": self.input_activation} if self.input_activation else {}
+        grad_x, grad_w, grad_b = backward_fn(x, self.weight.data, grad_y, *args, need_grad_x=self.need_grad_x,
+                                             **extra)
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(grad_b)
@@ -410,6 +423,14 @@ class Sequential(Module):
         if not named:
             raise ValueError("Sequential needs at least one layer")
         self.layers = named
+        # A conv whose input is a fused activation's output masks its grad-input
+        # by it (one pass over the tensor fewer); bitwise the unfused gradients.
+        chain = list(named.values())
+        for prev, layer in zip(chain, chain[1:]):
+            if (getattr(prev, "activation", None) is not None
+                    and isinstance(layer, (PointwiseConv2d, DepthwiseConv2d))):
+                layer.input_activation = prev.activation
+                prev._act_backward_done = True
         for name, p in self.named_parameters():
             p.name = name
 

@@ -123,14 +123,20 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, stride=1, 
     return _conv_backward("conv2d", params, x, w, grad_y, y_shape, need_grad_x, ref)
 
 
-def _conv_backward(kind: str, params, x, w, grad_y, y_shape, need_grad_x: bool, ref: bool):
+def _conv_backward(kind: str, params, x, w, grad_y, y_shape, need_grad_x: bool, ref: bool,
+                   input_activation=None):
     """(grad_x or None, grad_w, grad_b) of a conv2d or pointwise conv."""
+    act = _activation(input_activation)
     grad_y = as_f32("grad_y", grad_y, 4)
     same_shape("grad_y", grad_y, f"the {kind} output", y_shape)
     grad_x = None
     if need_grad_x:
         grad_x = np.empty_like(x)
-        _gemm.conv_bwd_input(kind, params, _flat(w), _flat(grad_y), _flat(grad_x), get_num_threads(), ref)
+        fused = act and not ref
+        _gemm.conv_bwd_input(kind, params, _flat(w), _flat(grad_y), _flat(grad_x), get_num_threads(), ref,
+                             act if fused else 0, _flat(x) if fused else None)
+        if act and ref:
+            grad_x = _act_backward(x, grad_x, input_activation == "relu6", True)
     grad_w = np.empty_like(w)
     grad_b = np.empty(y_shape[3], np.float32)
     _gemm.conv_bwd_weight(kind, params, _flat(x), _flat(grad_y), _flat(grad_w), grad_b, get_num_threads(), ref)
@@ -163,10 +169,15 @@ def pointwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b, *, activation: str
 
 
 def pointwise_conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, *, ref: bool = False,
-                              need_grad_x: bool = True):
-    """Gradients of pointwise_conv2d_forward: (grad_x, grad_w, grad_b)."""
+                              need_grad_x: bool = True, input_activation: str | None = None):
+    """Gradients of pointwise_conv2d_forward: (grad_x, grad_w, grad_b).
+
+    ``input_activation`` ("relu" / "relu6"): x is that activation's output,
+    and grad_x is returned with respect to the activation's input (grad_x
+    where 0 < x < cap, else 0), fused into the GEMM's last pass; bitwise the
+    plain grad_x followed by ``relu6_backward(x, grad_x)``."""
     x, w, params, y_shape = _pointwise_shape(x, w)
-    return _conv_backward("pointwise", params, x, w, grad_y, y_shape, need_grad_x, ref)
+    return _conv_backward("pointwise", params, x, w, grad_y, y_shape, need_grad_x, ref, input_activation)
 
 
 def _linear_shape(x, w):
@@ -257,9 +268,11 @@ def depthwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
 
 
 def depthwise_conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, stride=1, padding=0, *,
-                              need_grad_x: bool = True, ref: bool = False):
+                              need_grad_x: bool = True, ref: bool = False, input_activation: str | None = None):
     """Gradients of depthwise_conv2d_forward: (grad_x [N, H, W, C] or None when
-    need_grad_x is False, grad_w [KH, KW, C], grad_b [C]), summed over the batch."""
+    need_grad_x is False, grad_w [KH, KW, C], grad_b [C]), summed over the batch.
+    ``input_activation``: as for pointwise_conv2d_backward (masked as stored)."""
+    act = _activation(input_activation)
     x = as_f32("x", x, 4)
     w = as_f32("w", w, 3)
     grad_y = as_f32("grad_y", grad_y, 4)
@@ -269,8 +282,12 @@ def depthwise_conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, 
     grad_x = None
     if need_grad_x:
         grad_x = np.empty_like(x)
+        fused = act and not ref
         _elem.depthwise_bwd_input(w.reshape(-1), grad_y.reshape(-1), grad_x.reshape(-1), x.shape,
-                                  kernel, stride, pads, threads, ref)
+                                  kernel, stride, pads, threads, ref, act if fused else 0,
+                                  x.reshape(-1) if fused else None)
+        if act and ref:
+            grad_x = _act_backward(x, grad_x, input_activation == "relu6", True)
     grad_w = np.empty_like(w)
     grad_b = np.empty(x.shape[3], np.float32)
     _elem.depthwise_bwd_weight(x.reshape(-1), grad_y.reshape(-1), grad_w.reshape(-1), grad_b, x.shape,

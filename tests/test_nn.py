@@ -346,3 +346,59 @@ def test_inference_mode_keeps_no_activations():
         model.backward(np.ones_like(y_eval))
     model.forward(x)                                   # out of the block: caching again
     assert model["conv2/pw"]._x is not None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_activation_backward_across_layers_is_bitwise(threads):
+    """In a Sequential, a conv after a fused-activation conv masks its own
+    grad-input (the next layer does the previous layer's ReLU6 backward): the
+    gradients must be bitwise those of separate ReLU6 layers."""
+    from pulptrain import get_num_threads, set_num_threads
+
+    def make(fused):
+        rng = np.random.default_rng(21)
+        act = "relu6" if fused else None
+        layers = [("pw1", nn.PointwiseConv2d(16, 32, rng=rng, activation=act)),
+                  ("dw", nn.DepthwiseConv2d(32, 3, stride=2, padding="same", rng=rng, activation=act)),
+                  ("pw2", nn.PointwiseConv2d(32, 24, rng=rng, activation=act))]
+        if not fused:
+            layers = [layers[0], ("r1", nn.ReLU6()), layers[1], ("r2", nn.ReLU6()), layers[2], ("r3", nn.ReLU6())]
+        return nn.Sequential(*layers, ("gap", nn.GlobalAvgPool()), ("fc", nn.Linear(24, 5, rng=rng)))
+
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3, 9, 9, 16)) * 4).astype(np.float32)
+    labels = np.array([0, 3, 4])
+    old = get_num_threads()
+    set_num_threads(threads)
+    grads = {}
+    try:
+        for fused in (False, True):
+            model, loss = make(fused), nn.SoftmaxCrossEntropy()
+            model.need_grad_x = True
+            loss.forward(model.forward(x), labels)
+            grad_x = model.backward(loss.backward())
+            grads[fused] = [grad_x] + [p.grad for p in model.parameters()]
+    finally:
+        set_num_threads(old)
+    fused_model = make(True)
+    assert fused_model["dw"].input_activation == "relu6" and fused_model["pw1"]._act_backward_done
+    assert fused_model["pw1"].input_activation is None and not fused_model["pw2"]._act_backward_done
+    for a, b in zip(grads[False], grads[True]):
+        assert a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+@pytest.mark.parametrize("ref", [False, True])
+def test_ops_backward_through_the_input_activation(ref):
+    from pulptrain import ops
+    rng = np.random.default_rng(8)
+    x = np.clip(rng.standard_normal((2, 5, 5, 8)) * 4, 0, 6).astype(np.float32)   # a ReLU6 output
+    w_pw = rng.standard_normal((6, 8)).astype(np.float32)
+    gy = rng.standard_normal((2, 5, 5, 6)).astype(np.float32)
+    plain = ops.pointwise_conv2d_backward(x, w_pw, gy, ref=ref)[0]
+    fused = ops.pointwise_conv2d_backward(x, w_pw, gy, ref=ref, input_activation="relu6")[0]
+    assert np.array_equal(fused, ops.relu6_backward(x, plain))
+    w_dw = rng.standard_normal((3, 3, 8)).astype(np.float32)
+    gy = rng.standard_normal((2, 5, 5, 8)).astype(np.float32)
+    plain = ops.depthwise_conv2d_backward(x, w_dw, gy, 1, "same", ref=ref)[0]
+    fused = ops.depthwise_conv2d_backward(x, w_dw, gy, 1, "same", ref=ref, input_activation="relu6")[0]
+    assert np.array_equal(fused, ops.relu6_backward(x, plain))

@@ -32,8 +32,7 @@ static void act_bwd_task(void *arg, int core, int ncores)
     for (size_t i = b; i < e; ++i) {
         /* read grad_y unconditionally: a select vectorises, a branch on the
          * sign of the activation mispredicts half the time */
-        float v = in[i], g = grad_y[i];
-        out[i] = (v > 0.0f && v < cap) ? g : 0.0f;
+        out[i] = pt_act_grad_select(in[i], grad_y[i], cap);
     }
 }
 

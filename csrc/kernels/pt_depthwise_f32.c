@@ -124,6 +124,13 @@ PT_ALWAYS_INLINE void dw_fwd_rows(const dw_job *j, size_t row_begin, size_t row_
 }
 
 /* ------------------------------------------------------------- grad-input */
+/* Through the activation that produced x: keep grad_x where 0 < x < cap. */
+PT_ALWAYS_INLINE void dw_mask_block(const dw_job *j, float *gx_px, int c, int block)
+{
+    const float *x_px = j->x + (gx_px - j->out);
+    for (int i = 0; i < block; ++i) gx_px[c + i] = pt_act_grad_select(x_px[c + i], gx_px[c + i], j->act_cap);
+}
+
 /* Channels [c, c + block) of one input pixel: the taps that reached it, in
  * ascending (kh, kw) order. */
 PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int ih, int iw, int kh_first,
@@ -151,6 +158,7 @@ PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int 
         }
 #pragma GCC unroll 8
         for (int v = 0; v < nv; ++v) DW_STORE(gx_px + c + v * DW_VL, vacc[v]);
+        if (j->act_cap > 0.0f) dw_mask_block(j, gx_px, c, block);
         return;
     }
 #endif
@@ -166,6 +174,7 @@ PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int 
         }
     }
     for (int i = 0; i < block; ++i) gx_px[c + i] = acc[i];
+    if (j->act_cap > 0.0f) dw_mask_block(j, gx_px, c, block);
 }
 
 PT_ALWAYS_INLINE void dw_bwd_input_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide)
@@ -352,12 +361,19 @@ pt_status pt_depthwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const
 pt_status pt_depthwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
                                      const float *grad_y, float *grad_x)
 {
+    return pt_depthwise_f32_bwd_input_act(ctx, p, PT_ACT_NONE, w, grad_y, NULL, grad_x);
+}
+
+pt_status pt_depthwise_f32_bwd_input_act(const pt_ctx *ctx, const pt_conv_params *p, pt_act act,
+                                         const float *w, const float *grad_y, const float *x, float *grad_x)
+{
     pt_status st = pt_check_ctx(ctx, 0);
     int oh, ow;
     if (st == PT_OK) st = pt_check_depthwise(p, &oh, &ow);
     if (st != PT_OK) return st;
-    if (!w || !grad_y || !grad_x) return PT_ERR_NULL;
-    dw_job job = {p, oh, ow, NULL, w, NULL, grad_y, grad_x, NULL, 0.0f};
+    if (act != PT_ACT_NONE && act != PT_ACT_RELU && act != PT_ACT_RELU6) return PT_ERR_PARAM;
+    if (!w || !grad_y || !grad_x || (act != PT_ACT_NONE && !x)) return PT_ERR_NULL;
+    dw_job job = {p, oh, ow, x, w, NULL, grad_y, grad_x, NULL, act == PT_ACT_NONE ? 0.0f : pt_act_cap(act)};
     size_t rows = (size_t)p->in.n * (size_t)p->in.h;
     size_t work = pt_dims_count(p->in) * (size_t)p->kh * (size_t)p->kw;
     return pt_fork(pt_threads_for_work(ctx, rows, work), bwd_input_task, &job);

@@ -175,6 +175,8 @@ typedef struct gemm_job {
     const pt_gemm_params *p;
     const float *a, *b, *bias;
     float *c;
+    const float *mask;             /* backward of an activation: C masked by it, or NULL */
+    float mask_cap;
     const pt_gemm_ukernel *uk;
     char *scratch;
     size_t core_bytes;
@@ -187,6 +189,17 @@ static void clamp_tile(float *c, size_t ldc, int rows, int cols, float cap)
 {
     for (int i = 0; i < rows; ++i)
         for (int j = 0; j < cols; ++j) c[(size_t)i * ldc + j] = pt_act_clamp(c[(size_t)i * ldc + j], cap);
+}
+
+/* The fused activation backward on one finished tile: c where 0 < m < cap,
+ * else 0 (m: the activation's output, laid out like C). */
+static void mask_tile(float *c, const float *m, size_t ldc, int rows, int cols, float cap)
+{
+    for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < cols; ++j) {
+            float v = m[(size_t)i * ldc + j], g = c[(size_t)i * ldc + j];
+            c[(size_t)i * ldc + j] = pt_act_grad_select(v, g, cap);
+        }
 }
 
 static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, size_t n1,
@@ -225,8 +238,12 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
                         job->uk->fn(kc, a_panel, a_rs, bbuf + (jr / (size_t)nr) * kc * (size_t)nr,
                                     c_tile, ldc, job->bias ? job->bias + jc + jr : NULL, accumulate,
                                     rows, cols);
-                        if (act_cap > 0.0f && pc + kc == k_total)   /* the tile is final and in L1 */
-                            clamp_tile(c_tile, ldc, rows, cols, act_cap);
+                        if (pc + kc == k_total) {   /* the tile is final and in L1 */
+                            if (act_cap > 0.0f) clamp_tile(c_tile, ldc, rows, cols, act_cap);
+                            if (job->mask)
+                                mask_tile(c_tile, job->mask + (c_tile - job->c), ldc, rows, cols,
+                                          job->mask_cap);
+                        }
                     }
                 }
             }
@@ -280,8 +297,18 @@ static void choose_grid(size_t m_panels, size_t n_panels, int mr, int nr, int th
 pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                        const float *b, const float *bias, float *c)
 {
+    return pt_sgemm_f32_masked(ctx, p, a, b, bias, NULL, PT_ACT_NONE, c);
+}
+
+pt_status pt_sgemm_f32_masked(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
+                              const float *b, const float *bias, const float *mask, pt_act mask_act,
+                              float *c)
+{
     pt_status st = pt_check_ctx(ctx, 0);
     if (st == PT_OK) st = pt_gemm_check(p, a, b, bias, c);
+    if (st == PT_OK && mask && (p->accumulate || p->act != PT_ACT_NONE ||
+                                (mask_act != PT_ACT_RELU && mask_act != PT_ACT_RELU6)))
+        st = PT_ERR_PARAM;
     if (st == PT_OK) st = pt_check_ctx(ctx, pt_sgemm_f32_scratch_bytes(p, ctx->num_threads));
     if (st != PT_OK) return st;
 
@@ -291,6 +318,8 @@ pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *
     job.b = b;
     job.bias = bias;
     job.c = c;
+    job.mask = mask;
+    job.mask_cap = pt_act_cap(mask_act);
     job.uk = ukernels[pt_gemm_get_isa()];
     job.scratch = (char *)pt_align_scratch(ctx->scratch);
     job.core_bytes = core_bytes((size_t)p->k, (size_t)p->n);

@@ -44,6 +44,14 @@ extern const pt_gemm_ukernel pt_gemm_ukernel_avx2;
 extern const pt_gemm_ukernel pt_gemm_ukernel_avx512;
 extern const pt_gemm_ukernel pt_gemm_ukernel_riscv;
 
+/* pt_sgemm_f32, then, when mask != NULL, the backward of activation mask_act
+ * applied to the final C: c = (0 < mask < cap) ? c : 0, mask laid out like C
+ * (row stride ldc). Fused into the last pass over each tile; not with
+ * accumulate or a forward act. */
+pt_status pt_sgemm_f32_masked(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
+                              const float *b, const float *bias, const float *mask, pt_act mask_act,
+                              float *c);
+
 /* out[c] = sum over r = 0..rows-1 in order of x[r*cols + c] (grad-bias), on
  * the ctx's cores split over columns. */
 pt_status pt_colsum_f32(const pt_ctx *ctx, size_t rows, size_t cols, const float *x, float *out);

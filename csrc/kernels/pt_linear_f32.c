@@ -80,14 +80,21 @@ pt_status pt_linear_f32_fwd(const pt_ctx *ctx, const pt_linear_params *p, const 
     return pt_linear_f32_fwd_act(ctx, p, PT_ACT_NONE, x, w, b, y);
 }
 
-pt_status pt_linear_f32_bwd_input(const pt_ctx *ctx, const pt_linear_params *p, const float *w,
-                                  const float *grad_y, float *grad_x)
+pt_status pt_linear_f32_bwd_input_act(const pt_ctx *ctx, const pt_linear_params *p, pt_act act,
+                                      const float *w, const float *grad_y, const float *x, float *grad_x)
 {
     pt_status st = check(ctx, p);
     if (st != PT_OK) return st;
-    if (!w || !grad_y || !grad_x) return PT_ERR_NULL;
+    if (act != PT_ACT_NONE && act != PT_ACT_RELU && act != PT_ACT_RELU6) return PT_ERR_PARAM;
+    if (!w || !grad_y || !grad_x || (act != PT_ACT_NONE && !x)) return PT_ERR_NULL;
     pt_gemm_params g = bwd_input_gemm(p);
-    return pt_sgemm_f32(ctx, &g, grad_y, w, NULL, grad_x);
+    return pt_sgemm_f32_masked(ctx, &g, grad_y, w, NULL, act != PT_ACT_NONE ? x : NULL, act, grad_x);
+}
+
+pt_status pt_linear_f32_bwd_input(const pt_ctx *ctx, const pt_linear_params *p, const float *w,
+                                  const float *grad_y, float *grad_x)
+{
+    return pt_linear_f32_bwd_input_act(ctx, p, PT_ACT_NONE, w, grad_y, NULL, grad_x);
 }
 
 pt_status pt_linear_f32_bwd_weight(const pt_ctx *ctx, const pt_linear_params *p, const float *x,

@@ -38,6 +38,14 @@ pt_status pt_pointwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p,
     return st != PT_OK ? st : pt_linear_f32_bwd_input(ctx, &lp, w, grad_y, grad_x);
 }
 
+pt_status pt_pointwise_f32_bwd_input_act(const pt_ctx *ctx, const pt_conv_params *p, pt_act act,
+                                         const float *w, const float *grad_y, const float *x, float *grad_x)
+{
+    pt_linear_params lp;
+    pt_status st = pt_pointwise_as_linear(p, &lp);
+    return st != PT_OK ? st : pt_linear_f32_bwd_input_act(ctx, &lp, act, w, grad_y, x, grad_x);
+}
+
 pt_status pt_pointwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                       const float *grad_y, float *grad_w, float *grad_b)
 {

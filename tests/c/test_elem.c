@@ -304,9 +304,25 @@ static void test_depthwise_fused_act(void)
                 PT_CHECK(pt_first_bit_diff(out_ref, y_fused, count) < 0,
                          "case %zu act %d threads %d: fused != unfused", i, act, pt_test_threads[t]);
             }
+        /* backward through the activation that produced x: grad_x masked by x */
+        size_t in_count = pt_dims_count(p.in);
+        for (int act = PT_ACT_RELU; act <= PT_ACT_RELU6; ++act)
+            for (int t = 0; t < PT_TEST_NUM_THREADS; ++t) {
+                pt_ctx ctx = {pt_test_threads[t], NULL, 0};
+                PT_CHECK(pt_depthwise_f32_bwd_input(&ctx, &p, w, gy, out_opt) == PT_OK, "case %zu", i);
+                pt_status st = act == PT_ACT_RELU6 ? pt_relu6_f32_bwd(&ctx, in_count, xs, out_opt, out_ref)
+                                                   : pt_relu_f32_bwd(&ctx, in_count, xs, out_opt, out_ref);
+                PT_CHECK(st == PT_OK, "case %zu relu bwd", i);
+                st = pt_depthwise_f32_bwd_input_act(&ctx, &p, (pt_act)act, w, gy, xs, y_fused);
+                PT_CHECK(st == PT_OK, "case %zu fused bwd status %d", i, st);
+                PT_CHECK(pt_first_bit_diff(out_ref, y_fused, in_count) < 0,
+                         "case %zu act %d threads %d: fused grad_x != unfused", i, act, pt_test_threads[t]);
+            }
         pt_ctx one = {1, NULL, 0};
         PT_CHECK(pt_depthwise_f32_fwd_act(&one, &p, (pt_act)7, xs, w, b, y_fused) == PT_ERR_PARAM,
                  "unknown activation");
+        PT_CHECK(pt_depthwise_f32_bwd_input_act(&one, &p, PT_ACT_RELU6, w, gy, NULL, y_fused) == PT_ERR_NULL,
+                 "activation backward without x");
     }
 }
 

@@ -354,6 +354,25 @@ static void test_fused_act(void)
                              pt_gemm_isa_name((pt_gemm_isa)isa), threads);
                 }
             }
+            /* backward through the activation: grad_x = (0 < x < cap) ? grad_y w : 0,
+             * x being `want` (an activation output, so both ends occur) */
+            pt_linear_params lp = {m, n, k};      /* grad_x [m, n] = grad_y [m, k] w [k, n] */
+            float *gy = a, *wt = b, *gx = plain, *gx_fused = got;
+            for (int t = 0; t < PT_TEST_NUM_THREADS; ++t) {
+                int threads = pt_test_threads[t];
+                pt_ctx ctx = ctx_for(&scratch, threads, pt_linear_f32_bwd_input_scratch_bytes(&lp, threads));
+                PT_CHECK(pt_linear_f32_bwd_input(&ctx, &lp, wt, gy, gx) == PT_OK, "bwd_input");
+                pt_ctx ectx = {threads, NULL, 0};
+                float *masked = alloc_floats((size_t)m * n);
+                pt_status st = act == PT_ACT_RELU6 ? pt_relu6_f32_bwd(&ectx, (size_t)m * n, want, gx, masked)
+                                                   : pt_relu_f32_bwd(&ectx, (size_t)m * n, want, gx, masked);
+                PT_CHECK(st == PT_OK, "relu bwd");
+                st = pt_linear_f32_bwd_input_act(&ctx, &lp, (pt_act)act, wt, gy, want, gx_fused);
+                PT_CHECK(st == PT_OK, "fused bwd status %d", st);
+                PT_CHECK(pt_first_bit_diff(masked, gx_fused, (size_t)m * n) < 0,
+                         "%dx%dx%d act %d threads %d: fused grad_x != unfused", m, n, k, act, threads);
+                free(masked);
+            }
             /* the reference twin applies the same clamp */
             size_t outside = 0;
             for (size_t i = 0; i < (size_t)m * n; ++i)

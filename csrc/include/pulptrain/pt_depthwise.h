@@ -38,6 +38,11 @@ pt_status pt_depthwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, p
 pt_status pt_depthwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
                                      const float *grad_y, float *grad_x);
 
+/* grad_x through the activation that produced x (x = act(z)): the gradient
+ * with respect to z, (0 < x < cap) ? grad_x : 0, masked as it is stored. */
+pt_status pt_depthwise_f32_bwd_input_act(const pt_ctx *ctx, const pt_conv_params *p, pt_act act,
+                                         const float *w, const float *grad_y, const float *x, float *grad_x);
+
 /* grad_w [KH, KW, C] and grad_b [C] (NULL to skip) from x and grad_y, summed
  * over the batch (overwritten, not accumulated). */
 pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,

@@ -32,6 +32,11 @@ pt_status pt_linear_f32_fwd_act(const pt_ctx *ctx, const pt_linear_params *p, pt
                                 const float *x, const float *w, const float *b, float *y);
 pt_status pt_linear_f32_bwd_input(const pt_ctx *ctx, const pt_linear_params *p, const float *w,
                                   const float *grad_y, float *grad_x);
+/* grad_x through the activation that produced x (x = act(z)): the gradient
+ * with respect to z, (0 < x < cap) ? (grad_y w) : 0, fused into the GEMM's
+ * last pass; bitwise pt_linear_f32_bwd_input then pt_relu*_f32_bwd(x, .). */
+pt_status pt_linear_f32_bwd_input_act(const pt_ctx *ctx, const pt_linear_params *p, pt_act act,
+                                      const float *w, const float *grad_y, const float *x, float *grad_x);
 pt_status pt_linear_f32_bwd_weight(const pt_ctx *ctx, const pt_linear_params *p, const float *x,
                                    const float *grad_y, float *grad_w, float *grad_b);
 

@@ -27,6 +27,9 @@ pt_status pt_pointwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, p
                                    const float *x, const float *w, const float *b, float *y);
 pt_status pt_pointwise_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, const float *w,
                                      const float *grad_y, float *grad_x);
+/* grad_x through the activation that produced x: (0 < x < cap) ? grad_x : 0. */
+pt_status pt_pointwise_f32_bwd_input_act(const pt_ctx *ctx, const pt_conv_params *p, pt_act act,
+                                         const float *w, const float *grad_y, const float *x, float *grad_x);
 pt_status pt_pointwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                       const float *grad_y, float *grad_w, float *grad_b);
 

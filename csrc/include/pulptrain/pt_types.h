@@ -63,6 +63,13 @@ static inline float pt_act_clamp(float v, float cap)
     return v < cap ? v : cap;
 }
 
+/* The activation's backward given its output v: g where 0 < v < cap, else 0
+ * (the select pt_relu*_f32_bwd computes). */
+static inline float pt_act_grad_select(float v, float g, float cap)
+{
+    return (v > 0.0f && v < cap) ? g : 0.0f;
+}
+
 /* Output height/width of a window op; <= 0 when the window does not fit. */
 static inline int pt_out_extent(int in, int k, int stride, int pad_lo, int pad_hi)
 {
