@@ -12,6 +12,9 @@
 
 /* Columns of C per packed B block: KC x NC floats should sit in one core's L2. */
 #define PT_GEMM_NC 512
+/* Column blocks then start on panel boundaries (every NR divides NR_MAX),
+ * which the reuse of a wholly packed B relies on. */
+typedef char pt_gemm_nc_is_a_multiple_of_nr[(PT_GEMM_NC % PT_GEMM_NR_MAX) == 0 ? 1 : -1];
 /* Rows of a transposed A packed at once (a multiple of every MR): the packing
  * then reads MC contiguous floats of each row of the stored A. */
 #define PT_GEMM_MC 96
@@ -175,6 +178,7 @@ typedef struct gemm_job {
     const pt_gemm_params *p;
     const float *a, *b, *bias;
     float *c;
+    const float *packed_b;         /* op(B) packed whole by pt_sgemm_f32_pack_b, or NULL */
     const float *mask;             /* backward of an activation: C masked by it, or NULL */
     float mask_cap;
     const pt_gemm_ukernel *uk;
@@ -214,7 +218,11 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
         for (size_t pc = 0; pc < k_total; pc += PT_GEMM_KC) {
             size_t kc = min_size(PT_GEMM_KC, k_total - pc);
             int accumulate = p->accumulate || pc > 0;
-            pack_b(p, job->uk, job->b, jc, nc, pc, kc, bbuf);
+            const float *bp = bbuf;
+            if (job->packed_b)   /* panels of this k-block, from column jc (a multiple of nr) */
+                bp = job->packed_b + pc * job->n_panels * (size_t)nr + (jc / (size_t)nr) * kc * (size_t)nr;
+            else
+                pack_b(p, job->uk, job->b, jc, nc, pc, kc, bbuf);
             for (size_t ic = m0; ic < m1; ic += PT_GEMM_MC) {
                 size_t mc = min_size(PT_GEMM_MC, m1 - ic);
                 /* an untransposed A is read in place, but for a ragged last panel */
@@ -235,7 +243,7 @@ static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, siz
                     for (size_t jr = 0; jr < nc; jr += (size_t)nr) {
                         float *c_tile = job->c + (ic + ir) * ldc + jc + jr;
                         int cols = (int)min_size((size_t)nr, nc - jr);
-                        job->uk->fn(kc, a_panel, a_rs, bbuf + (jr / (size_t)nr) * kc * (size_t)nr,
+                        job->uk->fn(kc, a_panel, a_rs, bp + (jr / (size_t)nr) * kc * (size_t)nr,
                                     c_tile, ldc, job->bias ? job->bias + jc + jr : NULL, accumulate,
                                     rows, cols);
                         if (pc + kc == k_total) {   /* the tile is final and in L1 */
@@ -294,15 +302,52 @@ static void choose_grid(size_t m_panels, size_t n_panels, int mr, int nr, int th
     }
 }
 
+static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const float *a, const float *b,
+                          const float *packed_b, const float *bias, const float *mask, pt_act mask_act,
+                          float *c);
+
 pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                        const float *b, const float *bias, float *c)
 {
-    return pt_sgemm_f32_masked(ctx, p, a, b, bias, NULL, PT_ACT_NONE, c);
+    return gemm_run(ctx, p, a, b, NULL, bias, NULL, PT_ACT_NONE, c);
 }
 
 pt_status pt_sgemm_f32_masked(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                               const float *b, const float *bias, const float *mask, pt_act mask_act,
                               float *c)
+{
+    return gemm_run(ctx, p, a, b, NULL, bias, mask, mask_act, c);
+}
+
+size_t pt_sgemm_f32_packed_b_bytes(const pt_gemm_params *p)
+{
+    if (!p || p->n <= 0 || p->k <= 0) return 0;
+    const size_t nr = (size_t)ukernels[pt_gemm_get_isa()]->nr;
+    return (size_t)p->k * round_up((size_t)p->n, nr) * sizeof(float);
+}
+
+pt_status pt_sgemm_f32_pack_b(const pt_gemm_params *p, const float *b, float *packed)
+{
+    if (!p || !b || !packed) return PT_ERR_NULL;
+    if (p->n <= 0 || p->k <= 0) return PT_ERR_SHAPE;
+    if (p->trans_b != 0 && p->trans_b != 1) return PT_ERR_PARAM;
+    if (p->ldb < (p->trans_b ? p->k : p->n)) return PT_ERR_SHAPE;
+    const pt_gemm_ukernel *uk = ukernels[pt_gemm_get_isa()];
+    const size_t n = (size_t)p->n, k = (size_t)p->k, panels = (n + (size_t)uk->nr - 1) / (size_t)uk->nr;
+    for (size_t pc = 0; pc < k; pc += PT_GEMM_KC)
+        pack_b(p, uk, b, 0, n, pc, min_size(PT_GEMM_KC, k - pc), packed + pc * panels * (size_t)uk->nr);
+    return PT_OK;
+}
+
+pt_status pt_sgemm_f32_packed(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
+                              const float *packed_b, const float *bias, float *c)
+{
+    return gemm_run(ctx, p, a, packed_b, packed_b, bias, NULL, PT_ACT_NONE, c);
+}
+
+static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const float *a, const float *b,
+                          const float *packed_b, const float *bias, const float *mask, pt_act mask_act,
+                          float *c)
 {
     pt_status st = pt_check_ctx(ctx, 0);
     if (st == PT_OK) st = pt_gemm_check(p, a, b, bias, c);
@@ -318,6 +363,7 @@ pt_status pt_sgemm_f32_masked(const pt_ctx *ctx, const pt_gemm_params *p, const 
     job.b = b;
     job.bias = bias;
     job.c = c;
+    job.packed_b = packed_b;
     job.mask = mask;
     job.mask_cap = pt_act_cap(mask_act);
     job.uk = ukernels[pt_gemm_get_isa()];

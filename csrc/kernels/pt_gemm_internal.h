@@ -7,7 +7,8 @@
 #include "pulptrain/pt_gemm.h"
 #include "pulptrain/pt_linear.h"
 
-/* Widest register tile of any variant: bounds the scratch for every ISA. */
+/* Widest register tile of any variant: bounds the scratch for every ISA;
+ * every variant's NR divides it. */
 #define PT_GEMM_NR_MAX 32
 
 /* A micro-kernel computes one MR x NR tile of C from

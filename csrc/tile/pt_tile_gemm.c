@@ -10,6 +10,19 @@
 
 #define NO_DMA ((pt_dma_id)-1)
 
+/* Bytes of a packed B tile, rounded so what follows stays aligned. */
+static size_t packed_b_bytes(const pt_gemm_params *g)
+{
+    size_t bytes = pt_sgemm_f32_packed_b_bytes(g);
+    return (bytes + PT_TILE_ALIGN - 1) / PT_TILE_ALIGN * PT_TILE_ALIGN;
+}
+
+static void *align_ptr(void *p)
+{
+    uintptr_t v = (uintptr_t)p;
+    return (void *)((v + PT_TILE_ALIGN - 1) & ~(uintptr_t)(PT_TILE_ALIGN - 1));
+}
+
 typedef struct tile_coords {
     int m0, m1, n0, n1, k0, k1;
 } tile_coords;
@@ -140,6 +153,14 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
     if ((uintptr_t)l1 % PT_TILE_ALIGN) return PT_ERR_PARAM;
     st = pt_check_ctx(ctx, pt_tile_scratch_bytes(plan, ctx ? ctx->num_threads : 1));
     if (st != PT_OK) return st;
+    /* the scratch: B tile packed once per B tile (reused by every tile that
+     * shares it), then the GEMM's own packing space */
+    pt_gemm_params whole = {plan->tile_m, plan->tile_n, plan->tile_k, r.v.trans_a, r.v.trans_b,
+                            0, 0, 0, 0, PT_ACT_NONE};
+    size_t packed_bytes = packed_b_bytes(&whole);
+    float *packed_b = (float *)align_ptr(ctx->scratch);
+    pt_ctx gemm_ctx = {ctx->num_threads, (char *)packed_b + packed_bytes,
+                       ctx->scratch_bytes - packed_bytes - (size_t)((char *)packed_b - (char *)ctx->scratch)};
     r.plan = plan;
     r.a = a;
     r.b = b;
@@ -197,8 +218,12 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
         g.ldb = r.v.trans_b ? tk : tn;
         g.ldc = tn;
         g.accumulate = cur.k0 > 0;
-        st = pt_sgemm_f32(ctx, &g, A.buf[A.cur], B.buf[B.cur],
-                          bias && cur.k0 == 0 ? bias_l1 + cur.n0 : NULL, C.buf[C.cur]);
+        if (first || !same_b(prev, cur)) {
+            st = pt_sgemm_f32_pack_b(&g, B.buf[B.cur], packed_b);
+            if (st != PT_OK) break;
+        }
+        st = pt_sgemm_f32_packed(&gemm_ctx, &g, A.buf[A.cur], packed_b,
+                                 bias && cur.k0 == 0 ? bias_l1 + cur.n0 : NULL, C.buf[C.cur]);
         if (st != PT_OK) break;
         if (grad_b && cur.n0 == 0) add_rows(bias_l1 + cur.m0, A.buf[A.cur], tk, tm);
         /* 4. write C back when the loop leaves it */
@@ -224,10 +249,11 @@ size_t pt_tile_gemm_scratch_bytes(const pt_tile_plan *plan, int num_threads)
 {
     pt_tile_gemm_view v;
     if (pt_tile_gemm_view_of(&plan->layer, plan->step, &v) != PT_OK) return 0;
-    /* the GEMM's packing scratch grows with n and k: the full tile needs most */
+    /* the packed B tile, then the GEMM's packing scratch (which grows with n
+     * and k: the full tile needs most) */
     pt_gemm_params g = {plan->tile_m, plan->tile_n, plan->tile_k, v.trans_a, v.trans_b,
                         0, 0, 0, 0, PT_ACT_NONE};
-    return pt_sgemm_f32_scratch_bytes(&g, num_threads);
+    return PT_TILE_ALIGN + packed_b_bytes(&g) + pt_sgemm_f32_scratch_bytes(&g, num_threads);
 }
 
 static int is_gemm_plan(const pt_tile_plan *plan)

@@ -77,11 +77,24 @@ typedef struct gemm_case {
 
 static size_t gemm_need(void *s, int threads) { return pt_sgemm_f32_scratch_bytes(&((gemm_case *)s)->p, threads); }
 
+/* pt_sgemm_f32, and (checked here) the same product from a B packed once by
+ * pt_sgemm_f32_pack_b, which must be bitwise equal. */
 static pt_status gemm_call(const pt_ctx *ctx, void *s, float *out)
 {
     gemm_case *g = (gemm_case *)s;
-    memcpy(out, g->c0, (size_t)g->p.m * g->p.ldc * sizeof(float));
-    return pt_sgemm_f32(ctx, &g->p, g->a, g->b, g->bias, out);
+    size_t c_len = (size_t)g->p.m * g->p.ldc;
+    memcpy(out, g->c0, c_len * sizeof(float));
+    pt_status st = pt_sgemm_f32(ctx, &g->p, g->a, g->b, g->bias, out);
+    float *packed = alloc_floats(pt_sgemm_f32_packed_b_bytes(&g->p) / sizeof(float));
+    float *again = alloc_floats(c_len);
+    memcpy(again, g->c0, c_len * sizeof(float));
+    PT_CHECK(pt_sgemm_f32_pack_b(&g->p, g->b, packed) == PT_OK, "pack_b");
+    PT_CHECK(pt_sgemm_f32_packed(ctx, &g->p, g->a, packed, g->bias, again) == PT_OK, "packed gemm");
+    PT_CHECK(pt_first_bit_diff(out, again, c_len) < 0, "m=%d n=%d k=%d ta=%d tb=%d: packed B != packing B",
+             g->p.m, g->p.n, g->p.k, g->p.trans_a, g->p.trans_b);
+    free(packed);
+    free(again);
+    return st;
 }
 
 static void test_sgemm(void)

@@ -69,6 +69,17 @@ size_t pt_sgemm_f32_scratch_bytes(const pt_gemm_params *p, int num_threads);
 pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                        const float *b, const float *bias, float *c);
 
+/* Reusing a packed op(B) across calls (e.g. one weight tile for many row
+ * tiles): pt_sgemm_f32_pack_b() packs the whole op(B) of p into `packed`
+ * (pt_sgemm_f32_packed_b_bytes(p) bytes, in the layout of the variant in use
+ * at the time), and pt_sgemm_f32_packed() computes what pt_sgemm_f32() would,
+ * bitwise, reading B from it instead of packing it again. p->ldb is only used
+ * when packing. Call both while the same variant is in use. */
+size_t pt_sgemm_f32_packed_b_bytes(const pt_gemm_params *p);
+pt_status pt_sgemm_f32_pack_b(const pt_gemm_params *p, const float *b, float *packed);
+pt_status pt_sgemm_f32_packed(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
+                              const float *packed_b, const float *bias, float *c);
+
 /* Plain triple loop twin (one core, no scratch): sums in plain k order. */
 pt_status pt_sgemm_f32_ref(const pt_gemm_params *p, const float *a, const float *b,
                            const float *bias, float *c);
