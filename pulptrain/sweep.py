@@ -95,7 +95,8 @@ def _previous_rows(out_dir: str, config) -> list[dict]:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Mean / std / n over seeds per (layer, replay, bits, count), delta vs FP32."""
+    """Mean / std / n over seeds per (layer, mode, bits, count), and the delta
+    against FP32 LRs over the same seeds (mean / std of the paired differences)."""
     cells = defaultdict(list)
     for r in rows:
         key = _row_key(r)
@@ -108,11 +109,18 @@ def summarize(rows: list[dict]) -> dict:
                         "accuracy_mean": float(accs.mean()),
                         "accuracy_std": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
                         "seeds": len(accs), "lr_store_bytes": rs[0]["lr_store_bytes"]})
-    fp32 = {(s["lr_layer"], s["lr_count"]): s["accuracy_mean"] for s in summary
-            if s["replay"] and s["bits"] == "fp32"}
-    for s in summary:
-        ref = fp32.get((s["lr_layer"], s["lr_count"]))
-        s["delta_vs_fp32"] = None if ref is None or not s["replay"] else s["accuracy_mean"] - ref
+    # delta against FP32 LRs paired by seed (same stream, init and memory
+    # draws), so a cell run on fewer seeds is compared with the same seeds
+    fp32 = {(r["lr_layer"], r["lr_count"], r["seed"]): 100 * r["final_accuracy"] for r in rows
+            if r["replay"] and r["bits"] == "fp32"}
+    for s, rs in zip(summary, cells.values()):
+        refs = [fp32.get((r["lr_layer"], r["lr_count"], r["seed"])) for r in rs]
+        if not s["replay"] or any(v is None for v in refs):
+            s["delta_vs_fp32"] = s["delta_std"] = None
+            continue
+        deltas = np.array([100 * r["final_accuracy"] - v for r, v in zip(rs, refs)])
+        s["delta_vs_fp32"] = float(deltas.mean())
+        s["delta_std"] = float(deltas.std(ddof=1)) if len(deltas) > 1 else 0.0
     modes = {"cumulative": 0, "replay": 1, "no replay": 2}
     summary.sort(key=lambda s: (s["lr_layer"], modes[s["mode"]], s["lr_count"], _bits_order(s["bits"])))
     return {"summary": summary, "table_md": _markdown(summary)}
@@ -124,11 +132,13 @@ def _bits_order(bits: str) -> int:
 
 
 def _markdown(summary: list[dict]) -> str:
-    lines = ["| LR layer | replay | LR bits | LRs | accuracy (%) | delta vs FP32 LRs | LR memory (MiB) |",
+    lines = ["| LR layer | replay | LR bits | LRs | accuracy (%) | delta vs FP32 LRs, same seeds (points) | "
+             "LR memory (MiB) |",
              "|---|---|---|---|---|---|---|"]
     for s in summary:
         acc = f"{s['accuracy_mean']:.2f}" + (f" ± {s['accuracy_std']:.2f} (n={s['seeds']})" if s["seeds"] > 1 else "")
-        delta = "" if s["delta_vs_fp32"] is None else f"{s['delta_vs_fp32']:+.2f}"
+        delta = "" if s["delta_vs_fp32"] is None else f"{s['delta_vs_fp32']:+.2f}" + (
+            f" ± {s['delta_std']:.2f}" if s["seeds"] > 1 else "")
         replay = {"replay": "yes", "no replay": "no (lower bound)",
                   "cumulative": "no, joint training (upper bound)"}[s["mode"]]
         lines.append(f"| {s['lr_layer']} | {replay} | "
