@@ -108,7 +108,8 @@ def summarize(rows: list[dict]) -> dict:
                         "lr_count": count,
                         "accuracy_mean": float(accs.mean()),
                         "accuracy_std": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
-                        "seeds": len(accs), "lr_store_bytes": rs[0]["lr_store_bytes"]})
+                        "seeds": len(accs), "seed_list": sorted(r["seed"] for r in rs),
+                        "lr_store_bytes": rs[0]["lr_store_bytes"]})
     # delta against FP32 LRs paired by seed (same stream, init and memory
     # draws), so a cell run on fewer seeds is compared with the same seeds
     fp32 = {(r["lr_layer"], r["lr_count"], r["seed"]): 100 * r["final_accuracy"] for r in rows
@@ -170,6 +171,10 @@ def _atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _seeds_of(cells: list[dict]) -> set:
+    return {seed for s in cells for seed in s.get("seed_list", [])}
+
+
 def _plot(summary: list[dict], path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -180,18 +185,30 @@ def _plot(summary: list[dict], path: str) -> None:
     for s in summary:
         if s["replay"]:
             series[(s["lr_layer"], s["lr_count"])].append(s)
+    # Cells run on fewer seeds than the most in their series stand apart
+    # (hollow, unconnected): a mean over other seeds is not comparable.
     for (layer, count), ss in sorted(series.items()):
         ss = sorted(ss, key=lambda s: s["lr_store_bytes"])
-        xs = [s["lr_store_bytes"] / 2**20 for s in ss]
-        ax.errorbar(xs, [s["accuracy_mean"] for s in ss], yerr=[s["accuracy_std"] for s in ss],
-                    marker="o", capsize=3, label=f"{layer}, {count} LRs")
-        for s, x in zip(ss, xs):
-            ax.annotate(s["bits"], (x, s["accuracy_mean"]), textcoords="offset points", xytext=(3, 4), fontsize=7)
+        most = max(s["seeds"] for s in ss)
+        full = [s for s in ss if s["seeds"] == most]
+        part = [s for s in ss if s["seeds"] < most]
+        line = ax.errorbar([s["lr_store_bytes"] / 2**20 for s in full], [s["accuracy_mean"] for s in full],
+                           yerr=[s["accuracy_std"] for s in full], marker="o", capsize=3,
+                           label=f"{layer}, {count} LRs" + (f" ({most} seeds)" if most > 1 else
+                                                            f" (seed {full[0]['seed_list'][0]})"))
+        if part:
+            ax.plot([s["lr_store_bytes"] / 2**20 for s in part], [s["accuracy_mean"] for s in part], "o",
+                    mfc="none", color=line[0].get_color(),
+                    label=f"{layer}, {count} LRs, seed {', '.join(sorted({str(n) for n in _seeds_of(part)}))} only")
+        for s in ss:
+            ax.annotate(s["bits"], (s["lr_store_bytes"] / 2**20, s["accuracy_mean"]), textcoords="offset points",
+                        xytext=(3, 4), fontsize=7)
     for s in summary:
         if not s["replay"]:
             ax.axhline(s["accuracy_mean"], color="grey", ls="--" if s["mode"] == "no replay" else ":", lw=1)
-            ax.text(ax.get_xlim()[0], s["accuracy_mean"], f" {s['mode']}", va="bottom", fontsize=7,
-                    color="grey")
+            ax.text(0.01, s["accuracy_mean"], s["mode"] + (" (upper bound)" if s["mode"] == "cumulative"
+                                                          else " (lower bound)"),
+                    transform=ax.get_yaxis_transform(), va="bottom", fontsize=7, color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("LR memory (MiB, log scale)")
     ax.set_ylabel("final test accuracy (%)")
