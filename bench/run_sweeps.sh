@@ -29,7 +29,9 @@ case $what in
     ;;
   fashion)
     out=bench/results/sweep_fashion_mnist
-    common="--scenario fashion-mnist/nic --scenario-option chunk_size=300 --scenario-option test_step=5 --batches 15 --epochs 1 --eval-every 5"
+    # class-incremental (5 tasks of 2 classes) on every 10th training image
+    # (1,200 per task) and every 5th test image (2,000), the whole stream
+    common="--scenario fashion-mnist/class_incremental --scenario-option train_step=10 --scenario-option test_step=5 --full --epochs 1"
     ;;
   *) echo "usage: $0 standin [object|category] | standin-fp32-frozen | fashion" >&2; exit 2 ;;
 esac

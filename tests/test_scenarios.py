@@ -370,3 +370,14 @@ def test_unknown_names_and_options(standin_cache):
         scenarios.get("standin", root=standin_cache, frames_per_session=0)
     with pytest.raises(TypeError, match="seed must be an int"):
         scenarios.get("standin", root=standin_cache, seed=1.5, **TINY)
+
+
+def test_fashion_train_and_test_steps_subsample(tmp_path, rng):
+    _fashion_fixture(tmp_path, rng)
+    full = scenarios.get("fashion-mnist", root=tmp_path, image_size=8)
+    short = scenarios.get("fashion-mnist", root=tmp_path, image_size=8, train_step=4, test_step=2)
+    assert sum(len(b) for b in short.train_batches) == -(-sum(len(b) for b in full.train_batches) // 4)
+    assert len(short.test_set()[1]) == -(-len(full.test_set()[1]) // 2)
+    assert short.metadata["train_step"] == 4
+    with pytest.raises(ValueError, match="train_step"):
+        scenarios.get("fashion-mnist", root=tmp_path, train_step=0)

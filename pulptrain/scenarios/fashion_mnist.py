@@ -88,11 +88,12 @@ def to_rgb(images: np.ndarray, size: int, chunk: int = 1024) -> np.ndarray:
 
 def build(root=None, protocol: str = "class_incremental", image_size: int = 32, seed: int = 0,
           run: int = 0, classes_per_task: int = 2, class_order=None, chunk_size: int = 600,
-          initial_classes: int = 2, test_step: int = 1):
+          initial_classes: int = 2, test_step: int = 1, train_step: int = 1):
     """A Fashion-MNIST stream as a :class:`Scenario` (see the module doc).
 
     ``class_order``: the class sequence (default: 0..9 for ``class_incremental``,
-    a permutation seeded by ``(seed, run)`` for ``nic``)."""
+    a permutation seeded by ``(seed, run)`` for ``nic``). ``train_step`` /
+    ``test_step``: keep every k-th training / test image (shorter streams)."""
     from pulptrain._validate import positive_int
 
     protocol = protocol_name(protocol, PROTOCOLS + ("ci", "nc"), "Fashion-MNIST")
@@ -103,6 +104,7 @@ def build(root=None, protocol: str = "class_incremental", image_size: int = 32, 
     chunk_size = positive_int("chunk_size", chunk_size)
     initial_classes = positive_int("initial_classes", initial_classes)
     test_step = positive_int("test_step", test_step)
+    train_step = positive_int("train_step", train_step)
     rng = np.random.default_rng([seed, run, 0xF4])
     if class_order is None:
         order = list(range(NUM_CLASSES)) if protocol == "class_incremental" else rng.permutation(NUM_CLASSES).tolist()
@@ -116,7 +118,8 @@ def build(root=None, protocol: str = "class_incremental", image_size: int = 32, 
         raise ValueError(f"initial_classes must be <= {NUM_CLASSES}, got {initial_classes}")
 
     arrays = load_arrays(root)
-    train_images, train_labels = arrays["train_images"], arrays["train_labels"].astype(np.int64)
+    train_images = arrays["train_images"][::train_step]
+    train_labels = arrays["train_labels"][::train_step].astype(np.int64)
     if protocol == "class_incremental":
         units = []
         for t in range(0, NUM_CLASSES, classes_per_task):
@@ -152,5 +155,5 @@ def build(root=None, protocol: str = "class_incremental", image_size: int = 32, 
             classes_per_task=classes_per_task if protocol == "class_incremental" else None,
             chunk_size=chunk_size if protocol == "nic" else None,
             initial_classes=initial_classes if protocol == "nic" else None,
-            test_step=test_step, root=str(Path(root) if root is not None else default_root()),
+            test_step=test_step, train_step=train_step, root=str(Path(root) if root is not None else default_root()),
             held_out_sessions=[]))
