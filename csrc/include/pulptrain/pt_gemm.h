@@ -73,8 +73,8 @@ pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *
  * tiles): pt_sgemm_f32_pack_b() packs the whole op(B) of p into `packed`
  * (pt_sgemm_f32_packed_b_bytes(p) bytes, in the layout of the variant in use
  * at the time), and pt_sgemm_f32_packed() computes what pt_sgemm_f32() would,
- * bitwise, reading B from it instead of packing it again. p->ldb is only used
- * when packing. Call both while the same variant is in use. */
+ * bitwise, reading B from it instead of packing it again. Pass the same p to
+ * both, and call them while the same variant is in use. */
 size_t pt_sgemm_f32_packed_b_bytes(const pt_gemm_params *p);
 pt_status pt_sgemm_f32_pack_b(const pt_gemm_params *p, const float *b, float *packed);
 pt_status pt_sgemm_f32_packed(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
