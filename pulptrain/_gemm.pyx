@@ -148,10 +148,6 @@ cdef inline float *opt_out(float[::1] a) noexcept nogil:
     return &a[0] if a is not None else NULL
 
 
-cdef inline bint pw_kind(str kind):
-    return kind == "pointwise"
-
-
 # ------------------------------------------------------------------ conv2d
 # kind: "conv2d" or "pointwise" (same parameter struct, same signatures)
 def conv_fwd(str kind, tuple shape, const float[::1] x, const float[::1] w, const float[::1] b,
@@ -176,10 +172,10 @@ def conv_fwd(str kind, tuple shape, const float[::1] x, const float[::1] w, cons
 def conv_bwd_input(str kind, tuple shape, const float[::1] w, const float[::1] gy, float[::1] gx,
                    int num_threads, bint ref=False, int act=0, const float[::1] x_act=None):
     """act (pointwise only, not with ref): grad_x through the activation that produced x_act."""
-    if act and (not pw_kind(kind) or ref or x_act is None):
-        raise ValueError("a fused activation backward needs the pointwise kernel, ref=False and x_act")
     cdef pt_conv_params p = conv_params(shape)
     cdef bint pw = kind == "pointwise"
+    if act and (not pw or ref or x_act is None):
+        raise ValueError("a fused activation backward needs the pointwise kernel, ref=False and x_act")
     cdef _Scratch s = scratch_of(0 if ref else (pt_pointwise_f32_bwd_input_scratch_bytes(&p, num_threads) if pw
                                               else pt_conv2d_f32_bwd_input_scratch_bytes(&p, num_threads)))
     cdef pt_ctx ctx = make_ctx(num_threads, s.mem, s.size)

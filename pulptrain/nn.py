@@ -45,6 +45,8 @@ __all__ = ["Parameter", "Module", "Conv2d", "DepthwiseConv2d", "PointwiseConv2d"
 
 _default_rng = np.random.default_rng(0)
 _mode = threading.local()
+# What a layer's forward keeps for its backward.
+CACHE_ATTRS = ("_x", "_y", "_cache")
 
 
 @contextlib.contextmanager
@@ -128,7 +130,7 @@ class Module:
 
     def release(self) -> None:
         """Drop what forward kept for backward."""
-        for attr in ("_x", "_y", "_cache"):
+        for attr in CACHE_ATTRS:
             if getattr(self, attr, None) is not None:
                 setattr(self, attr, None)
         for child in getattr(self, "layers", {}).values():

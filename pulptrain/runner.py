@@ -192,10 +192,12 @@ def measured_memory(setup) -> dict:
     ``pulptrain.plan.Plan.memory``: the trainable weights, their gradient
     accumulators and momentum, the activations kept for backward after the
     last training step (each array counted once), and the replay store."""
+    from pulptrain import nn
+
     params = setup.adaptive.parameters()
     kept = {}
     for layer in setup.adaptive:
-        for attr in ("_x", "_y", "_cache"):
+        for attr in nn.CACHE_ATTRS:
             value = getattr(layer, attr, None)
             if isinstance(value, np.ndarray):
                 kept[id(value)] = value.nbytes

@@ -10,8 +10,6 @@ typedef struct act_job {
     float *out;
 } act_job;
 
-#define PT_NO_CAP PT_ACT_NO_CAP
-
 static void act_fwd_task(void *arg, int core, int ncores)
 {
     const act_job *job = (const act_job *)arg;
@@ -50,13 +48,13 @@ static pt_status act_run(const pt_ctx *ctx, size_t count, float cap, const float
 
 pt_status pt_relu_f32_fwd(const pt_ctx *ctx, size_t count, const float *x, float *y)
 {
-    return act_run(ctx, count, PT_NO_CAP, x, NULL, 0, y);
+    return act_run(ctx, count, PT_ACT_NO_CAP, x, NULL, 0, y);
 }
 
 pt_status pt_relu_f32_bwd(const pt_ctx *ctx, size_t count, const float *x_or_y,
                           const float *grad_y, float *grad_x)
 {
-    return act_run(ctx, count, PT_NO_CAP, x_or_y, grad_y, 1, grad_x);
+    return act_run(ctx, count, PT_ACT_NO_CAP, x_or_y, grad_y, 1, grad_x);
 }
 
 pt_status pt_relu6_f32_fwd(const pt_ctx *ctx, size_t count, const float *x, float *y)

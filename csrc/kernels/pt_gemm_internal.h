@@ -39,6 +39,23 @@ typedef struct pt_gemm_ukernel {
     pt_gemm_pack_fn pack_a_t, pack_b_n;
 } pt_gemm_ukernel;
 
+/* The corner of a scalar micro-kernel's finished tile (acc rows acc_nr
+ * floats apart) into C, per the accumulate / bias rule above. */
+static inline void pt_gemm_write_tile(const float *acc, int acc_nr, float *c, size_t ldc, const float *bias,
+                                      int accumulate, int m_valid, int n_valid)
+{
+    for (int i = 0; i < m_valid; ++i) {
+        float *ci = c + (size_t)i * ldc;
+        const float *ai = acc + (size_t)i * (size_t)acc_nr;
+        if (accumulate)
+            for (int j = 0; j < n_valid; ++j) ci[j] += ai[j];
+        else if (bias)
+            for (int j = 0; j < n_valid; ++j) ci[j] = ai[j] + bias[j];
+        else
+            for (int j = 0; j < n_valid; ++j) ci[j] = ai[j];
+    }
+}
+
 /* Variants compiled into this build (NULL fn when not compiled). */
 extern const pt_gemm_ukernel pt_gemm_ukernel_generic;
 extern const pt_gemm_ukernel pt_gemm_ukernel_avx2;

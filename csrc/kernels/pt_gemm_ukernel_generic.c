@@ -17,15 +17,7 @@ static void ukernel_generic(size_t kc, const float *a, size_t a_rs, const float 
         for (int i = 0; i < MR; ++i)
             for (int j = 0; j < NR; ++j) acc[i][j] += ak[i * row_step] * bk[j];
     }
-    for (int i = 0; i < m_valid; ++i) {
-        float *ci = c + (size_t)i * ldc;
-        if (accumulate)
-            for (int j = 0; j < n_valid; ++j) ci[j] += acc[i][j];
-        else if (bias)
-            for (int j = 0; j < n_valid; ++j) ci[j] = acc[i][j] + bias[j];
-        else
-            for (int j = 0; j < n_valid; ++j) ci[j] = acc[i][j];
-    }
+    pt_gemm_write_tile(&acc[0][0], NR, c, ldc, bias, accumulate, m_valid, n_valid);
 }
 
 const pt_gemm_ukernel pt_gemm_ukernel_generic = {MR, NR, ukernel_generic, NULL, NULL};

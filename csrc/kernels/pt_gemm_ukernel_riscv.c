@@ -43,15 +43,7 @@ static void ukernel_riscv(size_t kc, const float *a, size_t a_rs, const float *b
         for (int i = 0; i < RV_MR; ++i) rows[i] = a + (size_t)i * a_rs;
         RV_CHAINS(rows[i][k]);
     }
-    for (int i = 0; i < m_valid; ++i) {
-        float *ci = c + (size_t)i * ldc;
-        if (accumulate)
-            for (int j = 0; j < n_valid; ++j) ci[j] += acc[i][j];
-        else if (bias)
-            for (int j = 0; j < n_valid; ++j) ci[j] = acc[i][j] + bias[j];
-        else
-            for (int j = 0; j < n_valid; ++j) ci[j] = acc[i][j];
-    }
+    pt_gemm_write_tile(&acc[0][0], RV_NR, c, ldc, bias, accumulate, m_valid, n_valid);
 }
 
 const pt_gemm_ukernel pt_gemm_ukernel_riscv = {RV_MR, RV_NR, ukernel_riscv, NULL, NULL};
