@@ -11,7 +11,12 @@
  *
  *   make bench                      (conv5_4/dw, every core)
  *   build/bench/train_step [--lr-layer conv5_4/dw] [--threads N] [--batch 128]
- *                          [--classes 50] [--repeats 7]
+ *                          [--classes 50] [--repeats 7] [--scaling]
+ *
+ * --scaling also times whole steps on 1 thread and on N, alternating (one of
+ * each per round, same buffers), and reports the median of the per-round
+ * ratios: on a shared machine whose speed drifts over seconds, runs of the
+ * two configurations made one after the other compare different machines.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -294,7 +299,7 @@ static double best(const double *v, int count)
 static void usage(void)
 {
     fprintf(stderr, "usage: train_step [--lr-layer NAME] [--threads N] [--batch N] [--classes N] "
-                    "[--repeats N]\nLR layers:");
+                    "[--repeats N] [--scaling]\nLR layers:");
     fprintf(stderr, " conv1");
     for (int i = 0; i < NET_LAYERS; ++i) fprintf(stderr, " %s", NET[i].name);
     fprintf(stderr, "\n");
@@ -315,7 +320,7 @@ static int parse_int(const char *flag, const char *value, int lo, int hi)
 int main(int argc, char **argv)
 {
     const char *lr_layer = "conv5_4/dw";
-    int threads = pt_parallel_max_cores(), batch = 128, classes = 50, repeats = 7;
+    int threads = pt_parallel_max_cores(), batch = 128, classes = 50, repeats = 7, scaling = 0;
     for (int i = 1; i < argc; ++i) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--lr-layer") && v) lr_layer = argv[++i];
@@ -323,6 +328,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch")) batch = parse_int(argv[i], v, 1, 4096), ++i;
         else if (!strcmp(argv[i], "--classes")) classes = parse_int(argv[i], v, 2, 100000), ++i;
         else if (!strcmp(argv[i], "--repeats")) repeats = parse_int(argv[i], v, 1, 1000), ++i;
+        else if (!strcmp(argv[i], "--scaling")) scaling = 1;
         else {
             usage();
             return 2;
@@ -382,6 +388,28 @@ int main(int argc, char **argv)
     printf("  \"step\": {\"gflop\": %.3f, \"ms_median\": %.2f, \"ms_best\": %.2f, \"gflops\": %.1f, "
            "\"fraction_of_peak\": %.3f},\n", flop / 1e9, 1e3 * med, 1e3 * fastest, flop / med / 1e9,
            flop / med / 1e9 / peak);
+    if (scaling) {
+        /* rounds of (1 thread, N threads) in alternating order; the scratch
+         * sized for N threads serves 1 */
+        double *one = calloc((size_t)repeats, sizeof(double)), *all = calloc((size_t)repeats, sizeof(double));
+        double *ratio = calloc((size_t)repeats, sizeof(double));
+        for (int r = 0; r < repeats; ++r)
+            for (int k = 0; k < 2; ++k) {
+                int single = (k == 0) == (r % 2 == 0);
+                n.ctx.num_threads = single ? 1 : threads;
+                double t0 = now_s();
+                step(&n, NULL, NULL, NULL, NULL);
+                (single ? one : all)[r] = now_s() - t0;
+            }
+        n.ctx.num_threads = threads;
+        for (int r = 0; r < repeats; ++r) ratio[r] = one[r] / all[r];
+        double m1 = median(one, repeats), mn = median(all, repeats);
+        printf("  \"scaling\": {\"rounds\": %d, \"ms_median_1_thread\": %.2f, \"ms_median\": %.2f, "
+               "\"speedup_median_of_rounds\": %.3f},\n", repeats, 1e3 * m1, 1e3 * mn, median(ratio, repeats));
+        free(one);
+        free(all);
+        free(ratio);
+    }
     printf("  \"primitives\": [\n");
     static const char *step_names[T_PER_LAYER] = {"forward+relu6", "relu6_backward",
                                                    "grad_input+relu6_backward", "grad_weight"};

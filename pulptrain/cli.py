@@ -100,18 +100,26 @@ def _add_run(sub) -> None:
                    help="save a crash-safe checkpoint after every batch into DIR")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--l1-kib", type=int, default=None, metavar="KIB",
+                   help="train the adaptive stage tiled into an L1 of KIB KiB with double-buffered DMA "
+                        "(pulptrain.tile; bitwise the same results, e.g. 128 for VEGA)")
     _add_output_options(p)
 
 
 def _cmd_run(args) -> int:
-    from pulptrain import runner
+    from pulptrain import runner, tile
+    from pulptrain._validate import positive_int
 
     cfg = _run_config(args, args.bits, args.lr_count, replay=not args.no_replay, cumulative=args.cumulative)
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint DIR")
+    budget = None if args.l1_kib is None else positive_int("--l1-kib", args.l1_kib) * 1024
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
-    report = runner.run(cfg, out_dir=args.out, progress=not args.quiet, log=log,
-                        checkpoint_dir=args.checkpoint, resume=args.resume)
+    if budget is not None:
+        log(f"adaptive stage tiled into an L1 of {args.l1_kib} KiB")
+    with tile.l1_budget(budget):
+        report = runner.run(cfg, out_dir=args.out, progress=not args.quiet, log=log,
+                            checkpoint_dir=args.checkpoint, resume=args.resume)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -19,6 +19,10 @@ NHWC float32 numpy.
 - Inside ``with nn.inference():`` a Sequential drops each layer's cache as
   soon as the next layer has its output, so evaluation holds one activation
   at a time instead of all of them (``backward`` then needs a new forward).
+- With an L1 budget set (``with pulptrain.tile.l1_budget(128 * 1024):``),
+  the pointwise, depthwise and linear layers run through the tiled,
+  double-buffered executor (pulptrain.tile), bitwise the same; Conv2d stays
+  untiled.
 - Weights are initialised with He (Kaiming) normal, std = sqrt(2 / fan_in),
   from a seeded generator: pass ``rng`` (a numpy Generator or an int seed) or
   call ``manual_seed``; biases start at 0.
@@ -36,7 +40,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from pulptrain import ops
+from pulptrain import ops, tile
 from pulptrain._validate import as_f32, finite_float, pair, positive_int
 
 __all__ = ["Parameter", "Module", "Conv2d", "DepthwiseConv2d", "PointwiseConv2d", "Linear", "ReLU", "ReLU6",
@@ -263,10 +267,10 @@ class DepthwiseConv2d(_WeightLayer):
         self.stride, self.padding = pair("stride", stride), padding
 
     def forward(self, x):
-        return self._forward_with(ops.depthwise_conv2d_forward, x, self.stride, self.padding)
+        return self._forward_with(tile.depthwise_conv2d_forward, x, self.stride, self.padding)
 
     def backward(self, grad_y):
-        return self._backward_with(ops.depthwise_conv2d_backward, grad_y, self.stride, self.padding)
+        return self._backward_with(tile.depthwise_conv2d_backward, grad_y, self.stride, self.padding)
 
 
 class PointwiseConv2d(_WeightLayer):
@@ -278,10 +282,10 @@ class PointwiseConv2d(_WeightLayer):
         super().__init__(_he_normal((out_c, in_c), in_c, rng), out_c, bias, activation)
 
     def forward(self, x):
-        return self._forward_with(ops.pointwise_conv2d_forward, x)
+        return self._forward_with(tile.pointwise_conv2d_forward, x)
 
     def backward(self, grad_y):
-        return self._backward_with(ops.pointwise_conv2d_backward, grad_y)
+        return self._backward_with(tile.pointwise_conv2d_backward, grad_y)
 
 
 class Linear(_WeightLayer):
@@ -293,10 +297,10 @@ class Linear(_WeightLayer):
 
     def forward(self, x):
         self._x = x
-        return ops.linear_forward(x, self.weight.data, self._bias_data())
+        return tile.linear_forward(x, self.weight.data, self._bias_data())
 
     def backward(self, grad_y):
-        return self._backward_with(ops.linear_backward, grad_y)
+        return self._backward_with(tile.linear_backward, grad_y)
 
 
 class ChannelAffine(Module):

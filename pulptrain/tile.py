@@ -245,14 +245,19 @@ def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = No
 # --------------------------------------------- ops-compatible, budget-aware
 # Drop-in versions of the pulptrain.ops layer functions: with an L1 budget set
 # (set_l1_budget / l1_budget) they run through the tiled executor, otherwise
-# they are the untiled ops. Results are bitwise the same either way.
+# they are the untiled ops. pulptrain.nn calls these, so a budget set here
+# runs a whole model tiled. The executor has no fused activations: with a
+# budget, ``activation`` runs as its own pass over the tiled output and
+# ``input_activation`` masks the tiled grad-input afterwards, which is bitwise
+# what the fused kernels compute. Results are bitwise the same either way.
 _l1_budget: int | None = None
 _prepared: dict = {}
 _PREPARED_MAX = 64
 
 
 def set_l1_budget(l1_bytes: int | None) -> None:
-    """Run the layer functions of this module tiled into ``l1_bytes`` (None: untiled)."""
+    """Run the layer functions of this module (and so pulptrain.nn) tiled into
+    ``l1_bytes`` (None: untiled)."""
     global _l1_budget
     _l1_budget = None if l1_bytes is None else _budget(l1_bytes)
 
@@ -287,28 +292,41 @@ def _tiled(layer: Layer, step: str) -> TiledStep:
     return prepared
 
 
-def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool):
+def _activate(y, activation):
+    from pulptrain import ops
+    ops._activation(activation)                      # raises for an unknown name
+    return y if activation is None else ops._act_forward(y, activation == "relu6", False)
+
+
+def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool, input_activation):
+    from pulptrain import ops
+    ops._activation(input_activation)
     grad_x = _tiled(layer, "grad_input")(w, grad_y) if need_grad_x else None
+    if grad_x is not None and input_activation is not None:
+        grad_x = ops._act_backward(x, grad_x, input_activation == "relu6", False)
     grad_w, grad_b = _tiled(layer, "grad_weight")(x, grad_y)
     return grad_x, grad_w, grad_b
 
 
-def pointwise_conv2d_forward(x, w, b):
+def pointwise_conv2d_forward(x, w, b, *, activation=None):
     """ops.pointwise_conv2d_forward, tiled when an L1 budget is set."""
     from pulptrain import ops
     if _l1_budget is None:
-        return ops.pointwise_conv2d_forward(x, w, b)
+        return ops.pointwise_conv2d_forward(x, w, b, activation=activation)
     x, w = as_f32("x", x, 4), as_f32("w", w, 2)
     layer = Layer.pointwise(*x.shape, w.shape[0], bias=True)
-    return _tiled(layer, "forward")(x, w, b)
+    return _activate(_tiled(layer, "forward")(x, w, b), activation)
 
 
-def pointwise_conv2d_backward(x, w, grad_y, *, need_grad_x: bool = True):
+def pointwise_conv2d_backward(x, w, grad_y, *, need_grad_x: bool = True, input_activation=None):
+    """ops.pointwise_conv2d_backward, tiled when an L1 budget is set."""
     from pulptrain import ops
     if _l1_budget is None:
-        return ops.pointwise_conv2d_backward(x, w, grad_y, need_grad_x=need_grad_x)
+        return ops.pointwise_conv2d_backward(x, w, grad_y, need_grad_x=need_grad_x,
+                                             input_activation=input_activation)
     x, w = as_f32("x", x, 4), as_f32("w", w, 2)
-    return _backward(Layer.pointwise(*x.shape, w.shape[0], bias=True), x, w, grad_y, need_grad_x)
+    return _backward(Layer.pointwise(*x.shape, w.shape[0], bias=True), x, w, grad_y, need_grad_x,
+                     input_activation)
 
 
 def linear_forward(x, w, b):
@@ -320,12 +338,18 @@ def linear_forward(x, w, b):
     return _tiled(Layer.linear(x.shape[0], x.shape[1], w.shape[0], bias=True), "forward")(x, w, b)
 
 
-def linear_backward(x, w, grad_y, *, need_grad_x: bool = True):
+def linear_backward(x, w, grad_y, *, need_grad_x: bool = True, input_activation=None):
+    """ops.linear_backward, tiled when an L1 budget is set (``input_activation``
+    masks grad_x as for the convolutions)."""
     from pulptrain import ops
     if _l1_budget is None:
-        return ops.linear_backward(x, w, grad_y, need_grad_x=need_grad_x)
+        grad_x, grad_w, grad_b = ops.linear_backward(x, w, grad_y, need_grad_x=need_grad_x)
+        if grad_x is not None and input_activation is not None:
+            grad_x = ops._act_backward(x, grad_x, ops._activation(input_activation) == 2, False)
+        return grad_x, grad_w, grad_b
     x, w = as_f32("x", x, 2), as_f32("w", w, 2)
-    return _backward(Layer.linear(x.shape[0], x.shape[1], w.shape[0], bias=True), x, w, grad_y, need_grad_x)
+    return _backward(Layer.linear(x.shape[0], x.shape[1], w.shape[0], bias=True), x, w, grad_y, need_grad_x,
+                     input_activation)
 
 
 def _depthwise_layer(x, w, stride, padding) -> Layer:
@@ -339,16 +363,19 @@ def _depthwise_layer(x, w, stride, padding) -> Layer:
     return Layer.depthwise(n, h, wd, c, w.shape[0], sh, pads, bias=True)
 
 
-def depthwise_conv2d_forward(x, w, b, stride=1, padding=0):
+def depthwise_conv2d_forward(x, w, b, stride=1, padding=0, *, activation=None):
     """ops.depthwise_conv2d_forward, tiled when an L1 budget is set."""
     from pulptrain import ops
     if _l1_budget is None:
-        return ops.depthwise_conv2d_forward(x, w, b, stride, padding)
-    return _tiled(_depthwise_layer(x, w, stride, padding), "forward")(x, w, b)
+        return ops.depthwise_conv2d_forward(x, w, b, stride, padding, activation=activation)
+    return _activate(_tiled(_depthwise_layer(x, w, stride, padding), "forward")(x, w, b), activation)
 
 
-def depthwise_conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = True):
+def depthwise_conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = True,
+                              input_activation=None):
+    """ops.depthwise_conv2d_backward, tiled when an L1 budget is set."""
     from pulptrain import ops
     if _l1_budget is None:
-        return ops.depthwise_conv2d_backward(x, w, grad_y, stride, padding, need_grad_x=need_grad_x)
-    return _backward(_depthwise_layer(x, w, stride, padding), x, w, grad_y, need_grad_x)
+        return ops.depthwise_conv2d_backward(x, w, grad_y, stride, padding, need_grad_x=need_grad_x,
+                                             input_activation=input_activation)
+    return _backward(_depthwise_layer(x, w, stride, padding), x, w, grad_y, need_grad_x, input_activation)

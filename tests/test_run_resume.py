@@ -189,3 +189,18 @@ def test_cumulative_bound_run(tmp_path, env):
     assert report["label"] == "cumulative (upper bound)"
     assert len(report["accuracy_curve"]) == 1 and report["lr_store_bytes"] == 0
     assert report["config"]["trainer"]["cumulative"] is True
+
+
+def test_tiled_run_matches_untiled(tmp_path, env):
+    """`pulptrain run --l1-kib` trains the adaptive stage through the tiled
+    executor and ends with the same accuracy curve, bit for bit."""
+    args = ["--batches", "3", "--eval-every", "1"]
+    plain = _run([*args, "--out", str(tmp_path / "plain")], env)
+    tiled = _run([*args, "--l1-kib", "64", "--out", str(tmp_path / "tiled")], env)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert tiled.returncode == 0, tiled.stderr[-2000:]
+    assert "tiled into an L1 of 64 KiB" in tiled.stdout
+    curves = [json.loads((tmp_path / d / "report.json").read_text())["accuracy_curve"] for d in ("plain", "tiled")]
+    assert curves[0] == curves[1]
+    bad = _run([*args, "--l1-kib", "0"], env)
+    assert bad.returncode != 0 and "--l1-kib" in bad.stderr

@@ -243,3 +243,71 @@ def test_mobilenet_adaptive_stage_plans_fit(l1):
         for p in tile.training_step(layer, l1):
             assert p.l1_bytes <= l1
             assert p.lower_bound_bytes <= p.bytes_moved <= 3 * p.io_lower_bound_bytes, (layer.name, p.step)
+
+
+@pytest.mark.parametrize("activation", ["relu6", "relu"])
+def test_fused_activation_kwargs_match_ops(activation, rng):
+    """With a budget, ``activation`` and ``input_activation`` run as separate
+    passes around the tiled executor, bitwise the fused kernels."""
+    x = rng.uniform(-2, 8, (2, 6, 5, 24)).astype(np.float32)
+    wp = rng.uniform(-1, 1, (10, 24)).astype(np.float32)
+    wd = rng.uniform(-1, 1, (3, 3, 24)).astype(np.float32)
+    b10, b24 = (rng.uniform(-1, 1, n).astype(np.float32) for n in (10, 24))
+    gy_p = rng.uniform(-1, 1, (2, 6, 5, 10)).astype(np.float32)
+    gy_d = rng.uniform(-1, 1, (2, 6, 5, 24)).astype(np.float32)
+    with tile.l1_budget(8 * 1024):
+        pairs = [
+            (tile.pointwise_conv2d_forward(x, wp, b10, activation=activation),
+             ops.pointwise_conv2d_forward(x, wp, b10, activation=activation)),
+            (tile.depthwise_conv2d_forward(x, wd, b24, 1, 1, activation=activation),
+             ops.depthwise_conv2d_forward(x, wd, b24, 1, 1, activation=activation)),
+            (tile.pointwise_conv2d_backward(x, wp, gy_p, input_activation=activation)[0],
+             ops.pointwise_conv2d_backward(x, wp, gy_p, input_activation=activation)[0]),
+            (tile.depthwise_conv2d_backward(x, wd, gy_d, 1, 1, input_activation=activation)[0],
+             ops.depthwise_conv2d_backward(x, wd, gy_d, 1, 1, input_activation=activation)[0]),
+        ]
+    for i, (got, want) in enumerate(pairs):
+        _bitwise_equal(got, want, f"case {i} {activation}")
+
+
+def _small_model(seed):
+    from pulptrain import nn
+    nn.manual_seed(seed)
+    return nn.Sequential(
+        ("dw1", nn.DepthwiseConv2d(16, 3, 1, "same", activation="relu6")),
+        ("pw1", nn.PointwiseConv2d(16, 24, activation="relu6")),
+        ("dw2", nn.DepthwiseConv2d(24, 3, 2, "same", activation="relu6")),
+        ("pw2", nn.PointwiseConv2d(24, 40, activation="relu6")),
+        ("pool", nn.GlobalAvgPool()),
+        ("fc", nn.Linear(40, 7)),
+    )
+
+
+def _train(model, x, labels, steps=3):
+    from pulptrain import nn
+    loss_fn, opt = nn.SoftmaxCrossEntropy(), nn.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        losses.append(loss_fn.forward(model.forward(x), labels))
+        model.backward(loss_fn.backward())
+        opt.step()
+    return losses
+
+
+@pytest.mark.parametrize("budget", [6 * 1024, 32 * 1024])
+def test_nn_model_trains_bitwise_the_same_tiled(budget, rng):
+    """A pulptrain.nn model run under an L1 budget (every pointwise, depthwise
+    and linear step through the tiled executor) trains bitwise as untiled."""
+    x = rng.uniform(0, 6, (5, 9, 7, 16)).astype(np.float32)
+    labels = rng.integers(0, 7, 5).astype(np.int64)
+    plain, tiled = _small_model(3), _small_model(3)
+    want = _train(plain, x, labels)
+    tile._prepared.clear()
+    with tile.l1_budget(budget):
+        got = _train(tiled, x, labels)
+    ran = {(layer.kind, step) for layer, step, b in tile._prepared if b == budget}
+    assert ran == {(k, s) for k in tile.KINDS for s in tile.STEPS}
+    assert got == want
+    for (name, p), (_, q) in zip(plain.named_parameters(), tiled.named_parameters()):
+        _bitwise_equal(q.data, p.data, name)

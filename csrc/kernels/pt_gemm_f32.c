@@ -1,11 +1,10 @@
 /* The shared FP32 GEMM: ISA dispatch, packing, cache blocking and the split of
  * C over cores (see pt_gemm.h for the numerical contract).
  *
- * Each core owns a rectangle of C (whole register tiles) and packs what it
- * needs itself, so cores never wait on each other: per core, for each column
- * block of PT_GEMM_NC and each K block of PT_GEMM_KC, it packs op(B) into
- * NR-wide panels (kept in L2), then for each MR-row panel packs op(A) (kept in
- * L1) and runs the micro-kernel over the column block. */
+ * For each column block of PT_GEMM_NC and each K block of PT_GEMM_KC, the
+ * cores pack op(B) together into NR-wide panels (shared, kept in L2), then
+ * take units of PT_GEMM_MC rows as they come free: each packs its rows of
+ * op(A) when it must (kept in L1) and runs the micro-kernel over the block. */
 #include "pulptrain/pt_gemm.h"
 #include "pulptrain/internal.h"
 #include "pt_gemm_internal.h"
@@ -88,22 +87,24 @@ const char *pt_gemm_isa_name(pt_gemm_isa isa)
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
-/* Floats of one core's packing buffers for a block of <= nc columns. */
-static size_t core_floats(size_t k, size_t nc)
+/* Floats of one packed B block: kc x (at most) nc. */
+static size_t b_block_floats(size_t k, size_t n)
 {
-    size_t kc = min_size(PT_GEMM_KC, k);
-    return kc * min_size(PT_GEMM_NC, round_up(nc, PT_GEMM_NR_MAX)) + kc * PT_GEMM_MC;
+    return min_size(PT_GEMM_KC, k) * min_size(PT_GEMM_NC, round_up(n, PT_GEMM_NR_MAX));
 }
 
-static size_t core_bytes(size_t k, size_t n)
-{
-    return round_up(core_floats(k, n) * sizeof(float), PT_SCRATCH_ALIGN);
-}
+static size_t aligned_bytes(size_t floats) { return round_up(floats * sizeof(float), PT_SCRATCH_ALIGN); }
+
+/* B blocks in flight: two on several cores (the next block is packed while
+ * slow cores still read the last one), one on a single core. */
+static int b_buffers(int num_threads) { return num_threads > 1 ? 2 : 1; }
 
 size_t pt_sgemm_f32_scratch_bytes(const pt_gemm_params *p, int num_threads)
 {
     if (!p || p->m <= 0 || p->n <= 0 || p->k <= 0 || num_threads < 1) return 0;
-    return (size_t)num_threads * core_bytes((size_t)p->k, (size_t)p->n) + PT_SCRATCH_ALIGN;
+    const size_t k = (size_t)p->k;
+    return (size_t)b_buffers(num_threads) * aligned_bytes(b_block_floats(k, (size_t)p->n)) +
+           (size_t)num_threads * aligned_bytes(min_size(PT_GEMM_KC, k) * PT_GEMM_MC) + PT_SCRATCH_ALIGN;
 }
 
 /* --------------------------------------------------------------- packing */
@@ -174,6 +175,16 @@ static void pack_b(const pt_gemm_params *p, const pt_gemm_ukernel *uk, const flo
 }
 
 /* ------------------------------------------------------------ the driver */
+/* Work units go to cores as they come free: with atomics, through a shared
+ * counter (a core slowed by anything else on the machine then takes fewer
+ * units); without them (rv32imc), round robin. A unit is computed the same
+ * way whichever core takes it, so the result never depends on the split. */
+#if defined(__GNUC__) && __GCC_ATOMIC_INT_LOCK_FREE == 2
+#define PT_GEMM_DYNAMIC 1
+#else
+#define PT_GEMM_DYNAMIC 0
+#endif
+
 typedef struct gemm_job {
     const pt_gemm_params *p;
     const float *a, *b, *bias;
@@ -182,10 +193,13 @@ typedef struct gemm_job {
     const float *mask;             /* backward of an activation: C masked by it, or NULL */
     float mask_cap;
     const pt_gemm_ukernel *uk;
-    char *scratch;
-    size_t core_bytes;
-    int grid_m, grid_n;            /* cores as a grid_m x grid_n grid over C */
+    float *bbuf[2];                /* shared packed B blocks (alternating) */
+    int b_buffers;
+    char *abuf;                    /* per-core packed A, abuf_bytes each */
+    size_t abuf_bytes;
     size_t m_panels, n_panels;     /* register tiles along M and N */
+    size_t m_chunks, n_groups;     /* units of a block: MC rows x a group of panels */
+    int next_unit[2];              /* claim counters, by block parity */
 } gemm_job;
 
 /* The fused activation on one finished register tile of C. */
@@ -206,98 +220,91 @@ static void mask_tile(float *c, const float *m, size_t ldc, int rows, int cols, 
         }
 }
 
-static void gemm_block(const gemm_job *job, size_t m0, size_t m1, size_t n0, size_t n1,
-                       float *bbuf, float *abuf)
+/* Rows [ic, ic + mc) x columns [jc + j0, jc + j1) of C for the k block
+ * [pc, pc + kc), with that block of op(B) packed in bp (panels from jc). */
+static void gemm_unit(const gemm_job *job, size_t ic, size_t mc, size_t jc, size_t j0, size_t j1,
+                      size_t pc, size_t kc, const float *bp, float *abuf)
 {
     const pt_gemm_params *p = job->p;
-    const int mr = job->uk->mr, nr = job->uk->nr;
-    const size_t k_total = (size_t)p->k, ldc = (size_t)p->ldc;
+    const size_t mr = (size_t)job->uk->mr, nr = (size_t)job->uk->nr, ldc = (size_t)p->ldc;
+    const int accumulate = p->accumulate || pc > 0, last = pc + kc == (size_t)p->k;
     const float act_cap = p->act ? pt_act_cap((pt_act)p->act) : 0.0f;
-    for (size_t jc = n0; jc < n1; jc += PT_GEMM_NC) {
-        size_t nc = min_size(PT_GEMM_NC, n1 - jc);
-        for (size_t pc = 0; pc < k_total; pc += PT_GEMM_KC) {
-            size_t kc = min_size(PT_GEMM_KC, k_total - pc);
-            int accumulate = p->accumulate || pc > 0;
-            const float *bp = bbuf;
-            if (job->packed_b)   /* panels of this k-block, from column jc (a multiple of nr) */
-                bp = job->packed_b + pc * job->n_panels * (size_t)nr + (jc / (size_t)nr) * kc * (size_t)nr;
-            else
-                pack_b(p, job->uk, job->b, jc, nc, pc, kc, bbuf);
-            for (size_t ic = m0; ic < m1; ic += PT_GEMM_MC) {
-                size_t mc = min_size(PT_GEMM_MC, m1 - ic);
-                /* an untransposed A is read in place, but for a ragged last panel */
-                size_t in_place = p->trans_a ? 0 : mc / (size_t)mr * (size_t)mr;
-                if (in_place < mc)
-                    pack_a(p, job->uk, job->a, ic + in_place, mc - in_place, pc, kc, abuf);
-                for (size_t ir = 0; ir < mc; ir += (size_t)mr) {
-                    int rows = (int)min_size((size_t)mr, mc - ir);
-                    const float *a_panel;
-                    size_t a_rs;
-                    if (ir < in_place) {
-                        a_panel = job->a + (ic + ir) * (size_t)p->lda + pc;
-                        a_rs = (size_t)p->lda;
-                    } else {
-                        a_panel = abuf + (ir - in_place) / (size_t)mr * kc * (size_t)mr;
-                        a_rs = 0;
-                    }
-                    for (size_t jr = 0; jr < nc; jr += (size_t)nr) {
-                        float *c_tile = job->c + (ic + ir) * ldc + jc + jr;
-                        int cols = (int)min_size((size_t)nr, nc - jr);
-                        job->uk->fn(kc, a_panel, a_rs, bp + (jr / (size_t)nr) * kc * (size_t)nr,
-                                    c_tile, ldc, job->bias ? job->bias + jc + jr : NULL, accumulate,
-                                    rows, cols);
-                        if (pc + kc == k_total) {   /* the tile is final and in L1 */
-                            if (act_cap > 0.0f) clamp_tile(c_tile, ldc, rows, cols, act_cap);
-                            if (job->mask)
-                                mask_tile(c_tile, job->mask + (c_tile - job->c), ldc, rows, cols,
-                                          job->mask_cap);
-                        }
-                    }
-                }
+    /* an untransposed A is read in place, but for a ragged last panel */
+    size_t in_place = p->trans_a ? 0 : mc / mr * mr;
+    if (in_place < mc) pack_a(p, job->uk, job->a, ic + in_place, mc - in_place, pc, kc, abuf);
+    for (size_t ir = 0; ir < mc; ir += mr) {
+        int rows = (int)min_size(mr, mc - ir);
+        const float *a_panel;
+        size_t a_rs;
+        if (ir < in_place) {
+            a_panel = job->a + (ic + ir) * (size_t)p->lda + pc;
+            a_rs = (size_t)p->lda;
+        } else {
+            a_panel = abuf + (ir - in_place) / mr * kc * mr;
+            a_rs = 0;
+        }
+        for (size_t jr = j0; jr < j1; jr += nr) {
+            float *c_tile = job->c + (ic + ir) * ldc + jc + jr;
+            int cols = (int)min_size(nr, j1 - jr);
+            job->uk->fn(kc, a_panel, a_rs, bp + jr / nr * kc * nr, c_tile, ldc,
+                        job->bias ? job->bias + jc + jr : NULL, accumulate, rows, cols);
+            if (last) {   /* the tile is final and in L1 */
+                if (act_cap > 0.0f) clamp_tile(c_tile, ldc, rows, cols, act_cap);
+                if (job->mask)
+                    mask_tile(c_tile, job->mask + (c_tile - job->c), ldc, rows, cols, job->mask_cap);
             }
         }
     }
 }
 
-/* One cell of the core grid, packing into core `core`'s scratch. */
-static void gemm_cell(const gemm_job *job, int cell, int core)
-{
-    size_t mb, me, nb, ne;
-    pt_split(job->m_panels, cell / job->grid_n, job->grid_m, &mb, &me);
-    pt_split(job->n_panels, cell % job->grid_n, job->grid_n, &nb, &ne);
-    if (mb >= me || nb >= ne) return;
-    const size_t m = (size_t)job->p->m, n = (size_t)job->p->n;
-    const size_t mr = (size_t)job->uk->mr, nr = (size_t)job->uk->nr;
-    size_t n0 = nb * nr, n1 = min_size(ne * nr, n);
-    float *bbuf = (float *)(job->scratch + (size_t)core * job->core_bytes);
-    float *abuf = bbuf + min_size(PT_GEMM_KC, (size_t)job->p->k) *
-                         min_size(PT_GEMM_NC, round_up(n1 - n0, nr));
-    gemm_block(job, mb * mr, min_size(me * mr, m), n0, n1, bbuf, abuf);
-}
-
-/* A backend may run fewer cores than the grid has cells (the serial one, or
- * a board with fewer harts): each core then takes every ncores-th cell. A
- * cell is computed the same way whichever core runs it. */
+/* Blocks of PT_GEMM_NC columns (outer) and PT_GEMM_KC of k (inner), in the
+ * same order on every core. Per block the cores pack op(B) together (each a
+ * run of panels), meet at a barrier, then take units of MC rows by a group
+ * of panels until none is left. The barrier also orders the k blocks of each
+ * C tile; two B buffers let a fast core pack the next block while a slow one
+ * still reads this one (it cannot get further: the next barrier waits). */
 static void gemm_task(void *arg, int core, int ncores)
 {
-    const gemm_job *job = (const gemm_job *)arg;
-    for (int cell = core; cell < job->grid_m * job->grid_n; cell += ncores) gemm_cell(job, cell, core);
-}
-
-/* Grid of cores over the tiles of C: least per-core work, counting packing
- * (each core packs its rows of A and its columns of B). */
-static void choose_grid(size_t m_panels, size_t n_panels, int mr, int nr, int threads,
-                        int *grid_m, int *grid_n)
-{
-    double best = -1.0;
-    *grid_m = *grid_n = 1;
-    for (int gm = 1; gm <= threads; ++gm) {
-        for (int gn = 1; gm * gn <= threads; ++gn) {
-            if ((size_t)gm > m_panels || (size_t)gn > n_panels) continue;
-            double rows = (double)((m_panels + gm - 1) / gm) * mr;
-            double cols = (double)((n_panels + gn - 1) / gn) * nr;
-            double cost = rows * cols + 16.0 * (rows + cols);
-            if (best < 0.0 || cost < best) { best = cost; *grid_m = gm; *grid_n = gn; }
+    gemm_job *job = (gemm_job *)arg;
+    const pt_gemm_params *p = job->p;
+    const size_t m = (size_t)p->m, n = (size_t)p->n, k = (size_t)p->k, nr = (size_t)job->uk->nr;
+    float *abuf = (float *)(job->abuf + (size_t)core * job->abuf_bytes);
+    const size_t units = job->m_chunks * job->n_groups;
+    unsigned block = 0;
+    for (size_t jc = 0; jc < n; jc += PT_GEMM_NC) {
+        const size_t nc = min_size(PT_GEMM_NC, n - jc), panels = (nc + nr - 1) / nr;
+        for (size_t pc = 0; pc < k; pc += PT_GEMM_KC, ++block) {
+            const size_t kc = min_size(PT_GEMM_KC, k - pc);
+            const float *bp;
+            if (job->packed_b) {   /* panels of this k block, from column jc (a multiple of nr) */
+                bp = job->packed_b + pc * job->n_panels * nr + jc / nr * kc * nr;
+            } else {
+                float *buf = job->bbuf[block % (unsigned)job->b_buffers];
+                size_t pb, pe;
+                pt_split(panels, core, ncores, &pb, &pe);
+                if (pb < pe)
+                    pack_b(p, job->uk, job->b, jc + pb * nr, min_size(pe * nr, nc) - pb * nr, pc, kc,
+                           buf + pb * kc * nr);
+                bp = buf;
+            }
+            pt_barrier();
+#if PT_GEMM_DYNAMIC
+            int *counter = &job->next_unit[block & 1u];
+            /* the other counter was last used by the previous block, which
+             * every core has left (it passed the barrier above) */
+            if (core == 0) __atomic_store_n(&job->next_unit[(block + 1u) & 1u], 0, __ATOMIC_RELAXED);
+            for (size_t u = (size_t)__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); u < units;
+                 u = (size_t)__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED)) {
+#else
+            for (size_t u = (size_t)core; u < units; u += (size_t)ncores) {
+#endif
+                size_t chunk = u / job->n_groups, gb, ge;
+                pt_split(panels, (int)(u % job->n_groups), (int)job->n_groups, &gb, &ge);
+                if (gb >= ge) continue;
+                size_t ic = chunk * PT_GEMM_MC;
+                gemm_unit(job, ic, min_size(PT_GEMM_MC, m - ic), jc, gb * nr, min_size(ge * nr, nc), pc,
+                          kc, bp, abuf);
+            }
         }
     }
 }
@@ -357,6 +364,8 @@ static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const floa
     if (st == PT_OK) st = pt_check_ctx(ctx, pt_sgemm_f32_scratch_bytes(p, ctx->num_threads));
     if (st != PT_OK) return st;
 
+    double macs = (double)p->m * p->n * p->k;
+    int threads = macs < PT_GEMM_PARALLEL_MIN_MACS ? 1 : ctx->num_threads;
     gemm_job job;
     job.p = p;
     job.a = a;
@@ -367,14 +376,25 @@ static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const floa
     job.mask = mask;
     job.mask_cap = pt_act_cap(mask_act);
     job.uk = ukernels[pt_gemm_get_isa()];
-    job.scratch = (char *)pt_align_scratch(ctx->scratch);
-    job.core_bytes = core_bytes((size_t)p->k, (size_t)p->n);
+    /* the layout pt_sgemm_f32_scratch_bytes counted for ctx->num_threads */
+    char *scratch = (char *)pt_align_scratch(ctx->scratch);
+    const size_t b_bytes = aligned_bytes(b_block_floats((size_t)p->k, (size_t)p->n));
+    job.b_buffers = b_buffers(threads);
+    job.bbuf[0] = (float *)scratch;
+    job.bbuf[1] = (float *)(scratch + b_bytes);
+    job.abuf = scratch + (size_t)b_buffers(ctx->num_threads) * b_bytes;
+    job.abuf_bytes = aligned_bytes(min_size(PT_GEMM_KC, (size_t)p->k) * PT_GEMM_MC);
     job.m_panels = ((size_t)p->m + job.uk->mr - 1) / (size_t)job.uk->mr;
     job.n_panels = ((size_t)p->n + job.uk->nr - 1) / (size_t)job.uk->nr;
-    double macs = (double)p->m * p->n * p->k;
-    int threads = macs < PT_GEMM_PARALLEL_MIN_MACS ? 1 : ctx->num_threads;
-    choose_grid(job.m_panels, job.n_panels, job.uk->mr, job.uk->nr, threads, &job.grid_m, &job.grid_n);
-    return pt_fork(job.grid_m * job.grid_n, gemm_task, &job);
+    job.m_chunks = ((size_t)p->m + PT_GEMM_MC - 1) / PT_GEMM_MC;
+    /* enough units to balance the cores; columns are split only when the
+     * rows alone give too few (a split repacks A once per group) */
+    size_t block_panels = min_size(job.n_panels, PT_GEMM_NC / (size_t)job.uk->nr);
+    size_t want = 2 * (size_t)threads;
+    job.n_groups = threads > 1 && job.m_chunks < want
+                       ? min_size(block_panels, (want + job.m_chunks - 1) / job.m_chunks) : 1;
+    job.next_unit[0] = job.next_unit[1] = 0;
+    return pt_fork(threads, gemm_task, &job);
 }
 
 /* ------------------------------------------------------ column sums (bias) */
