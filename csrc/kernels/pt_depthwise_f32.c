@@ -98,10 +98,79 @@ PT_ALWAYS_INLINE void fwd_block(const dw_job *j, const float *x_img, int ih0, in
         for (int i = 0; i < block; ++i) y_px[c + i] = acc[i];
 }
 
-PT_ALWAYS_INLINE void dw_fwd_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide)
+#if DW_VEC
+/* 3x3 kernels, channels [c, c + nv * DW_VL) of one output row (nv <= 2):
+ * the nine taps' weights (and the bias) stay in registers across the row's
+ * pixels, so each tap costs one load (of x) instead of two. Per output, the
+ * order is fwd_block's: bias, then the valid taps in (kh, kw) order. */
+PT_ALWAYS_INLINE void fwd_row_3x3(const dw_job *j, const float *x_img, int ih0, int kh_lo, int kh_hi, int c,
+                                  const int nv, float *restrict y_row)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, W = p->in.w;
+    dw_vec wv[9][2], bv[2];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t)
+        for (int v = 0; v < nv; ++v) __builtin_memcpy(&wv[t][v], j->w + (size_t)t * C + c + v * DW_VL, sizeof(dw_vec));
+    for (int v = 0; v < nv; ++v) {
+        bv[v] = (dw_vec){0};
+        if (j->b) __builtin_memcpy(&bv[v], j->b + c + v * DW_VL, sizeof(dw_vec));
+    }
+    for (int ow = 0; ow < j->out_w; ++ow) {
+        const int iw0 = ow * p->stride_w - p->pad_left;
+        const int kw_lo = clamp_lo(-iw0), kw_hi = min_int(3, W - iw0);
+        dw_vec acc[2];
+        for (int v = 0; v < nv; ++v) acc[v] = bv[v];
+#pragma GCC unroll 3
+        for (int kh = 0; kh < 3; ++kh) {
+            if (kh < kh_lo || kh >= kh_hi) continue;
+#pragma GCC unroll 3
+            for (int kw = 0; kw < 3; ++kw) {
+                if (kw < kw_lo || kw >= kw_hi) continue;
+                const float *xp = x_img + ((size_t)(ih0 + kh) * W + (size_t)(iw0 + kw)) * C + c;
+#pragma GCC unroll 2
+                for (int v = 0; v < nv; ++v) {
+                    dw_vec xv;
+                    __builtin_memcpy(&xv, xp + v * DW_VL, sizeof xv);
+                    acc[v] = acc[v] + xv * wv[kh * 3 + kw][v];
+                }
+            }
+        }
+        float *y_px = y_row + (size_t)ow * C + c;
+        for (int v = 0; v < nv; ++v) DW_STORE(y_px + v * DW_VL, acc[v]);
+        if (j->act_cap > 0.0f)
+            for (int i = 0; i < nv * DW_VL; ++i) y_px[i] = pt_act_clamp(y_px[i], j->act_cap);
+    }
+}
+#endif
+
+PT_ALWAYS_INLINE void dw_fwd_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide, int all_taps)
 {
     const pt_conv_params *p = j->p;
     const int C = p->in.c, H = p->in.h, W = p->in.w;
+#if DW_VEC
+    if (all_taps && p->kh == 3 && p->kw == 3 && C >= DW_VL) {
+        for (size_t row = row_begin; row < row_end; ++row) {
+            const int n = (int)(row / (size_t)j->out_h), oh = (int)(row % (size_t)j->out_h);
+            const int ih0 = oh * p->stride_h - p->pad_top;
+            const int kh_lo = clamp_lo(-ih0), kh_hi = min_int(3, H - ih0);
+            const float *x_img = j->x + (size_t)n * H * W * C;
+            float *y_row = j->out + row * (size_t)j->out_w * C;
+            int c = 0;
+            for (; c + 2 * DW_VL <= C; c += 2 * DW_VL) fwd_row_3x3(j, x_img, ih0, kh_lo, kh_hi, c, 2, y_row);
+            for (; c + DW_VL <= C; c += DW_VL) fwd_row_3x3(j, x_img, ih0, kh_lo, kh_hi, c, 1, y_row);
+            for (int ow = 0; c < C && ow < j->out_w; ++ow) {
+                const int iw0 = ow * p->stride_w - p->pad_left;
+                const int kw_lo = clamp_lo(-iw0), kw_hi = min_int(3, W - iw0);
+                for (int ci = c; ci < C; ++ci)
+                    fwd_block(j, x_img, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, ci, 1, y_row + (size_t)ow * C);
+            }
+        }
+        return;
+    }
+#else
+    (void)all_taps;
+#endif
     for (size_t row = row_begin; row < row_end; ++row) {
         const int n = (int)(row / (size_t)j->out_h), oh = (int)(row % (size_t)j->out_h);
         const int ih0 = oh * p->stride_h - p->pad_top;
@@ -177,10 +246,75 @@ PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int 
     if (j->act_cap > 0.0f) dw_mask_block(j, gx_px, c, block);
 }
 
-PT_ALWAYS_INLINE void dw_bwd_input_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide)
+#if DW_VEC
+/* 3x3 kernels at stride 1, channels [c, c + nv * DW_VL) of one input row
+ * (nv <= 2), the weights in registers as in fwd_row_3x3. The taps that reach
+ * input row ih are [kh_first, kh_last] (from output row ih + pad - kh); per
+ * pixel the order is bwd_input_block's, ascending (kh, kw). */
+PT_ALWAYS_INLINE void bwd_input_row_3x3(const dw_job *j, const float *gy_img, int ih, int kh_first,
+                                        int kh_last, int c, const int nv, float *restrict gx_row)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, W = p->in.w, OW = j->out_w;
+    dw_vec wv[9][2];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t)
+        for (int v = 0; v < nv; ++v) __builtin_memcpy(&wv[t][v], j->w + (size_t)t * C + c + v * DW_VL, sizeof(dw_vec));
+    for (int iw = 0; iw < W; ++iw) {
+        const int t = iw + p->pad_left;   /* output column iw + pad - kw */
+        const int kw_first = t - (OW - 1) > 0 ? t - (OW - 1) : 0, kw_last = t < 2 ? t : 2;
+        dw_vec acc[2] = {{0}, {0}};
+#pragma GCC unroll 3
+        for (int kh = 0; kh < 3; ++kh) {
+            if (kh < kh_first || kh > kh_last) continue;
+            const float *gy_row = gy_img + (size_t)(ih + p->pad_top - kh) * OW * C + c;
+#pragma GCC unroll 3
+            for (int kw = 0; kw < 3; ++kw) {
+                if (kw < kw_first || kw > kw_last) continue;
+                const float *gp = gy_row + (size_t)(t - kw) * C;
+#pragma GCC unroll 2
+                for (int v = 0; v < nv; ++v) {
+                    dw_vec gv;
+                    __builtin_memcpy(&gv, gp + v * DW_VL, sizeof gv);
+                    acc[v] = acc[v] + gv * wv[kh * 3 + kw][v];
+                }
+            }
+        }
+        float *gx_px = gx_row + (size_t)iw * C;
+        for (int v = 0; v < nv; ++v) DW_STORE(gx_px + c + v * DW_VL, acc[v]);
+        if (j->act_cap > 0.0f) dw_mask_block(j, gx_px, c, nv * DW_VL);
+    }
+}
+#endif
+
+PT_ALWAYS_INLINE void dw_bwd_input_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide, int all_taps)
 {
     const pt_conv_params *p = j->p;
     const int C = p->in.c, H = p->in.h, W = p->in.w;
+#if DW_VEC
+    if (all_taps && p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 && C >= DW_VL) {
+        for (size_t row = row_begin; row < row_end; ++row) {
+            const int n = (int)(row / (size_t)H), ih = (int)(row % (size_t)H);
+            int kh_first, kh_last;
+            pt_taps_reaching(ih, p->pad_top, p->stride_h, 3, j->out_h, &kh_first, &kh_last);
+            const float *gy_img = j->grad_y + (size_t)n * j->out_h * j->out_w * C;
+            float *gx_row = j->out + row * (size_t)W * C;
+            int c = 0;
+            for (; c + 2 * DW_VL <= C; c += 2 * DW_VL) bwd_input_row_3x3(j, gy_img, ih, kh_first, kh_last, c, 2, gx_row);
+            for (; c + DW_VL <= C; c += DW_VL) bwd_input_row_3x3(j, gy_img, ih, kh_first, kh_last, c, 1, gx_row);
+            for (int iw = 0; c < C && iw < W; ++iw) {
+                int kw_first, kw_last;
+                pt_taps_reaching(iw, p->pad_left, p->stride_w, 3, j->out_w, &kw_first, &kw_last);
+                for (int ci = c; ci < C; ++ci)
+                    bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, ci, 1,
+                                    gx_row + (size_t)iw * C);
+            }
+        }
+        return;
+    }
+#else
+    (void)all_taps;
+#endif
     for (size_t row = row_begin; row < row_end; ++row) {
         const int n = (int)(row / (size_t)H), ih = (int)(row % (size_t)H);
         int kh_first, kh_last;
@@ -269,10 +403,88 @@ PT_ALWAYS_INLINE void bwd_weight_block(const dw_job *j, int n, int c, int block)
     }
 }
 
-/* Channels [c_begin, c_end), image by image (each image's slice stays in cache
- * while its taps are summed). */
-PT_ALWAYS_INLINE void dw_bwd_weight_channels(const dw_job *j, int c_begin, int c_end, int wide)
+#if DW_VEC
+/* 3x3 kernels, channels [c, c + nv * DW_VL) of image n (nv <= 2): one pass
+ * over the image's pixels feeds all nine taps' accumulators (and the bias's)
+ * from registers, so grad_y is loaded once per pixel instead of once per tap.
+ * Each tap still sums the pixels it reaches in raster order, starting from
+ * 0, so the result is bitwise bwd_weight_block's. */
+PT_ALWAYS_INLINE void bwd_weight_block_3x3(const dw_job *j, int n, int c, const int nv)
 {
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, H = p->in.h, W = p->in.w, OH = j->out_h, OW = j->out_w;
+    const float *x_img = j->x + (size_t)n * H * W * C + c;
+    const float *gy_img = j->grad_y + (size_t)n * OH * OW * C + c;
+    dw_vec acc[9][2], bacc[2];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) acc[t][0] = acc[t][1] = (dw_vec){0};
+    bacc[0] = bacc[1] = (dw_vec){0};
+    for (int oh = 0; oh < OH; ++oh) {
+        const int ih0 = oh * p->stride_h - p->pad_top;
+        for (int ow = 0; ow < OW; ++ow) {
+            const int iw0 = ow * p->stride_w - p->pad_left;
+            const float *gp = gy_img + ((size_t)oh * OW + (size_t)ow) * C;
+            dw_vec g[2];
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; ++v) {
+                __builtin_memcpy(&g[v], gp + v * DW_VL, sizeof(dw_vec));
+                bacc[v] = bacc[v] + g[v];
+            }
+#pragma GCC unroll 3
+            for (int kh = 0; kh < 3; ++kh) {
+                const int ih = ih0 + kh;
+                if ((unsigned)ih >= (unsigned)H) continue;
+#pragma GCC unroll 3
+                for (int kw = 0; kw < 3; ++kw) {
+                    const int iw = iw0 + kw;
+                    if ((unsigned)iw >= (unsigned)W) continue;
+                    const float *xp = x_img + ((size_t)ih * W + (size_t)iw) * C;
+#pragma GCC unroll 2
+                    for (int v = 0; v < nv; ++v) {
+                        dw_vec xv;
+                        __builtin_memcpy(&xv, xp + v * DW_VL, sizeof xv);
+                        acc[kh * 3 + kw][v] = acc[kh * 3 + kw][v] + xv * g[v];
+                    }
+                }
+            }
+        }
+    }
+    const int block = nv * DW_VL;
+    float sums[2 * DW_VL];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) {
+        for (int v = 0; v < nv; ++v) DW_STORE(sums + v * DW_VL, acc[t][v]);
+        float *restrict gw = j->out + (size_t)t * C + c;
+        if (n == 0) for (int i = 0; i < block; ++i) gw[i] = sums[i];
+        else for (int i = 0; i < block; ++i) gw[i] += sums[i];
+    }
+    if (j->grad_b) {
+        for (int v = 0; v < nv; ++v) DW_STORE(sums + v * DW_VL, bacc[v]);
+        float *restrict gb = j->grad_b + c;
+        if (n == 0) for (int i = 0; i < block; ++i) gb[i] = sums[i];
+        else for (int i = 0; i < block; ++i) gb[i] += sums[i];
+    }
+}
+#endif
+
+/* Channels [c_begin, c_end), image by image (each image's slice stays in cache
+ * while its taps are summed). all_taps: 3x3 kernels take bwd_weight_block_3x3
+ * (the AVX-512 build: its 18 + 2 accumulators fit the 32 vector registers). */
+PT_ALWAYS_INLINE void dw_bwd_weight_channels(const dw_job *j, int c_begin, int c_end, int wide, int all_taps)
+{
+#if DW_VEC
+    if (all_taps && j->p->kh == 3 && j->p->kw == 3) {
+        for (int n = 0; n < j->p->in.n; ++n) {
+            int c = c_begin;
+            for (; c + 2 * DW_VL <= c_end; c += 2 * DW_VL) bwd_weight_block_3x3(j, n, c, 2);
+            for (; c + DW_VL <= c_end; c += DW_VL) bwd_weight_block_3x3(j, n, c, 1);
+            for (; c < c_end; ++c) bwd_weight_block(j, n, c, 1);
+        }
+        return;
+    }
+#else
+    (void)all_taps;
+#endif
     for (int n = 0; n < j->p->in.n; ++n) {
         int c = c_begin;
         for (; c + wide <= c_end; c += wide) bwd_weight_block(j, n, c, wide);
@@ -284,24 +496,24 @@ PT_ALWAYS_INLINE void dw_bwd_weight_channels(const dw_job *j, int c_begin, int c
 /* ------------------------------------------------ ISA builds and dispatch */
 #define DW_WIDE_PORTABLE 32
 #define DW_WIDE_AVX512 128
-static void fwd_rows_portable(const dw_job *j, size_t b, size_t e) { dw_fwd_rows(j, b, e, DW_WIDE_PORTABLE); }
+static void fwd_rows_portable(const dw_job *j, size_t b, size_t e) { dw_fwd_rows(j, b, e, DW_WIDE_PORTABLE, 0); }
 static void bwd_input_rows_portable(const dw_job *j, size_t b, size_t e)
 {
-    dw_bwd_input_rows(j, b, e, DW_WIDE_PORTABLE);
+    dw_bwd_input_rows(j, b, e, DW_WIDE_PORTABLE, 0);
 }
-static void bwd_weight_portable(const dw_job *j, int b, int e) { dw_bwd_weight_channels(j, b, e, DW_WIDE_PORTABLE); }
+static void bwd_weight_portable(const dw_job *j, int b, int e) { dw_bwd_weight_channels(j, b, e, DW_WIDE_PORTABLE, 0); }
 #if PT_HAVE_AVX512_DISPATCH
 PT_TARGET_AVX512 static void fwd_rows_avx512(const dw_job *j, size_t b, size_t e)
 {
-    dw_fwd_rows(j, b, e, DW_WIDE_AVX512);
+    dw_fwd_rows(j, b, e, DW_WIDE_AVX512, 1);
 }
 PT_TARGET_AVX512 static void bwd_input_rows_avx512(const dw_job *j, size_t b, size_t e)
 {
-    dw_bwd_input_rows(j, b, e, DW_WIDE_AVX512);
+    dw_bwd_input_rows(j, b, e, DW_WIDE_AVX512, 1);
 }
 PT_TARGET_AVX512 static void bwd_weight_avx512(const dw_job *j, int b, int e)
 {
-    dw_bwd_weight_channels(j, b, e, DW_WIDE_AVX512);
+    dw_bwd_weight_channels(j, b, e, DW_WIDE_AVX512, 1);
 }
 #define DW_PICK(name) (pt_cpu_has_avx512() ? name##_avx512 : name##_portable)
 #else

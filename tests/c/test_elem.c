@@ -31,6 +31,7 @@ static const dw_case dw_cases[] = {
     {1, 9, 9, 8, 5, 5, 3, 2, 2, 2, 2, 2},      /* stride > 1 both ways, big window */
     {2, 6, 6, 160, 3, 3, 1, 2, 1, 1, 0, 0},    /* 128-channel block + 32 */
     {1, 3, 4, 275, 2, 3, 1, 1, 0, 1, 2, 0},    /* 2 x 128 + a 16-block + 3 single channels */
+    {2, 5, 7, 48, 3, 3, 1, 1, 1, 1, 1, 1},     /* 3x3 grad-weight: a 32-block and a 16-block */
 };
 
 static pt_conv_params dw_params(const dw_case *k)
