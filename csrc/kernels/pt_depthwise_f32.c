@@ -10,7 +10,10 @@
  * chains keep the adder busy while the accumulators stay in registers. The
  * AVX-512 build uses wide = 128 (8 zmm chains), the portable one 32. Blocks
  * of 16 and single channels finish the tail; the per-channel order of
- * operations never depends on the block, so every build is bitwise equal. */
+ * operations never depends on the block, so every build is bitwise equal.
+ * For 3x3 kernels the AVX-512 build goes further (the *_3x3 functions):
+ * blocks of 32 channels with the nine weights (forward, stride-1 grad-input)
+ * or the nine taps' sums (grad-weight) held in registers across the pixels. */
 #include "pulptrain/pt_depthwise.h"
 #include "elem_common.h"
 
