@@ -10,34 +10,42 @@ Workloads (MobileNetV1 above the LR layer, mini-batch 128 by default):
   PyTorch running the FP32 frozen stage.
 
 Times are the median of ``repeats`` runs after a warm-up, pulptrain and
-PyTorch in the same process and thread count. PyTorch runs channels-last,
-first as installed and then with glibc told to keep freed memory
-(``mallopt``: no trimming, no mmap for large blocks), which it needs to be at
-its best; both are reported, the ratio is taken against the better one.
+PyTorch in the same process and thread count, one call of each in turn (a
+shared machine's speed drifts). PyTorch runs channels-last. Both run first
+as installed and then with glibc told to keep freed memory (``mallopt``: no
+trimming, no mmap for large blocks; PyTorch needs it to be at its best, and
+``pulptrain run`` sets it for itself); all four times are reported, the ratio
+takes each library at its best.
 """
 from __future__ import annotations
 
-import ctypes
 import statistics
 import sys
 import time
 
 import numpy as np
 
+from pulptrain._malloc import keep_freed_memory
+
 __all__ = ["run_bench", "WORKLOADS"]
 
 WORKLOADS = ("train_step", "pointwise_fwd", "depthwise_fwd_bwd", "frozen_int8")
 
 
-def _median_time(fn, repeats: int, warmup: int = 1) -> float:
+def _interleaved_medians(fns, repeats: int, warmup: int = 1) -> list[float]:
+    """Median time of each function, run in rounds of one call each (the order
+    alternating between rounds) after a warm-up."""
     for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for r in range(repeats):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            t0 = time.perf_counter()
+            fns[i]()
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 # ----------------------------------------------------------------- pulptrain
@@ -223,17 +231,6 @@ def _torch_frozen(frozen):
     return forward
 
 
-def _keep_freed_memory() -> bool:
-    """glibc: stop trimming and mmap-ing large blocks (what PyTorch wants)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    ok = libc.mallopt(m_trim_threshold, 1 << 30) == 1
-    return ok and libc.mallopt(m_mmap_threshold, 1 << 30) == 1
-
-
 # --------------------------------------------------------------------- main
 def run_bench(lr_layer: str = "conv5_4/dw", batch: int = 128, repeats: int = 5, vs_torch: bool = False,
               workloads=WORKLOADS, frozen_batch: int = 64, num_classes: int = 50, log=print) -> dict:
@@ -247,27 +244,39 @@ def run_bench(lr_layer: str = "conv5_4/dw", batch: int = 128, repeats: int = 5, 
     flops = _flops(layers[0], layers[1], arrays[0].shape, batch, lr_layer, num_classes)
     torch_fns = _torch_workloads(adaptive, frozen, arrays, layers, threads) if vs_torch else None
     rows = []
+    # Each workload runs pulptrain and PyTorch in alternation (a shared
+    # machine's speed drifts: back-to-back blocks would compare two machines),
+    # first with glibc's defaults, then, once mallopt has told glibc to keep
+    # freed memory (it cannot be undone), again. The ratio takes each at its best.
     for name in workloads:
         row = {"workload": name, "threads": threads, "batch": frozen_batch if name == "frozen_int8" else batch}
-        if torch_fns is not None:        # glibc defaults first: mallopt cannot be undone
-            row["torch_s_default_malloc"] = _median_time(torch_fns[name], repeats)
-        row["pulptrain_s"] = _median_time(fns[name], repeats)
+        fn_list = [fns[name]] + ([torch_fns[name]] if torch_fns is not None else [])
+        times = _interleaved_medians(fn_list, repeats)
+        row["pulptrain_s_default_malloc"] = times[0]
+        if torch_fns is not None:
+            row["torch_s_default_malloc"] = times[1]
+        rows.append(row)
+    tuned = keep_freed_memory()
+    for row in rows:
+        name = row["workload"]
+        fn_list = [fns[name]] + ([torch_fns[name]] if torch_fns is not None else [])
+        times = _interleaved_medians(fn_list, repeats) if tuned else [None] * len(fn_list)
+        row["pulptrain_s_kept_malloc"] = times[0]
+        row["pulptrain_s"] = min(t for t in (row["pulptrain_s_default_malloc"], times[0]) if t)
         if flops.get(name):
             row["pulptrain_gflops"] = flops[name] / row["pulptrain_s"] / 1e9
         if name == "frozen_int8":
             row["pulptrain_images_per_s"] = frozen_batch / row["pulptrain_s"]
-        rows.append(row)
         log(f"  {name}: pulptrain {1e3 * row['pulptrain_s']:.1f} ms")
-    if torch_fns is not None:
-        tuned = _keep_freed_memory()
-        for row in rows:
-            row["torch_s_kept_malloc"] = _median_time(torch_fns[row["workload"]], repeats) if tuned else None
-            best = min(t for t in (row["torch_s_default_malloc"], row["torch_s_kept_malloc"]) if t)
-            row["torch_best_s"] = best
-            row["ratio_pulptrain_over_torch"] = row["pulptrain_s"] / best
-            if row["workload"] == "frozen_int8":
-                row["torch_fp32_images_per_s"] = row["batch"] / best
-            log(f"  {row['workload']}: torch {1e3 * best:.1f} ms, ratio {row['ratio_pulptrain_over_torch']:.2f}")
+        if torch_fns is None:
+            continue
+        row["torch_s_kept_malloc"] = times[1]
+        best = min(t for t in (row["torch_s_default_malloc"], times[1]) if t)
+        row["torch_best_s"] = best
+        row["ratio_pulptrain_over_torch"] = row["pulptrain_s"] / best
+        if name == "frozen_int8":
+            row["torch_fp32_images_per_s"] = row["batch"] / best
+        log(f"  {name}: torch {1e3 * best:.1f} ms, ratio {row['ratio_pulptrain_over_torch']:.2f}")
     return {"lr_layer": lr_layer, "batch": batch, "repeats": repeats, "threads": threads,
             "python": sys.version.split()[0], "rows": rows}
 

@@ -108,7 +108,10 @@ def _add_run(sub) -> None:
 
 def _cmd_run(args) -> int:
     from pulptrain import runner, tile
+    from pulptrain._malloc import keep_freed_memory
     from pulptrain._validate import positive_int
+
+    keep_freed_memory()   # every step reuses the last one's activations' memory
 
     cfg = _run_config(args, args.bits, args.lr_count, replay=not args.no_replay, cumulative=args.cumulative)
     if args.resume and not args.checkpoint:
@@ -149,6 +152,9 @@ def _add_sweep(sub) -> None:
 
 def _cmd_sweep(args) -> int:
     from pulptrain import sweep
+    from pulptrain._malloc import keep_freed_memory
+
+    keep_freed_memory()   # every step reuses the last one's activations' memory
 
     layers = args.lr_layers.split(",") if args.lr_layers else [args.lr_layer]
     seeds = [int(s) for s in args.seeds.split(",")]
