@@ -9,9 +9,9 @@ Workloads (MobileNetV1 above the LR layer, mini-batch 128 by default):
 - ``frozen_int8``: the INT8 frozen stage on 128x128 images (images/s), against
   PyTorch running the FP32 frozen stage.
 
-Times are the median of ``repeats`` runs after a warm-up, pulptrain and
-PyTorch in the same process and thread count, one call of each in turn (a
-shared machine's speed drifts). PyTorch runs channels-last. Both run first
+Times are medians over three rounds of ``repeats`` runs after a warm-up,
+pulptrain and PyTorch in the same process and thread count, taking turns
+round by round (a shared machine's speed drifts). PyTorch runs channels-last. Both run first
 as installed and then with glibc told to keep freed memory (``mallopt``: no
 trimming, no mmap for large blocks; PyTorch needs it to be at its best, and
 ``pulptrain run`` sets it for itself); all four times are reported, the ratio
@@ -32,19 +32,20 @@ __all__ = ["run_bench", "WORKLOADS"]
 WORKLOADS = ("train_step", "pointwise_fwd", "depthwise_fwd_bwd", "frozen_int8")
 
 
-def _interleaved_medians(fns, repeats: int, warmup: int = 1) -> list[float]:
-    """Median time of each function, run in rounds of one call each (the order
-    alternating between rounds) after a warm-up."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
+def _interleaved_medians(fns, repeats: int, rounds: int = 3) -> list[float]:
+    """Median time of each function over ``rounds`` rounds; in each round every
+    function runs a warm-up call and then ``repeats`` timed calls in a row
+    (warm caches, as in a training loop), the order of the functions
+    alternating between rounds (a shared machine's speed drifts)."""
     times = [[] for _ in fns]
-    for r in range(repeats):
+    for r in range(rounds):
         order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
         for i in order:
-            t0 = time.perf_counter()
             fns[i]()
-            times[i].append(time.perf_counter() - t0)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fns[i]()
+                times[i].append(time.perf_counter() - t0)
     return [statistics.median(t) for t in times]
 
 
@@ -244,8 +245,8 @@ def run_bench(lr_layer: str = "conv5_4/dw", batch: int = 128, repeats: int = 5, 
     flops = _flops(layers[0], layers[1], arrays[0].shape, batch, lr_layer, num_classes)
     torch_fns = _torch_workloads(adaptive, frozen, arrays, layers, threads) if vs_torch else None
     rows = []
-    # Each workload runs pulptrain and PyTorch in alternation (a shared
-    # machine's speed drifts: back-to-back blocks would compare two machines),
+    # Each workload runs pulptrain and PyTorch in alternating rounds (a shared
+    # machine's speed drifts: one block each would compare two machines),
     # first with glibc's defaults, then, once mallopt has told glibc to keep
     # freed memory (it cannot be undone), again. The ratio takes each at its best.
     for name in workloads:

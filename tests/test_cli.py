@@ -25,6 +25,10 @@ def test_bench_json_vs_torch():
     out = json.loads(res.stdout)
     assert [r["workload"] for r in out["rows"]] == ["pointwise_fwd", "depthwise_fwd_bwd"]
     assert all(r["ratio_pulptrain_over_torch"] > 0 for r in out["rows"])
+    for r in out["rows"]:   # both libraries under both glibc settings; each at its best
+        times = [r[f"{lib}_s_{m}_malloc"] for lib in ("pulptrain", "torch") for m in ("default", "kept")]
+        assert all(t > 0 for t in times)
+        assert r["pulptrain_s"] == min(times[:2]) and r["torch_best_s"] == min(times[2:])
 
 
 @pytest.mark.parametrize("args, msg", [

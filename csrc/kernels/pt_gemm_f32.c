@@ -189,6 +189,7 @@ typedef struct gemm_job {
     const pt_gemm_params *p;
     const float *a, *b, *bias;
     float *c;
+    const float *packed_a;         /* op(A) packed whole by pt_sgemm_f32_pack_a, or NULL */
     const float *packed_b;         /* op(B) packed whole by pt_sgemm_f32_pack_b, or NULL */
     const float *mask;             /* backward of an activation: C masked by it, or NULL */
     float mask_cap;
@@ -229,9 +230,15 @@ static void gemm_unit(const gemm_job *job, size_t ic, size_t mc, size_t jc, size
     const size_t mr = (size_t)job->uk->mr, nr = (size_t)job->uk->nr, ldc = (size_t)p->ldc;
     const int accumulate = p->accumulate || pc > 0, last = pc + kc == (size_t)p->k;
     const float act_cap = p->act ? pt_act_cap((pt_act)p->act) : 0.0f;
-    /* an untransposed A is read in place, but for a ragged last panel */
+    /* an untransposed A is read in place, but for a ragged last panel; a
+     * prepacked A is read from its panels (ic is a multiple of mr) */
     size_t in_place = p->trans_a ? 0 : mc / mr * mr;
-    if (in_place < mc) pack_a(p, job->uk, job->a, ic + in_place, mc - in_place, pc, kc, abuf);
+    if (job->packed_a) {
+        in_place = 0;
+        abuf = (float *)job->packed_a + pc * job->m_panels * mr + ic / mr * kc * mr;
+    } else if (in_place < mc) {
+        pack_a(p, job->uk, job->a, ic + in_place, mc - in_place, pc, kc, abuf);
+    }
     for (size_t ir = 0; ir < mc; ir += mr) {
         int rows = (int)min_size(mr, mc - ir);
         const float *a_panel;
@@ -310,20 +317,20 @@ static void gemm_task(void *arg, int core, int ncores)
 }
 
 static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const float *a, const float *b,
-                          const float *packed_b, const float *bias, const float *mask, pt_act mask_act,
-                          float *c);
+                          const float *packed_a, const float *packed_b, const float *bias,
+                          const float *mask, pt_act mask_act, float *c);
 
 pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                        const float *b, const float *bias, float *c)
 {
-    return gemm_run(ctx, p, a, b, NULL, bias, NULL, PT_ACT_NONE, c);
+    return gemm_run(ctx, p, a, b, NULL, NULL, bias, NULL, PT_ACT_NONE, c);
 }
 
 pt_status pt_sgemm_f32_masked(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                               const float *b, const float *bias, const float *mask, pt_act mask_act,
                               float *c)
 {
-    return gemm_run(ctx, p, a, b, NULL, bias, mask, mask_act, c);
+    return gemm_run(ctx, p, a, b, NULL, NULL, bias, mask, mask_act, c);
 }
 
 size_t pt_sgemm_f32_packed_b_bytes(const pt_gemm_params *p)
@@ -349,12 +356,38 @@ pt_status pt_sgemm_f32_pack_b(const pt_gemm_params *p, const float *b, float *pa
 pt_status pt_sgemm_f32_packed(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                               const float *packed_b, const float *bias, float *c)
 {
-    return gemm_run(ctx, p, a, packed_b, packed_b, bias, NULL, PT_ACT_NONE, c);
+    return gemm_run(ctx, p, a, packed_b, NULL, packed_b, bias, NULL, PT_ACT_NONE, c);
+}
+
+size_t pt_sgemm_f32_packed_a_bytes(const pt_gemm_params *p)
+{
+    if (!p || p->m <= 0 || p->k <= 0) return 0;
+    const size_t mr = (size_t)ukernels[pt_gemm_get_isa()]->mr;
+    return (size_t)p->k * round_up((size_t)p->m, mr) * sizeof(float);
+}
+
+pt_status pt_sgemm_f32_pack_a(const pt_gemm_params *p, const float *a, float *packed)
+{
+    if (!p || !a || !packed) return PT_ERR_NULL;
+    if (p->m <= 0 || p->k <= 0) return PT_ERR_SHAPE;
+    if (p->trans_a != 0 && p->trans_a != 1) return PT_ERR_PARAM;
+    if (p->lda < (p->trans_a ? p->m : p->k)) return PT_ERR_SHAPE;
+    const pt_gemm_ukernel *uk = ukernels[pt_gemm_get_isa()];
+    const size_t m = (size_t)p->m, k = (size_t)p->k, panels = (m + (size_t)uk->mr - 1) / (size_t)uk->mr;
+    for (size_t pc = 0; pc < k; pc += PT_GEMM_KC)
+        pack_a(p, uk, a, 0, m, pc, min_size(PT_GEMM_KC, k - pc), packed + pc * panels * (size_t)uk->mr);
+    return PT_OK;
+}
+
+pt_status pt_sgemm_f32_packed_ab(const pt_ctx *ctx, const pt_gemm_params *p, const float *packed_a,
+                                 const float *packed_b, const float *bias, float *c)
+{
+    return gemm_run(ctx, p, packed_a, packed_b, packed_a, packed_b, bias, NULL, PT_ACT_NONE, c);
 }
 
 static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const float *a, const float *b,
-                          const float *packed_b, const float *bias, const float *mask, pt_act mask_act,
-                          float *c)
+                          const float *packed_a, const float *packed_b, const float *bias,
+                          const float *mask, pt_act mask_act, float *c)
 {
     pt_status st = pt_check_ctx(ctx, 0);
     if (st == PT_OK) st = pt_gemm_check(p, a, b, bias, c);
@@ -372,6 +405,7 @@ static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const floa
     job.b = b;
     job.bias = bias;
     job.c = c;
+    job.packed_a = packed_a;
     job.packed_b = packed_b;
     job.mask = mask;
     job.mask_cap = pt_act_cap(mask_act);

@@ -17,6 +17,13 @@ static size_t packed_b_bytes(const pt_gemm_params *g)
     return (bytes + PT_TILE_ALIGN - 1) / PT_TILE_ALIGN * PT_TILE_ALIGN;
 }
 
+/* Bytes of a packed A tile, likewise. */
+static size_t packed_a_bytes(const pt_gemm_params *g)
+{
+    size_t bytes = pt_sgemm_f32_packed_a_bytes(g);
+    return (bytes + PT_TILE_ALIGN - 1) / PT_TILE_ALIGN * PT_TILE_ALIGN;
+}
+
 static void *align_ptr(void *p)
 {
     uintptr_t v = (uintptr_t)p;
@@ -153,14 +160,16 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
     if ((uintptr_t)l1 % PT_TILE_ALIGN) return PT_ERR_PARAM;
     st = pt_check_ctx(ctx, pt_tile_scratch_bytes(plan, ctx ? ctx->num_threads : 1));
     if (st != PT_OK) return st;
-    /* the scratch: B tile packed once per B tile (reused by every tile that
-     * shares it), then the GEMM's own packing space */
+    /* the scratch: the B tile packed once per B tile (reused by every tile
+     * that shares it), a transposed A tile likewise (an untransposed one is
+     * read in place), then the GEMM's own packing space */
     pt_gemm_params whole = {plan->tile_m, plan->tile_n, plan->tile_k, r.v.trans_a, r.v.trans_b,
                             0, 0, 0, 0, PT_ACT_NONE};
-    size_t packed_bytes = packed_b_bytes(&whole);
     float *packed_b = (float *)align_ptr(ctx->scratch);
-    pt_ctx gemm_ctx = {ctx->num_threads, (char *)packed_b + packed_bytes,
-                       ctx->scratch_bytes - packed_bytes - (size_t)((char *)packed_b - (char *)ctx->scratch)};
+    float *packed_a = r.v.trans_a ? (float *)((char *)packed_b + packed_b_bytes(&whole)) : NULL;
+    char *gemm_scratch = (char *)packed_b + packed_b_bytes(&whole) + (packed_a ? packed_a_bytes(&whole) : 0);
+    pt_ctx gemm_ctx = {ctx->num_threads, gemm_scratch,
+                       ctx->scratch_bytes - (size_t)(gemm_scratch - (char *)ctx->scratch)};
     r.plan = plan;
     r.a = a;
     r.b = b;
@@ -222,8 +231,13 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
             st = pt_sgemm_f32_pack_b(&g, B.buf[B.cur], packed_b);
             if (st != PT_OK) break;
         }
-        st = pt_sgemm_f32_packed(&gemm_ctx, &g, A.buf[A.cur], packed_b,
-                                 bias && cur.k0 == 0 ? bias_l1 + cur.n0 : NULL, C.buf[C.cur]);
+        if (packed_a && (first || !same_a(prev, cur))) {
+            st = pt_sgemm_f32_pack_a(&g, A.buf[A.cur], packed_a);
+            if (st != PT_OK) break;
+        }
+        const float *tile_bias = bias && cur.k0 == 0 ? bias_l1 + cur.n0 : NULL;
+        st = packed_a ? pt_sgemm_f32_packed_ab(&gemm_ctx, &g, packed_a, packed_b, tile_bias, C.buf[C.cur])
+                      : pt_sgemm_f32_packed(&gemm_ctx, &g, A.buf[A.cur], packed_b, tile_bias, C.buf[C.cur]);
         if (st != PT_OK) break;
         if (grad_b && cur.n0 == 0) add_rows(bias_l1 + cur.m0, A.buf[A.cur], tk, tm);
         /* 4. write C back when the loop leaves it */
@@ -249,11 +263,12 @@ size_t pt_tile_gemm_scratch_bytes(const pt_tile_plan *plan, int num_threads)
 {
     pt_tile_gemm_view v;
     if (pt_tile_gemm_view_of(&plan->layer, plan->step, &v) != PT_OK) return 0;
-    /* the packed B tile, then the GEMM's packing scratch (which grows with n
-     * and k: the full tile needs most) */
+    /* the packed B tile, a packed transposed A tile, then the GEMM's packing
+     * scratch (which grows with n and k: the full tile needs most) */
     pt_gemm_params g = {plan->tile_m, plan->tile_n, plan->tile_k, v.trans_a, v.trans_b,
                         0, 0, 0, 0, PT_ACT_NONE};
-    return PT_TILE_ALIGN + packed_b_bytes(&g) + pt_sgemm_f32_scratch_bytes(&g, num_threads);
+    return PT_TILE_ALIGN + packed_b_bytes(&g) + (v.trans_a ? packed_a_bytes(&g) : 0) +
+           pt_sgemm_f32_scratch_bytes(&g, num_threads);
 }
 
 static int is_gemm_plan(const pt_tile_plan *plan)

@@ -78,7 +78,8 @@ typedef struct gemm_case {
 static size_t gemm_need(void *s, int threads) { return pt_sgemm_f32_scratch_bytes(&((gemm_case *)s)->p, threads); }
 
 /* pt_sgemm_f32, and (checked here) the same product from a B packed once by
- * pt_sgemm_f32_pack_b, which must be bitwise equal. */
+ * pt_sgemm_f32_pack_b, and from A and B both packed once, which must be
+ * bitwise equal. */
 static pt_status gemm_call(const pt_ctx *ctx, void *s, float *out)
 {
     gemm_case *g = (gemm_case *)s;
@@ -92,6 +93,13 @@ static pt_status gemm_call(const pt_ctx *ctx, void *s, float *out)
     PT_CHECK(pt_sgemm_f32_packed(ctx, &g->p, g->a, packed, g->bias, again) == PT_OK, "packed gemm");
     PT_CHECK(pt_first_bit_diff(out, again, c_len) < 0, "m=%d n=%d k=%d ta=%d tb=%d: packed B != packing B",
              g->p.m, g->p.n, g->p.k, g->p.trans_a, g->p.trans_b);
+    float *packed_a = alloc_floats(pt_sgemm_f32_packed_a_bytes(&g->p) / sizeof(float));
+    memcpy(again, g->c0, c_len * sizeof(float));
+    PT_CHECK(pt_sgemm_f32_pack_a(&g->p, g->a, packed_a) == PT_OK, "pack_a");
+    PT_CHECK(pt_sgemm_f32_packed_ab(ctx, &g->p, packed_a, packed, g->bias, again) == PT_OK, "packed a, b gemm");
+    PT_CHECK(pt_first_bit_diff(out, again, c_len) < 0, "m=%d n=%d k=%d ta=%d tb=%d: packed A, B != packing",
+             g->p.m, g->p.n, g->p.k, g->p.trans_a, g->p.trans_b);
+    free(packed_a);
     free(packed);
     free(again);
     return st;

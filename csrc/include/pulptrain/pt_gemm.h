@@ -80,6 +80,15 @@ pt_status pt_sgemm_f32_pack_b(const pt_gemm_params *p, const float *b, float *pa
 pt_status pt_sgemm_f32_packed(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                               const float *packed_b, const float *bias, float *c);
 
+/* Likewise for op(A) (e.g. a transposed grad_y tile reused over many weight
+ * column tiles): pt_sgemm_f32_pack_a() packs the whole op(A) of p
+ * (pt_sgemm_f32_packed_a_bytes(p) bytes), and pt_sgemm_f32_packed_ab()
+ * multiplies a packed A by a packed B, bitwise as pt_sgemm_f32(). */
+size_t pt_sgemm_f32_packed_a_bytes(const pt_gemm_params *p);
+pt_status pt_sgemm_f32_pack_a(const pt_gemm_params *p, const float *a, float *packed);
+pt_status pt_sgemm_f32_packed_ab(const pt_ctx *ctx, const pt_gemm_params *p, const float *packed_a,
+                                 const float *packed_b, const float *bias, float *c);
+
 /* Plain triple loop twin (one core, no scratch): sums in plain k order. */
 pt_status pt_sgemm_f32_ref(const pt_gemm_params *p, const float *a, const float *b,
                            const float *bias, float *c);
