@@ -23,6 +23,9 @@ cdef extern from "pulptrain/pulptrain.h" nogil:
                                          const float *grad_y, float *grad_x)
     pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                           const float *grad_y, float *grad_w, float *grad_b)
+    pt_status pt_depthwise_f32_bwd(const pt_ctx *ctx, const pt_conv_params *p, int act, const float *w,
+                                   const float *x, const float *grad_y, float *grad_x, float *grad_w,
+                                   float *grad_b)
     pt_status pt_depthwise_f32_fwd_ref(const pt_conv_params *p, const float *x, const float *w,
                                        const float *b, float *y)
     pt_status pt_depthwise_f32_bwd_input_ref(const pt_conv_params *p, const float *w,
@@ -152,6 +155,20 @@ def depthwise_bwd_weight(const float[::1] x, const float[::1] grad_y, float[::1]
         else:
             st = pt_depthwise_f32_bwd_weight(&ctx, &p, &x[0], &grad_y[0], &grad_w[0], gb)
     check_status(st, "pt_depthwise_f32_bwd_weight")
+
+
+def depthwise_bwd(const float[::1] w, const float[::1] x, const float[::1] grad_y, float[::1] grad_x,
+                  float[::1] grad_w, object grad_b, tuple nhwc, tuple kernel, tuple stride, tuple pads,
+                  int num_threads, int act=0):
+    """grad_x (through the activation that produced x when act) and grad_w /
+    grad_b in one call: bitwise depthwise_bwd_input then depthwise_bwd_weight."""
+    cdef pt_conv_params p = depthwise_params(nhwc, kernel, stride, pads)
+    cdef pt_ctx ctx = make_ctx(num_threads, NULL, 0)
+    cdef float *gb = optional_out(grad_b)
+    cdef pt_status st
+    with nogil:
+        st = pt_depthwise_f32_bwd(&ctx, &p, act, &w[0], &x[0], &grad_y[0], &grad_x[0], &grad_w[0], gb)
+    check_status(st, "pt_depthwise_f32_bwd")
 
 
 # ---------------------------------------------------------------- pooling

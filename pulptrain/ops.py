@@ -279,17 +279,20 @@ def depthwise_conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, 
     kernel, stride, pads, (oh, ow) = _depthwise_geometry(x.shape, w, stride, padding)
     same_shape("grad_y", grad_y, "the output", (x.shape[0], oh, ow, x.shape[3]))
     threads = get_num_threads()
-    grad_x = None
-    if need_grad_x:
-        grad_x = np.empty_like(x)
-        fused = act and not ref
-        _elem.depthwise_bwd_input(w.reshape(-1), grad_y.reshape(-1), grad_x.reshape(-1), x.shape,
-                                  kernel, stride, pads, threads, ref, act if fused else 0,
-                                  x.reshape(-1) if fused else None)
-        if act and ref:
-            grad_x = _act_backward(x, grad_x, input_activation == "relu6", True)
     grad_w = np.empty_like(w)
     grad_b = np.empty(x.shape[3], np.float32)
+    if need_grad_x and not ref:   # both gradients in one pass over grad_y
+        grad_x = np.empty_like(x)
+        _elem.depthwise_bwd(w.reshape(-1), x.reshape(-1), grad_y.reshape(-1), grad_x.reshape(-1),
+                            grad_w.reshape(-1), grad_b, x.shape, kernel, stride, pads, threads, act)
+        return grad_x, grad_w, grad_b
+    grad_x = None
+    if need_grad_x:   # the reference twins, the activation's backward a pass of its own
+        grad_x = np.empty_like(x)
+        _elem.depthwise_bwd_input(w.reshape(-1), grad_y.reshape(-1), grad_x.reshape(-1), x.shape,
+                                  kernel, stride, pads, threads, True)
+        if act:
+            grad_x = _act_backward(x, grad_x, input_activation == "relu6", True)
     _elem.depthwise_bwd_weight(x.reshape(-1), grad_y.reshape(-1), grad_w.reshape(-1), grad_b, x.shape,
                                kernel, stride, pads, threads, ref)
     return grad_x, grad_w, grad_b

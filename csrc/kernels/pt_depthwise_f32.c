@@ -551,6 +551,64 @@ static void bwd_weight_task(void *arg, int core, int ncores)
     if (b < e) DW_PICK(bwd_weight)(j, (int)b, (int)e);
 }
 
+/* -------------------------------------------- grad-input and grad-weight */
+/* Both gradients in one pass over grad_y, split over channel groups: per
+ * image and channel block, grad-input's rows and then grad-weight's sums,
+ * while that block of grad_y is still in L1. Every output's arithmetic is
+ * the separate kernels', so the results are bitwise theirs. Built for the
+ * AVX-512 3x3 stride-1 paths; other shapes call the two kernels. */
+typedef struct dw_bwd_job {
+    dw_job in, weight;
+} dw_bwd_job;
+
+#if DW_VEC
+PT_TARGET_AVX512 static void bwd_both_avx512(const dw_bwd_job *b, int c_begin, int c_end)
+{
+    const dw_job *jx = &b->in, *jw = &b->weight;
+    const pt_conv_params *p = jx->p;
+    const int C = p->in.c, H = p->in.h, W = p->in.w;
+    for (int n = 0; n < p->in.n; ++n) {
+        const float *gy_img = jx->grad_y + (size_t)n * jx->out_h * jx->out_w * C;
+        float *gx_img = jx->out + (size_t)n * H * W * C;
+        int c = c_begin;
+        while (c < c_end) {
+            const int nv = c + 2 * DW_VL <= c_end ? 2 : c + DW_VL <= c_end ? 1 : 0;
+            const int block = nv ? nv * DW_VL : 1;
+            for (int ih = 0; ih < H; ++ih) {
+                int kh_first, kh_last;
+                pt_taps_reaching(ih, p->pad_top, 1, 3, jx->out_h, &kh_first, &kh_last);
+                float *gx_row = gx_img + (size_t)ih * W * C;
+                if (nv == 2) bwd_input_row_3x3(jx, gy_img, ih, kh_first, kh_last, c, 2, gx_row);
+                else if (nv == 1) bwd_input_row_3x3(jx, gy_img, ih, kh_first, kh_last, c, 1, gx_row);
+                else
+                    for (int iw = 0; iw < W; ++iw) {
+                        int kw_first, kw_last;
+                        pt_taps_reaching(iw, p->pad_left, 1, 3, jx->out_w, &kw_first, &kw_last);
+                        bwd_input_block(jx, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, 1,
+                                        gx_row + (size_t)iw * C);
+                    }
+            }
+            if (nv == 2) bwd_weight_block_3x3(jw, n, c, 2);
+            else if (nv == 1) bwd_weight_block_3x3(jw, n, c, 1);
+            else bwd_weight_block(jw, n, c, 1);
+            c += block;
+        }
+    }
+}
+
+static void bwd_both_task(void *arg, int core, int ncores)
+{
+    const dw_bwd_job *b = (const dw_bwd_job *)arg;
+    const size_t C = (size_t)b->in.p->in.c;
+    size_t cb, ce;
+    pt_split((C + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT, core, ncores, &cb, &ce);
+    cb *= DW_SPLIT_UNIT;
+    ce *= DW_SPLIT_UNIT;
+    if (ce > C) ce = C;
+    if (cb < ce) bwd_both_avx512(b, (int)cb, (int)ce);
+}
+#endif
+
 /* ------------------------------------------------------------- public API */
 pt_status pt_depthwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, pt_act act,
                                    const float *x, const float *w, const float *b, float *y)
@@ -606,4 +664,28 @@ pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p
     size_t units = ((size_t)p->in.c + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT;
     size_t work = (size_t)p->in.n * (size_t)oh * (size_t)ow * (size_t)p->in.c * (size_t)p->kh * (size_t)p->kw;
     return pt_fork(pt_threads_for_work(ctx, units, work), bwd_weight_task, &job);
+}
+
+pt_status pt_depthwise_f32_bwd(const pt_ctx *ctx, const pt_conv_params *p, pt_act act, const float *w,
+                               const float *x, const float *grad_y, float *grad_x, float *grad_w,
+                               float *grad_b)
+{
+    pt_status st = pt_check_ctx(ctx, 0);
+    int oh, ow;
+    if (st == PT_OK) st = pt_check_depthwise(p, &oh, &ow);
+    if (st != PT_OK) return st;
+    if (act != PT_ACT_NONE && act != PT_ACT_RELU && act != PT_ACT_RELU6) return PT_ERR_PARAM;
+    if (!w || !x || !grad_y || !grad_x || !grad_w) return PT_ERR_NULL;
+#if DW_VEC
+    if (pt_cpu_has_avx512() && p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 &&
+        p->in.c >= DW_VL) {
+        dw_bwd_job job = {{p, oh, ow, x, w, NULL, grad_y, grad_x, NULL, act == PT_ACT_NONE ? 0.0f : pt_act_cap(act)},
+                          {p, oh, ow, x, NULL, NULL, grad_y, grad_w, grad_b, 0.0f}};
+        size_t units = ((size_t)p->in.c + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT;
+        size_t work = 2 * pt_dims_count(p->in) * (size_t)p->kh * (size_t)p->kw;
+        return pt_fork(pt_threads_for_work(ctx, units, work), bwd_both_task, &job);
+    }
+#endif
+    st = pt_depthwise_f32_bwd_input_act(ctx, p, act, w, grad_y, x, grad_x);
+    return st != PT_OK ? st : pt_depthwise_f32_bwd_weight(ctx, p, x, grad_y, grad_w, grad_b);
 }

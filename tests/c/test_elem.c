@@ -72,6 +72,12 @@ static void test_depthwise_case(const dw_case *k)
                  "dw bwd weight c=%d threads=%d", k->c, ctx.num_threads);
         PT_CHECK(pt_depthwise_f32_bwd_weight(&ctx, &p, x, gy, gb_opt, NULL) == PT_OK, "bwd w, no bias");
         PT_CHECK(pt_first_bit_diff(gb_opt, gb_ref, w_count) < 0, "dw bwd weight without bias");
+        /* both gradients at once: bitwise the two kernels */
+        PT_CHECK(pt_depthwise_f32_bwd(&ctx, &p, PT_ACT_NONE, w, x, gy, out_opt, gb_opt, gb_opt + w_count) == PT_OK,
+                 "bwd both");
+        PT_CHECK(pt_first_bit_diff(out_opt, out_ref, in_count) < 0, "dw bwd both: grad_x c=%d threads=%d", k->c,
+                 ctx.num_threads);
+        PT_CHECK(pt_first_bit_diff(gb_opt, gb_ref, w_count + (size_t)k->c) < 0, "dw bwd both: grad_w c=%d", k->c);
     }
 }
 
@@ -318,12 +324,22 @@ static void test_depthwise_fused_act(void)
                 PT_CHECK(st == PT_OK, "case %zu fused bwd status %d", i, st);
                 PT_CHECK(pt_first_bit_diff(out_ref, y_fused, in_count) < 0,
                          "case %zu act %d threads %d: fused grad_x != unfused", i, act, pt_test_threads[t]);
+                /* and with grad_w in the same pass */
+                memset(y_fused, 0, in_count * sizeof(float));
+                st = pt_depthwise_f32_bwd(&ctx, &p, (pt_act)act, w, xs, gy, y_fused, gb_opt, NULL);
+                PT_CHECK(st == PT_OK, "case %zu bwd both status %d", i, st);
+                PT_CHECK(pt_first_bit_diff(out_ref, y_fused, in_count) < 0,
+                         "case %zu act %d threads %d: bwd both grad_x != unfused", i, act, pt_test_threads[t]);
             }
         pt_ctx one = {1, NULL, 0};
         PT_CHECK(pt_depthwise_f32_fwd_act(&one, &p, (pt_act)7, xs, w, b, y_fused) == PT_ERR_PARAM,
                  "unknown activation");
         PT_CHECK(pt_depthwise_f32_bwd_input_act(&one, &p, PT_ACT_RELU6, w, gy, NULL, y_fused) == PT_ERR_NULL,
                  "activation backward without x");
+        PT_CHECK(pt_depthwise_f32_bwd(&one, &p, PT_ACT_NONE, w, NULL, gy, y_fused, gb_opt, NULL) == PT_ERR_NULL,
+                 "both gradients without x");
+        PT_CHECK(pt_depthwise_f32_bwd(&one, &p, (pt_act)7, w, xs, gy, y_fused, gb_opt, NULL) == PT_ERR_PARAM,
+                 "both gradients, unknown activation");
     }
 }
 

@@ -48,6 +48,14 @@ pt_status pt_depthwise_f32_bwd_input_act(const pt_ctx *ctx, const pt_conv_params
 pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                       const float *grad_y, float *grad_w, float *grad_b);
 
+/* Both gradients at once, bitwise pt_depthwise_f32_bwd_input_act followed by
+ * pt_depthwise_f32_bwd_weight (act may be PT_ACT_NONE; x is needed either
+ * way), in one pass over grad_y where the build has a fused path (AVX-512,
+ * 3x3, stride 1); grad_b may be NULL. */
+pt_status pt_depthwise_f32_bwd(const pt_ctx *ctx, const pt_conv_params *p, pt_act act, const float *w,
+                               const float *x, const float *grad_y, float *grad_x, float *grad_w,
+                               float *grad_b);
+
 /* Plain single-core reference twins. */
 pt_status pt_depthwise_f32_fwd_ref(const pt_conv_params *p, const float *x, const float *w,
                                    const float *b, float *y);
