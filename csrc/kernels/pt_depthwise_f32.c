@@ -38,6 +38,7 @@ static inline int clamp_lo(int v) { return v > 0 ? v : 0; }
  * store per tap. Lane-wise the arithmetic is the scalar code's (a multiply,
  * then an add, in the same order), so the results are bitwise the same. */
 #if PT_HAVE_AVX512_DISPATCH
+#include <immintrin.h>
 #define DW_VEC 1
 #define DW_VL 16
 typedef float dw_vec __attribute__((vector_size(64)));
@@ -50,6 +51,14 @@ typedef float dw_vec __attribute__((vector_size(64)));
         (acc) = (acc) + a_ * b_;                         \
     } while (0)
 #define DW_STORE(p, v) __builtin_memcpy((p), &(v), sizeof(dw_vec))
+/* Lanes where 0 < x < cap (x read from xp), as an AVX-512 mask: the select
+ * of pt_act_grad_select (ordered compares: NaN is dropped). Only used inside
+ * PT_TARGET_AVX512 functions. */
+#define DW_KEEP(xp, cap)                                                            \
+    (__mmask16)(_mm512_cmp_ps_mask(_mm512_loadu_ps(xp), _mm512_setzero_ps(), _CMP_GT_OQ) & \
+                _mm512_cmp_ps_mask(_mm512_loadu_ps(xp), _mm512_set1_ps(cap), _CMP_LT_OQ))
+/* acc where the mask is set, else +0 */
+#define DW_SELECT(keep, acc) ((dw_vec)_mm512_maskz_mov_ps((keep), (__m512)(acc)))
 #else
 #define DW_VEC 0
 #endif
@@ -147,12 +156,12 @@ PT_ALWAYS_INLINE void fwd_row_3x3(const dw_job *j, const float *x_img, int ih0, 
 }
 #endif
 
-PT_ALWAYS_INLINE void dw_fwd_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide, int all_taps)
+PT_ALWAYS_INLINE void dw_fwd_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide, int avx512)
 {
     const pt_conv_params *p = j->p;
     const int C = p->in.c, H = p->in.h, W = p->in.w;
 #if DW_VEC
-    if (all_taps && p->kh == 3 && p->kw == 3 && C >= DW_VL) {
+    if (avx512 && p->kh == 3 && p->kw == 3 && C >= DW_VL) {
         for (size_t row = row_begin; row < row_end; ++row) {
             const int n = (int)(row / (size_t)j->out_h), oh = (int)(row % (size_t)j->out_h);
             const int ih0 = oh * p->stride_h - p->pad_top;
@@ -172,7 +181,7 @@ PT_ALWAYS_INLINE void dw_fwd_rows(const dw_job *j, size_t row_begin, size_t row_
         return;
     }
 #else
-    (void)all_taps;
+    (void)avx512;
 #endif
     for (size_t row = row_begin; row < row_end; ++row) {
         const int n = (int)(row / (size_t)j->out_h), oh = (int)(row % (size_t)j->out_h);
@@ -203,11 +212,27 @@ PT_ALWAYS_INLINE void dw_mask_block(const dw_job *j, float *gx_px, int c, int bl
     for (int i = 0; i < block; ++i) gx_px[c + i] = pt_act_grad_select(x_px[c + i], gx_px[c + i], j->act_cap);
 }
 
+#if DW_VEC
+/* dw_mask_block for blocks of whole vectors, with AVX-512 mask compares
+ * (GCC does not vectorise the select above). Called only by the AVX-512
+ * build; the portable one compiles the call but never makes it. */
+PT_TARGET_AVX512 static void dw_mask_vectors(const dw_job *j, float *gx_px, int c, int block)
+{
+    const float *x_px = j->x + (gx_px - j->out) + c;
+    for (int i = 0; i < block; i += DW_VL) {
+        dw_vec g;
+        __builtin_memcpy(&g, gx_px + c + i, sizeof g);
+        g = DW_SELECT(DW_KEEP(x_px + i, j->act_cap), g);
+        DW_STORE(gx_px + c + i, g);
+    }
+}
+#endif
+
 /* Channels [c, c + block) of one input pixel: the taps that reached it, in
  * ascending (kh, kw) order. */
 PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int ih, int iw, int kh_first,
                                       int kh_last, int kw_first, int kw_last, int c, int block,
-                                      float *restrict gx_px)
+                                      float *restrict gx_px, int avx512)
 {
     const pt_conv_params *p = j->p;
     const int C = p->in.c, KW = p->kw, OW = j->out_w, sh = p->stride_h, sw = p->stride_w;
@@ -230,7 +255,10 @@ PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int 
         }
 #pragma GCC unroll 8
         for (int v = 0; v < nv; ++v) DW_STORE(gx_px + c + v * DW_VL, vacc[v]);
-        if (j->act_cap > 0.0f) dw_mask_block(j, gx_px, c, block);
+        if (j->act_cap > 0.0f) {
+            if (avx512) dw_mask_vectors(j, gx_px, c, block);
+            else dw_mask_block(j, gx_px, c, block);
+        }
         return;
     }
 #endif
@@ -247,6 +275,7 @@ PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int 
     }
     for (int i = 0; i < block; ++i) gx_px[c + i] = acc[i];
     if (j->act_cap > 0.0f) dw_mask_block(j, gx_px, c, block);
+    (void)avx512;
 }
 
 #if DW_VEC
@@ -254,8 +283,9 @@ PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int 
  * (nv <= 2), the weights in registers as in fwd_row_3x3. The taps that reach
  * input row ih are [kh_first, kh_last] (from output row ih + pad - kh); per
  * pixel the order is bwd_input_block's, ascending (kh, kw). */
-PT_ALWAYS_INLINE void bwd_input_row_3x3(const dw_job *j, const float *gy_img, int ih, int kh_first,
-                                        int kh_last, int c, const int nv, float *restrict gx_row)
+PT_TARGET_AVX512 PT_ALWAYS_INLINE void bwd_input_row_3x3_nv(const dw_job *j, const float *gy_img, int ih,
+                                                         int kh_first, int kh_last, int c, const int nv,
+                                                         float *restrict gx_row)
 {
     const pt_conv_params *p = j->p;
     const int C = p->in.c, W = p->in.w, OW = j->out_w;
@@ -267,6 +297,7 @@ PT_ALWAYS_INLINE void bwd_input_row_3x3(const dw_job *j, const float *gy_img, in
         const int t = iw + p->pad_left;   /* output column iw + pad - kw */
         const int kw_first = t - (OW - 1) > 0 ? t - (OW - 1) : 0, kw_last = t < 2 ? t : 2;
         dw_vec acc[2] = {{0}, {0}};
+        float *gx_px = gx_row + (size_t)iw * C;
 #pragma GCC unroll 3
         for (int kh = 0; kh < 3; ++kh) {
             if (kh < kh_first || kh > kh_last) continue;
@@ -283,19 +314,30 @@ PT_ALWAYS_INLINE void bwd_input_row_3x3(const dw_job *j, const float *gy_img, in
                 }
             }
         }
-        float *gx_px = gx_row + (size_t)iw * C;
+        if (j->act_cap > 0.0f) {
+            const float *x_px = j->x + (gx_px - j->out) + c;
+            for (int v = 0; v < nv; ++v) acc[v] = DW_SELECT(DW_KEEP(x_px + v * DW_VL, j->act_cap), acc[v]);
+        }
         for (int v = 0; v < nv; ++v) DW_STORE(gx_px + c + v * DW_VL, acc[v]);
-        if (j->act_cap > 0.0f) dw_mask_block(j, gx_px, c, nv * DW_VL);
     }
+}
+
+/* Called, not inlined (it needs the AVX-512 target for its mask compares):
+ * the portable build compiles the call but never makes it. */
+PT_TARGET_AVX512 static void bwd_input_row_3x3(const dw_job *j, const float *gy_img, int ih, int kh_first,
+                                               int kh_last, int c, int nv, float *gx_row)
+{
+    if (nv == 2) bwd_input_row_3x3_nv(j, gy_img, ih, kh_first, kh_last, c, 2, gx_row);
+    else bwd_input_row_3x3_nv(j, gy_img, ih, kh_first, kh_last, c, 1, gx_row);
 }
 #endif
 
-PT_ALWAYS_INLINE void dw_bwd_input_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide, int all_taps)
+PT_ALWAYS_INLINE void dw_bwd_input_rows(const dw_job *j, size_t row_begin, size_t row_end, int wide, int avx512)
 {
     const pt_conv_params *p = j->p;
     const int C = p->in.c, H = p->in.h, W = p->in.w;
 #if DW_VEC
-    if (all_taps && p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 && C >= DW_VL) {
+    if (avx512 && p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 && C >= DW_VL) {
         for (size_t row = row_begin; row < row_end; ++row) {
             const int n = (int)(row / (size_t)H), ih = (int)(row % (size_t)H);
             int kh_first, kh_last;
@@ -310,13 +352,13 @@ PT_ALWAYS_INLINE void dw_bwd_input_rows(const dw_job *j, size_t row_begin, size_
                 pt_taps_reaching(iw, p->pad_left, p->stride_w, 3, j->out_w, &kw_first, &kw_last);
                 for (int ci = c; ci < C; ++ci)
                     bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, ci, 1,
-                                    gx_row + (size_t)iw * C);
+                                    gx_row + (size_t)iw * C, 1);
             }
         }
         return;
     }
 #else
-    (void)all_taps;
+    (void)avx512;
 #endif
     for (size_t row = row_begin; row < row_end; ++row) {
         const int n = (int)(row / (size_t)H), ih = (int)(row % (size_t)H);
@@ -330,11 +372,12 @@ PT_ALWAYS_INLINE void dw_bwd_input_rows(const dw_job *j, size_t row_begin, size_
             float *gx_px = gx_row + (size_t)iw * C;
             int c = 0;
             for (; c + wide <= C; c += wide)
-                bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, wide, gx_px);
+                bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, wide, gx_px, avx512);
             for (; c + DW_TAIL_BLOCK <= C; c += DW_TAIL_BLOCK)
-                bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, DW_TAIL_BLOCK, gx_px);
+                bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, DW_TAIL_BLOCK, gx_px,
+                                avx512);
             for (; c < C; ++c)
-                bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, 1, gx_px);
+                bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, 1, gx_px, avx512);
         }
     }
 }
@@ -471,12 +514,13 @@ PT_ALWAYS_INLINE void bwd_weight_block_3x3(const dw_job *j, int n, int c, const 
 #endif
 
 /* Channels [c_begin, c_end), image by image (each image's slice stays in cache
- * while its taps are summed). all_taps: 3x3 kernels take bwd_weight_block_3x3
- * (the AVX-512 build: its 18 + 2 accumulators fit the 32 vector registers). */
-PT_ALWAYS_INLINE void dw_bwd_weight_channels(const dw_job *j, int c_begin, int c_end, int wide, int all_taps)
+ * while its taps are summed). avx512 (the AVX-512 build, a constant after
+ * inlining): 3x3 kernels take bwd_weight_block_3x3, whose 18 + 2
+ * accumulators fit the 32 vector registers. */
+PT_ALWAYS_INLINE void dw_bwd_weight_channels(const dw_job *j, int c_begin, int c_end, int wide, int avx512)
 {
 #if DW_VEC
-    if (all_taps && j->p->kh == 3 && j->p->kw == 3) {
+    if (avx512 && j->p->kh == 3 && j->p->kw == 3) {
         for (int n = 0; n < j->p->in.n; ++n) {
             int c = c_begin;
             for (; c + 2 * DW_VL <= c_end; c += 2 * DW_VL) bwd_weight_block_3x3(j, n, c, 2);
@@ -486,7 +530,7 @@ PT_ALWAYS_INLINE void dw_bwd_weight_channels(const dw_job *j, int c_begin, int c
         return;
     }
 #else
-    (void)all_taps;
+    (void)avx512;
 #endif
     for (int n = 0; n < j->p->in.n; ++n) {
         int c = c_begin;
@@ -585,7 +629,7 @@ PT_TARGET_AVX512 static void bwd_both_avx512(const dw_bwd_job *b, int c_begin, i
                         int kw_first, kw_last;
                         pt_taps_reaching(iw, p->pad_left, 1, 3, jx->out_w, &kw_first, &kw_last);
                         bwd_input_block(jx, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, 1,
-                                        gx_row + (size_t)iw * C);
+                                        gx_row + (size_t)iw * C, 1);
                     }
             }
             if (nv == 2) bwd_weight_block_3x3(jw, n, c, 2);

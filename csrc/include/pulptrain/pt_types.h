@@ -67,7 +67,9 @@ static inline float pt_act_clamp(float v, float cap)
  * (the select pt_relu*_f32_bwd computes). */
 static inline float pt_act_grad_select(float v, float g, float cap)
 {
-    return (v > 0.0f && v < cap) ? g : 0.0f;
+    /* & rather than &&: no branch, so loops over it vectorise to a compare
+     * and a blend (the same select; neither comparison has side effects) */
+    return ((v > 0.0f) & (v < cap)) ? g : 0.0f;
 }
 
 /* Output height/width of a window op; <= 0 when the window does not fit. */
