@@ -44,3 +44,14 @@ def test_prints_every_primitive_and_the_step(binary, lr_layer, layers):
 def test_bad_arguments(binary, args, message):
     res = subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and message in res.stderr
+
+
+def test_scaling_rounds(binary):
+    """--scaling times 1 and N threads in alternating rounds and reports both
+    medians and the median of the per-round speed-ups."""
+    res = subprocess.run([binary, "--lr-layer", "conv6/dw", "--batch", "2", "--repeats", "3", "--threads", "2",
+                          "--scaling"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)["scaling"]
+    assert s["rounds"] == 3 and s["ms_median_1_thread"] > 0 and s["ms_median"] > 0
+    assert s["speedup_median_of_rounds"] > 0
