@@ -20,7 +20,13 @@
  * -DPT_NO_ISA_DISPATCH keeps only the portable build (tested by make test-c). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(PT_NO_ISA_DISPATCH)
 #define PT_HAVE_AVX512_DISPATCH 1
+#if defined(__clang__)
+/* clang ignores a whole target attribute that names prefer-vector-width;
+ * its 64-byte vector-extension types still compile to zmm registers */
+#define PT_TARGET_AVX512 __attribute__((target("avx512f")))
+#else
 #define PT_TARGET_AVX512 __attribute__((target("avx512f,prefer-vector-width=512")))
+#endif
 static inline int pt_cpu_has_avx512(void)
 {
     static int cached = -1;
