@@ -232,13 +232,12 @@ static void gemm_unit(const gemm_job *job, size_t ic, size_t mc, size_t jc, size
     const float act_cap = p->act ? pt_act_cap((pt_act)p->act) : 0.0f;
     /* an untransposed A is read in place, but for a ragged last panel; a
      * prepacked A is read from its panels (ic is a multiple of mr) */
-    size_t in_place = p->trans_a ? 0 : mc / mr * mr;
-    if (job->packed_a) {
-        in_place = 0;
-        abuf = (float *)job->packed_a + pc * job->m_panels * mr + ic / mr * kc * mr;
-    } else if (in_place < mc) {
+    size_t in_place = p->trans_a || job->packed_a ? 0 : mc / mr * mr;
+    const float *a_packed = abuf;
+    if (job->packed_a)
+        a_packed = job->packed_a + pc * job->m_panels * mr + ic / mr * kc * mr;
+    else if (in_place < mc)
         pack_a(p, job->uk, job->a, ic + in_place, mc - in_place, pc, kc, abuf);
-    }
     for (size_t ir = 0; ir < mc; ir += mr) {
         int rows = (int)min_size(mr, mc - ir);
         const float *a_panel;
@@ -247,7 +246,7 @@ static void gemm_unit(const gemm_job *job, size_t ic, size_t mc, size_t jc, size
             a_panel = job->a + (ic + ir) * (size_t)p->lda + pc;
             a_rs = (size_t)p->lda;
         } else {
-            a_panel = abuf + (ir - in_place) / mr * kc * mr;
+            a_panel = a_packed + (ir - in_place) / mr * kc * mr;
             a_rs = 0;
         }
         for (size_t jr = j0; jr < j1; jr += nr) {

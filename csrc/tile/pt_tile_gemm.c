@@ -10,18 +10,13 @@
 
 #define NO_DMA ((pt_dma_id)-1)
 
-/* Bytes of a packed B tile, rounded so what follows stays aligned. */
-static size_t packed_b_bytes(const pt_gemm_params *g)
-{
-    size_t bytes = pt_sgemm_f32_packed_b_bytes(g);
-    return (bytes + PT_TILE_ALIGN - 1) / PT_TILE_ALIGN * PT_TILE_ALIGN;
-}
-
-/* Bytes of a packed A tile, likewise. */
+/* Bytes of the packed B tile and (a transposed A is packed too; an
+ * untransposed one is read in place) the packed A tile, each rounded so what
+ * follows stays aligned. */
+static size_t packed_b_bytes(const pt_gemm_params *g) { return pt_tile_align(pt_sgemm_f32_packed_b_bytes(g)); }
 static size_t packed_a_bytes(const pt_gemm_params *g)
 {
-    size_t bytes = pt_sgemm_f32_packed_a_bytes(g);
-    return (bytes + PT_TILE_ALIGN - 1) / PT_TILE_ALIGN * PT_TILE_ALIGN;
+    return g->trans_a ? pt_tile_align(pt_sgemm_f32_packed_a_bytes(g)) : 0;
 }
 
 static void *align_ptr(void *p)
@@ -167,7 +162,7 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
                             0, 0, 0, 0, PT_ACT_NONE};
     float *packed_b = (float *)align_ptr(ctx->scratch);
     float *packed_a = r.v.trans_a ? (float *)((char *)packed_b + packed_b_bytes(&whole)) : NULL;
-    char *gemm_scratch = (char *)packed_b + packed_b_bytes(&whole) + (packed_a ? packed_a_bytes(&whole) : 0);
+    char *gemm_scratch = (char *)packed_b + packed_b_bytes(&whole) + packed_a_bytes(&whole);
     pt_ctx gemm_ctx = {ctx->num_threads, gemm_scratch,
                        ctx->scratch_bytes - (size_t)(gemm_scratch - (char *)ctx->scratch)};
     r.plan = plan;
@@ -267,8 +262,7 @@ size_t pt_tile_gemm_scratch_bytes(const pt_tile_plan *plan, int num_threads)
      * scratch (which grows with n and k: the full tile needs most) */
     pt_gemm_params g = {plan->tile_m, plan->tile_n, plan->tile_k, v.trans_a, v.trans_b,
                         0, 0, 0, 0, PT_ACT_NONE};
-    return PT_TILE_ALIGN + packed_b_bytes(&g) + (v.trans_a ? packed_a_bytes(&g) : 0) +
-           pt_sgemm_f32_scratch_bytes(&g, num_threads);
+    return PT_TILE_ALIGN + packed_b_bytes(&g) + packed_a_bytes(&g) + pt_sgemm_f32_scratch_bytes(&g, num_threads);
 }
 
 static int is_gemm_plan(const pt_tile_plan *plan)
