@@ -12,9 +12,6 @@ cdef extern from "pulptrain/pulptrain.h" nogil:
         float momentum
         float weight_decay
 
-    pt_status pt_depthwise_f32_bwd_input_act(const pt_ctx *ctx, const pt_conv_params *p, int act,
-                                             const float *w, const float *grad_y, const float *x,
-                                             float *grad_x)
     pt_status pt_depthwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, int act,
                                        const float *x, const float *w, const float *b, float *y)
     pt_status pt_depthwise_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
@@ -128,18 +125,16 @@ def depthwise_fwd(const float[::1] x, const float[::1] w, object b, float[::1] y
 
 
 def depthwise_bwd_input(const float[::1] w, const float[::1] grad_y, float[::1] grad_x, tuple nhwc,
-                        tuple kernel, tuple stride, tuple pads, int num_threads, bint ref=False,
-                        int act=0, object x_act=None):
-    """act (not with ref): grad_x through the activation that produced x_act."""
+                        tuple kernel, tuple stride, tuple pads, int num_threads, bint ref=False):
+    """grad_x alone (depthwise_bwd gives it with grad_w, and through an activation)."""
     cdef pt_conv_params p = depthwise_params(nhwc, kernel, stride, pads)
     cdef pt_ctx ctx = make_ctx(num_threads, NULL, 0)
-    cdef const float *xp = optional(x_act)
     cdef pt_status st
     with nogil:
         if ref:
             st = pt_depthwise_f32_bwd_input_ref(&p, &w[0], &grad_y[0], &grad_x[0])
         else:
-            st = pt_depthwise_f32_bwd_input_act(&ctx, &p, act, &w[0], &grad_y[0], xp, &grad_x[0])
+            st = pt_depthwise_f32_bwd_input(&ctx, &p, &w[0], &grad_y[0], &grad_x[0])
     check_status(st, "pt_depthwise_f32_bwd_input")
 
 

@@ -298,12 +298,18 @@ def _activate(y, activation):
     return y if activation is None else ops._act_forward(y, activation == "relu6", False)
 
 
-def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool, input_activation):
+def _through_input_activation(x, grad_x, input_activation):
+    """grad_x through the activation whose output is x (None: as it is)."""
     from pulptrain import ops
-    ops._activation(input_activation)
+    ops._activation(input_activation)                # raises for an unknown name
+    if grad_x is None or input_activation is None:
+        return grad_x
+    return ops._act_backward(x, grad_x, input_activation == "relu6", False)
+
+
+def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool, input_activation):
     grad_x = _tiled(layer, "grad_input")(w, grad_y) if need_grad_x else None
-    if grad_x is not None and input_activation is not None:
-        grad_x = ops._act_backward(x, grad_x, input_activation == "relu6", False)
+    grad_x = _through_input_activation(x, grad_x, input_activation)
     grad_w, grad_b = _tiled(layer, "grad_weight")(x, grad_y)
     return grad_x, grad_w, grad_b
 
@@ -344,9 +350,7 @@ def linear_backward(x, w, grad_y, *, need_grad_x: bool = True, input_activation=
     from pulptrain import ops
     if _l1_budget is None:
         grad_x, grad_w, grad_b = ops.linear_backward(x, w, grad_y, need_grad_x=need_grad_x)
-        if grad_x is not None and input_activation is not None:
-            grad_x = ops._act_backward(x, grad_x, ops._activation(input_activation) == 2, False)
-        return grad_x, grad_w, grad_b
+        return _through_input_activation(x, grad_x, input_activation), grad_w, grad_b
     x, w = as_f32("x", x, 2), as_f32("w", w, 2)
     return _backward(Layer.linear(x.shape[0], x.shape[1], w.shape[0], bias=True), x, w, grad_y, need_grad_x,
                      input_activation)

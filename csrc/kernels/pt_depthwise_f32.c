@@ -51,14 +51,15 @@ typedef float dw_vec __attribute__((vector_size(64)));
         (acc) = (acc) + a_ * b_;                         \
     } while (0)
 #define DW_STORE(p, v) __builtin_memcpy((p), &(v), sizeof(dw_vec))
-/* Lanes where 0 < x < cap (x read from xp), as an AVX-512 mask: the select
- * of pt_act_grad_select (ordered compares: NaN is dropped). Only used inside
- * PT_TARGET_AVX512 functions. */
-#define DW_KEEP(xp, cap)                                                            \
-    (__mmask16)(_mm512_cmp_ps_mask(_mm512_loadu_ps(xp), _mm512_setzero_ps(), _CMP_GT_OQ) & \
-                _mm512_cmp_ps_mask(_mm512_loadu_ps(xp), _mm512_set1_ps(cap), _CMP_LT_OQ))
-/* acc where the mask is set, else +0 */
-#define DW_SELECT(keep, acc) ((dw_vec)_mm512_maskz_mov_ps((keep), (__m512)(acc)))
+/* g where 0 < x < cap (x read from xp), else +0, lane by lane: the select
+ * of pt_act_grad_select with AVX-512 mask compares (ordered: NaN is dropped). */
+PT_TARGET_AVX512 static inline dw_vec dw_select_active(const float *xp, float cap, dw_vec g)
+{
+    const __m512 x = _mm512_loadu_ps(xp);
+    const __mmask16 keep = (__mmask16)(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ) &
+                                       _mm512_cmp_ps_mask(x, _mm512_set1_ps(cap), _CMP_LT_OQ));
+    return (dw_vec)_mm512_maskz_mov_ps(keep, (__m512)g);
+}
 #else
 #define DW_VEC 0
 #endif
@@ -111,6 +112,15 @@ PT_ALWAYS_INLINE void fwd_block(const dw_job *j, const float *x_img, int ih0, in
 }
 
 #if DW_VEC
+/* The nine taps' weights of channels [c, c + nv * DW_VL), into registers. */
+PT_ALWAYS_INLINE void load_taps_3x3(const dw_job *j, int c, const int nv, dw_vec wv[9][2])
+{
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t)
+        for (int v = 0; v < nv; ++v)
+            __builtin_memcpy(&wv[t][v], j->w + (size_t)t * j->p->in.c + c + v * DW_VL, sizeof(dw_vec));
+}
+
 /* 3x3 kernels, channels [c, c + nv * DW_VL) of one output row (nv <= 2):
  * the nine taps' weights (and the bias) stay in registers across the row's
  * pixels, so each tap costs one load (of x) instead of two. Per output, the
@@ -121,9 +131,7 @@ PT_ALWAYS_INLINE void fwd_row_3x3(const dw_job *j, const float *x_img, int ih0, 
     const pt_conv_params *p = j->p;
     const int C = p->in.c, W = p->in.w;
     dw_vec wv[9][2], bv[2];
-#pragma GCC unroll 9
-    for (int t = 0; t < 9; ++t)
-        for (int v = 0; v < nv; ++v) __builtin_memcpy(&wv[t][v], j->w + (size_t)t * C + c + v * DW_VL, sizeof(dw_vec));
+    load_taps_3x3(j, c, nv, wv);
     for (int v = 0; v < nv; ++v) {
         bv[v] = (dw_vec){0};
         if (j->b) __builtin_memcpy(&bv[v], j->b + c + v * DW_VL, sizeof(dw_vec));
@@ -222,7 +230,7 @@ PT_TARGET_AVX512 static void dw_mask_vectors(const dw_job *j, float *gx_px, int 
     for (int i = 0; i < block; i += DW_VL) {
         dw_vec g;
         __builtin_memcpy(&g, gx_px + c + i, sizeof g);
-        g = DW_SELECT(DW_KEEP(x_px + i, j->act_cap), g);
+        g = dw_select_active(x_px + i, j->act_cap, g);
         DW_STORE(gx_px + c + i, g);
     }
 }
@@ -290,9 +298,7 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void bwd_input_row_3x3_nv(const dw_job *j, con
     const pt_conv_params *p = j->p;
     const int C = p->in.c, W = p->in.w, OW = j->out_w;
     dw_vec wv[9][2];
-#pragma GCC unroll 9
-    for (int t = 0; t < 9; ++t)
-        for (int v = 0; v < nv; ++v) __builtin_memcpy(&wv[t][v], j->w + (size_t)t * C + c + v * DW_VL, sizeof(dw_vec));
+    load_taps_3x3(j, c, nv, wv);
     for (int iw = 0; iw < W; ++iw) {
         const int t = iw + p->pad_left;   /* output column iw + pad - kw */
         const int kw_first = t - (OW - 1) > 0 ? t - (OW - 1) : 0, kw_last = t < 2 ? t : 2;
@@ -316,19 +322,29 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void bwd_input_row_3x3_nv(const dw_job *j, con
         }
         if (j->act_cap > 0.0f) {
             const float *x_px = j->x + (gx_px - j->out) + c;
-            for (int v = 0; v < nv; ++v) acc[v] = DW_SELECT(DW_KEEP(x_px + v * DW_VL, j->act_cap), acc[v]);
+            for (int v = 0; v < nv; ++v) acc[v] = dw_select_active(x_px + v * DW_VL, j->act_cap, acc[v]);
         }
         for (int v = 0; v < nv; ++v) DW_STORE(gx_px + c + v * DW_VL, acc[v]);
     }
 }
 
-/* Called, not inlined (it needs the AVX-512 target for its mask compares):
- * the portable build compiles the call but never makes it. */
+/* Channels [c_begin, c_end) of input row ih (3x3, stride 1): blocks of 32
+ * and 16, then single channels. Called, not inlined (it needs the AVX-512
+ * target for its mask compares): the portable build compiles the call but
+ * never makes it. */
 PT_TARGET_AVX512 static void bwd_input_row_3x3(const dw_job *j, const float *gy_img, int ih, int kh_first,
-                                               int kh_last, int c, int nv, float *gx_row)
+                                               int kh_last, int c_begin, int c_end, float *gx_row)
 {
-    if (nv == 2) bwd_input_row_3x3_nv(j, gy_img, ih, kh_first, kh_last, c, 2, gx_row);
-    else bwd_input_row_3x3_nv(j, gy_img, ih, kh_first, kh_last, c, 1, gx_row);
+    int c = c_begin;
+    for (; c + 2 * DW_VL <= c_end; c += 2 * DW_VL) bwd_input_row_3x3_nv(j, gy_img, ih, kh_first, kh_last, c, 2, gx_row);
+    for (; c + DW_VL <= c_end; c += DW_VL) bwd_input_row_3x3_nv(j, gy_img, ih, kh_first, kh_last, c, 1, gx_row);
+    for (int iw = 0; c < c_end && iw < j->p->in.w; ++iw) {
+        int kw_first, kw_last;
+        pt_taps_reaching(iw, j->p->pad_left, 1, 3, j->out_w, &kw_first, &kw_last);
+        for (int ci = c; ci < c_end; ++ci)
+            bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, ci, 1,
+                            gx_row + (size_t)iw * j->p->in.c, 1);
+    }
 }
 #endif
 
@@ -343,17 +359,7 @@ PT_ALWAYS_INLINE void dw_bwd_input_rows(const dw_job *j, size_t row_begin, size_
             int kh_first, kh_last;
             pt_taps_reaching(ih, p->pad_top, p->stride_h, 3, j->out_h, &kh_first, &kh_last);
             const float *gy_img = j->grad_y + (size_t)n * j->out_h * j->out_w * C;
-            float *gx_row = j->out + row * (size_t)W * C;
-            int c = 0;
-            for (; c + 2 * DW_VL <= C; c += 2 * DW_VL) bwd_input_row_3x3(j, gy_img, ih, kh_first, kh_last, c, 2, gx_row);
-            for (; c + DW_VL <= C; c += DW_VL) bwd_input_row_3x3(j, gy_img, ih, kh_first, kh_last, c, 1, gx_row);
-            for (int iw = 0; c < C && iw < W; ++iw) {
-                int kw_first, kw_last;
-                pt_taps_reaching(iw, p->pad_left, p->stride_w, 3, j->out_w, &kw_first, &kw_last);
-                for (int ci = c; ci < C; ++ci)
-                    bwd_input_block(j, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, ci, 1,
-                                    gx_row + (size_t)iw * C, 1);
-            }
+            bwd_input_row_3x3(j, gy_img, ih, kh_first, kh_last, 0, C, j->out + row * (size_t)W * C);
         }
         return;
     }
@@ -513,6 +519,18 @@ PT_ALWAYS_INLINE void bwd_weight_block_3x3(const dw_job *j, int n, int c, const 
 }
 #endif
 
+#if DW_VEC
+/* Channels [c_begin, c_end) of image n (3x3): blocks of 32 and 16, then
+ * single channels. */
+PT_ALWAYS_INLINE void bwd_weight_3x3(const dw_job *j, int n, int c_begin, int c_end)
+{
+    int c = c_begin;
+    for (; c + 2 * DW_VL <= c_end; c += 2 * DW_VL) bwd_weight_block_3x3(j, n, c, 2);
+    for (; c + DW_VL <= c_end; c += DW_VL) bwd_weight_block_3x3(j, n, c, 1);
+    for (; c < c_end; ++c) bwd_weight_block(j, n, c, 1);
+}
+#endif
+
 /* Channels [c_begin, c_end), image by image (each image's slice stays in cache
  * while its taps are summed). avx512 (the AVX-512 build, a constant after
  * inlining): 3x3 kernels take bwd_weight_block_3x3, whose 18 + 2
@@ -521,12 +539,7 @@ PT_ALWAYS_INLINE void dw_bwd_weight_channels(const dw_job *j, int c_begin, int c
 {
 #if DW_VEC
     if (avx512 && j->p->kh == 3 && j->p->kw == 3) {
-        for (int n = 0; n < j->p->in.n; ++n) {
-            int c = c_begin;
-            for (; c + 2 * DW_VL <= c_end; c += 2 * DW_VL) bwd_weight_block_3x3(j, n, c, 2);
-            for (; c + DW_VL <= c_end; c += DW_VL) bwd_weight_block_3x3(j, n, c, 1);
-            for (; c < c_end; ++c) bwd_weight_block(j, n, c, 1);
-        }
+        for (int n = 0; n < j->p->in.n; ++n) bwd_weight_3x3(j, n, c_begin, c_end);
         return;
     }
 #else
@@ -583,16 +596,21 @@ static void bwd_input_task(void *arg, int core, int ncores)
     if (b < e) DW_PICK(bwd_input_rows)(j, b, e);
 }
 
+/* This core's channels [*b, *e) out of C, split in groups of DW_SPLIT_UNIT. */
+static void split_channels(int C, int core, int ncores, int *b, int *e)
+{
+    size_t gb, ge;
+    pt_split(((size_t)C + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT, core, ncores, &gb, &ge);
+    *b = (int)gb * DW_SPLIT_UNIT;
+    *e = min_int((int)ge * DW_SPLIT_UNIT, C);
+}
+
 static void bwd_weight_task(void *arg, int core, int ncores)
 {
     const dw_job *j = (const dw_job *)arg;
-    const size_t C = (size_t)j->p->in.c;
-    size_t b, e;
-    pt_split((C + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT, core, ncores, &b, &e);
-    b *= DW_SPLIT_UNIT;
-    e *= DW_SPLIT_UNIT;
-    if (e > C) e = C;
-    if (b < e) DW_PICK(bwd_weight)(j, (int)b, (int)e);
+    int b, e;
+    split_channels(j->p->in.c, core, ncores, &b, &e);
+    if (b < e) DW_PICK(bwd_weight)(j, b, e);
 }
 
 /* -------------------------------------------- grad-input and grad-weight */
@@ -614,28 +632,14 @@ PT_TARGET_AVX512 static void bwd_both_avx512(const dw_bwd_job *b, int c_begin, i
     for (int n = 0; n < p->in.n; ++n) {
         const float *gy_img = jx->grad_y + (size_t)n * jx->out_h * jx->out_w * C;
         float *gx_img = jx->out + (size_t)n * H * W * C;
-        int c = c_begin;
-        while (c < c_end) {
-            const int nv = c + 2 * DW_VL <= c_end ? 2 : c + DW_VL <= c_end ? 1 : 0;
-            const int block = nv ? nv * DW_VL : 1;
+        for (int c = c_begin; c < c_end; c += 2 * DW_VL) {
+            const int c1 = c + 2 * DW_VL < c_end ? c + 2 * DW_VL : c_end;
             for (int ih = 0; ih < H; ++ih) {
                 int kh_first, kh_last;
                 pt_taps_reaching(ih, p->pad_top, 1, 3, jx->out_h, &kh_first, &kh_last);
-                float *gx_row = gx_img + (size_t)ih * W * C;
-                if (nv == 2) bwd_input_row_3x3(jx, gy_img, ih, kh_first, kh_last, c, 2, gx_row);
-                else if (nv == 1) bwd_input_row_3x3(jx, gy_img, ih, kh_first, kh_last, c, 1, gx_row);
-                else
-                    for (int iw = 0; iw < W; ++iw) {
-                        int kw_first, kw_last;
-                        pt_taps_reaching(iw, p->pad_left, 1, 3, jx->out_w, &kw_first, &kw_last);
-                        bwd_input_block(jx, gy_img, ih, iw, kh_first, kh_last, kw_first, kw_last, c, 1,
-                                        gx_row + (size_t)iw * C, 1);
-                    }
+                bwd_input_row_3x3(jx, gy_img, ih, kh_first, kh_last, c, c1, gx_img + (size_t)ih * W * C);
             }
-            if (nv == 2) bwd_weight_block_3x3(jw, n, c, 2);
-            else if (nv == 1) bwd_weight_block_3x3(jw, n, c, 1);
-            else bwd_weight_block(jw, n, c, 1);
-            c += block;
+            bwd_weight_3x3(jw, n, c, c1);
         }
     }
 }
@@ -643,13 +647,9 @@ PT_TARGET_AVX512 static void bwd_both_avx512(const dw_bwd_job *b, int c_begin, i
 static void bwd_both_task(void *arg, int core, int ncores)
 {
     const dw_bwd_job *b = (const dw_bwd_job *)arg;
-    const size_t C = (size_t)b->in.p->in.c;
-    size_t cb, ce;
-    pt_split((C + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT, core, ncores, &cb, &ce);
-    cb *= DW_SPLIT_UNIT;
-    ce *= DW_SPLIT_UNIT;
-    if (ce > C) ce = C;
-    if (cb < ce) bwd_both_avx512(b, (int)cb, (int)ce);
+    int cb, ce;
+    split_channels(b->in.p->in.c, core, ncores, &cb, &ce);
+    if (cb < ce) bwd_both_avx512(b, cb, ce);
 }
 #endif
 
