@@ -103,27 +103,26 @@ def _flops(pw, dw, x_shape, batch: int, lr_layer: str, num_classes: int) -> dict
 
 
 # ------------------------------------------------------------------- pytorch
-def _torch_workloads(adaptive, frozen, arrays, layers, threads: int):
+def _same_pads(hw, k: int, s: int):
+    """TF "same" padding of a k x k, stride-s window over hw, as a PyTorch
+    user writes it: (the conv's own padding, an F.pad tuple or None). Only
+    asymmetric padding (stride 2 on even sizes) needs the explicit F.pad,
+    which costs PyTorch a copy of the input and its backward."""
+    ph, pw = (max((-(-int(n) // s) - 1) * s + k - int(n), 0) for n in hw)
+    if ph % 2 == 0 and pw % 2 == 0:
+        return (ph // 2, pw // 2), None
+    return (0, 0), (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+
+
+def _torch_adaptive(adaptive, hw):
+    """The adaptive stage as a channels-last PyTorch model with the same
+    weights, for inputs of spatial size hw."""
     import torch
     import torch.nn.functional as F
 
     from pulptrain import nn
 
-    torch.set_num_threads(threads)
-    x, y, pw_in, dw_in, dw_gy, images = arrays
-    pw, dw = layers
-
-    def cl(a):
-        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).contiguous(
-            memory_format=torch.channels_last)
-
-    def same_pad(t, k, s):
-        h, w = t.shape[2], t.shape[3]
-        ph = max((-(-h // s) - 1) * s + k - h, 0)
-        pw_ = max((-(-w // s) - 1) * s + k - w, 0)
-        return F.pad(t, (pw_ // 2, pw_ - pw_ // 2, ph // 2, ph - ph // 2))
-
-    mods = []
+    mods, hw = [], list(hw)
     for name, m in adaptive.layers.items():
         if isinstance(m, nn.PointwiseConv2d):
             conv = torch.nn.Conv2d(m.weight.data.shape[1], m.weight.data.shape[0], 1)
@@ -131,12 +130,13 @@ def _torch_workloads(adaptive, frozen, arrays, layers, threads: int):
             conv.bias.data = torch.from_numpy(m.bias.data.copy())
             mods.append(conv)
         elif isinstance(m, nn.DepthwiseConv2d):
-            c = m.weight.data.shape[2]
-            conv = torch.nn.Conv2d(c, c, 3, stride=m.stride[0], groups=c)
+            c, stride = m.weight.data.shape[2], m.stride[0]
+            conv_pad, f_pad = _same_pads(hw, 3, stride)
+            conv = torch.nn.Conv2d(c, c, 3, stride=stride, padding=conv_pad, groups=c)
             conv.weight.data = torch.from_numpy(np.ascontiguousarray(m.weight.data.transpose(2, 0, 1)))[:, None]
             conv.bias.data = torch.from_numpy(m.bias.data.copy())
-            stride = m.stride[0]
-            mods.append(torch.nn.Sequential(_Lambda(lambda t, s=stride: same_pad(t, 3, s)), conv))
+            mods.append(conv if f_pad is None else torch.nn.Sequential(_Lambda(lambda t, p=f_pad: F.pad(t, p)), conv))
+            hw = [-(-n // stride) for n in hw]
         elif isinstance(m, nn.ReLU6):
             mods.append(torch.nn.ReLU6())
         elif isinstance(m, nn.GlobalAvgPool):
@@ -151,7 +151,22 @@ def _torch_workloads(adaptive, frozen, arrays, layers, threads: int):
         activation = getattr(m, "activation", None)      # fused into pulptrain's conv: a layer in PyTorch
         if activation is not None:
             mods.append(torch.nn.ReLU6() if activation == "relu6" else torch.nn.ReLU())
-    model = torch.nn.Sequential(*mods).to(memory_format=torch.channels_last)
+    return torch.nn.Sequential(*mods).to(memory_format=torch.channels_last)
+
+
+def _torch_workloads(adaptive, frozen, arrays, layers, threads: int):
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    x, y, pw_in, dw_in, dw_gy, images = arrays
+    pw, dw = layers
+
+    def cl(a):
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).contiguous(
+            memory_format=torch.channels_last)
+
+    model = _torch_adaptive(adaptive, x.shape[1:3])
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     xt, yt = cl(x), torch.from_numpy(y.astype(np.int64))
 
@@ -169,8 +184,11 @@ def _torch_workloads(adaptive, frozen, arrays, layers, threads: int):
     dw_x = cl(dw_in).requires_grad_()
     dw_g = cl(dw_gy)
 
+    dw_conv_pad, dw_f_pad = _same_pads(dw_in.shape[1:3], 3, dw.stride[0])
+
     def depthwise():
-        out = F.conv2d(same_pad(dw_x, 3, dw.stride[0]), dw_w, dw_b, stride=dw.stride[0], groups=c)
+        xin = dw_x if dw_f_pad is None else F.pad(dw_x, dw_f_pad)
+        out = F.conv2d(xin, dw_w, dw_b, stride=dw.stride[0], padding=dw_conv_pad, groups=c)
         torch.autograd.grad(out, (dw_x, dw_w, dw_b), dw_g)
 
     frozen_torch = _torch_frozen(frozen)
@@ -221,12 +239,10 @@ def _torch_frozen(frozen):
 
     def forward(t):
         for wt, b, s, g, k in layers:
-            if k > 1:
-                h, w_ = t.shape[2], t.shape[3]
-                ph = max((-(-h // s) - 1) * s + k - h, 0)
-                pw_ = max((-(-w_ // s) - 1) * s + k - w_, 0)
-                t = F.pad(t, (pw_ // 2, pw_ - pw_ // 2, ph // 2, ph - ph // 2))
-            t = F.relu6(F.conv2d(t, wt, b, stride=s, groups=g))
+            conv_pad, f_pad = _same_pads(t.shape[2:], k, s)
+            if f_pad is not None:
+                t = F.pad(t, f_pad)
+            t = F.relu6(F.conv2d(t, wt, b, stride=s, padding=conv_pad, groups=g))
         return t
 
     return forward
