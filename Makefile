@@ -10,7 +10,7 @@ BUILD ?= build/c
 
 RT_DIRS := csrc/common csrc/kernels csrc/kernels/ref csrc/qkernels csrc/replay csrc/tile
 RT_SRCS := $(foreach d,$(RT_DIRS),$(wildcard $(d)/*.c))
-NATIVE_BACKEND := csrc/platform/parallel_pthread.c
+NATIVE_BACKEND := csrc/platform/parallel_pthread.c csrc/platform/dma_pthread.c
 RT_HDRS := $(wildcard csrc/include/pulptrain/*.h)
 
 WARN := -Wall -Wextra -Wno-unused-parameter

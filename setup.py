@@ -21,7 +21,7 @@ def runtime_sources():
     srcs = []
     for d in RUNTIME_DIRS:
         srcs += sorted(glob.glob(os.path.join(d, "*.c")))
-    srcs.append("csrc/platform/parallel_pthread.c")
+    srcs += ["csrc/platform/parallel_pthread.c", "csrc/platform/dma_pthread.c"]
     return srcs
 
 

@@ -38,6 +38,9 @@ cdef extern from "pulptrain/pt_tile.h" nogil:
 cdef extern from "pulptrain/pt_dma.h" nogil:
     uint64_t pt_dma_bytes_issued()
     void pt_dma_reset_bytes_issued()
+    pt_status pt_dma_thread_start()
+    pt_status pt_dma_thread_stop()
+    int pt_dma_thread_running()
 
 ALIGN = PT_TILE_ALIGN
 KINDS = {"linear": 0, "pointwise": 1, "depthwise": 2}
@@ -62,6 +65,18 @@ cdef pt_tile_plan _plan(tuple layer, str step, size_t budget) except *:
     cdef pt_status st = pt_tile_plan_layer(&l, STEPS[step], budget, &p)
     check_status(st, "pt_tile_plan_layer")
     return p
+
+
+def set_dma_thread(bint on):
+    """Start (and install) or stop the DMA thread backend."""
+    if on:
+        check_status(pt_dma_thread_start(), "pt_dma_thread_start")
+    else:
+        check_status(pt_dma_thread_stop(), "pt_dma_thread_stop")
+
+
+def dma_thread_running():
+    return bool(pt_dma_thread_running())
 
 
 def plan(tuple layer, str step, size_t budget):

@@ -52,13 +52,16 @@ def _interleaved_medians(fns, repeats: int, rounds: int = 3) -> list[float]:
 # ----------------------------------------------------------------- pulptrain
 def _pulptrain_workloads(lr_layer: str, batch: int, num_classes: int, frozen_batch: int):
     from pulptrain import models, nn, ops, quant
+    from pulptrain._alloc import aligned
     from pulptrain.models import mobilenet
 
     rng = np.random.default_rng(0)
     frozen, adaptive = models.mobilenet_v1(lr_layer, 128, num_classes)
     adaptive.need_grad_x = False
     shape = mobilenet.output_shape(lr_layer, 128)
-    x = rng.uniform(0, 6, (batch,) + tuple(shape)).astype(np.float32)
+    # inputs are activations, which pulptrain's layers (the frozen stage, the
+    # replay store, the layer below) return 64-byte aligned (pulptrain._alloc)
+    x = aligned(rng.uniform(0, 6, (batch,) + tuple(shape)).astype(np.float32))
     y = rng.integers(0, num_classes, batch)
     loss = nn.SoftmaxCrossEntropy()
     opt = nn.SGD(adaptive.parameters(), lr=1e-4)
@@ -70,11 +73,11 @@ def _pulptrain_workloads(lr_layer: str, batch: int, num_classes: int, frozen_bat
         opt.step()
 
     pw = next(m for m in adaptive if isinstance(m, nn.PointwiseConv2d))
-    pw_in = rng.uniform(0, 6, (batch, shape[0], shape[1], pw.weight.data.shape[1])).astype(np.float32)
+    pw_in = aligned(rng.uniform(0, 6, (batch, shape[0], shape[1], pw.weight.data.shape[1])).astype(np.float32))
     dw = next(m for m in adaptive if isinstance(m, nn.DepthwiseConv2d))
-    dw_in = rng.uniform(0, 6, (batch, shape[0], shape[1], dw.weight.data.shape[2])).astype(np.float32)
+    dw_in = aligned(rng.uniform(0, 6, (batch, shape[0], shape[1], dw.weight.data.shape[2])).astype(np.float32))
     dw_out = ops.depthwise_conv2d_forward(dw_in, dw.weight.data, dw.bias.data, dw.stride, dw.padding)
-    dw_gy = rng.standard_normal(dw_out.shape).astype(np.float32)
+    dw_gy = aligned(rng.standard_normal(dw_out.shape).astype(np.float32))
     images = rng.integers(0, 256, (frozen_batch, 128, 128, 3), dtype=np.uint8)
     int8 = quant.quantize_frozen_stage(frozen, images[:16])
     return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pulptrain import _core, _gemm
+from pulptrain import _alloc, _core, _gemm
 from pulptrain._threads import get_num_threads
 from pulptrain._validate import as_f32, conv_output_hw, conv_padding, pair, same_shape
 
@@ -24,7 +24,7 @@ __all__ = ["relu_forward", "relu_backward", "relu6_forward", "relu6_backward",
 # --------------------------------------------------------------- activations
 def _act_forward(x, six: bool, ref: bool) -> np.ndarray:
     x = as_f32("x", x)
-    y = np.empty_like(x)
+    y = _alloc.empty_like(x)
     _core.relu_fwd(x.reshape(-1), y.reshape(-1), get_num_threads(), six, ref)
     return y
 
@@ -33,7 +33,7 @@ def _act_backward(x_or_y, grad_y, six: bool, ref: bool) -> np.ndarray:
     v = as_f32("x_or_y", x_or_y)
     grad_y = as_f32("grad_y", grad_y)
     same_shape("grad_y", grad_y, "x_or_y", v.shape)
-    grad_x = np.empty_like(v)
+    grad_x = _alloc.empty_like(v)
     _core.relu_bwd(v.reshape(-1), grad_y.reshape(-1), grad_x.reshape(-1), get_num_threads(), six, ref)
     return grad_x
 
@@ -110,7 +110,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b, stride=1, padding=0, *, ref:
     (t, b, l, r), (vertical, horizontal), "same" or "valid"."""
     x, w, params, y_shape = _conv_shape(x, w, stride, padding)
     b = _bias(b, y_shape[3], "Cout of w")
-    y = np.empty(y_shape, np.float32)
+    y = _alloc.empty(y_shape, np.float32)
     _gemm.conv_fwd("conv2d", params, _flat(x), _flat(w), _flat(b), _flat(y), get_num_threads(), ref)
     return y
 
@@ -131,14 +131,14 @@ def _conv_backward(kind: str, params, x, w, grad_y, y_shape, need_grad_x: bool, 
     same_shape("grad_y", grad_y, f"the {kind} output", y_shape)
     grad_x = None
     if need_grad_x:
-        grad_x = np.empty_like(x)
+        grad_x = _alloc.empty_like(x)
         fused = act and not ref
         _gemm.conv_bwd_input(kind, params, _flat(w), _flat(grad_y), _flat(grad_x), get_num_threads(), ref,
                              act if fused else 0, _flat(x) if fused else None)
         if act and ref:
             grad_x = _act_backward(x, grad_x, input_activation == "relu6", True)
-    grad_w = np.empty_like(w)
-    grad_b = np.empty(y_shape[3], np.float32)
+    grad_w = _alloc.empty_like(w)
+    grad_b = _alloc.empty(y_shape[3], np.float32)
     _gemm.conv_bwd_weight(kind, params, _flat(x), _flat(grad_y), _flat(grad_w), grad_b, get_num_threads(), ref)
     return grad_x, grad_w, grad_b
 
@@ -162,7 +162,7 @@ def pointwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b, *, activation: str
     act = _activation(activation)
     x, w, params, y_shape = _pointwise_shape(x, w)
     b = _bias(b, y_shape[3], "Cout of w")
-    y = np.empty(y_shape, np.float32)
+    y = _alloc.empty(y_shape, np.float32)
     _gemm.conv_fwd("pointwise", params, _flat(x), _flat(w), _flat(b), _flat(y), get_num_threads(), ref,
                    0 if ref else act)
     return _activate_ref(y, activation) if ref else y
@@ -192,7 +192,7 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b, *, ref: bool = False) -> np.
     """y = x w^T + b: x [N, In], w [Out, In], b [Out] or None -> y [N, Out]."""
     x, w, dims = _linear_shape(x, w)
     b = _bias(b, dims[2], "Out of w")
-    y = np.empty((dims[0], dims[2]), np.float32)
+    y = _alloc.empty((dims[0], dims[2]), np.float32)
     _gemm.linear_fwd(*dims, _flat(x), _flat(w), b, _flat(y), get_num_threads(), ref)
     return y
 
@@ -205,10 +205,10 @@ def linear_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, *, ref: bo
     same_shape("grad_y", grad_y, "the linear output", (dims[0], dims[2]))
     grad_x = None
     if need_grad_x:
-        grad_x = np.empty_like(x)
+        grad_x = _alloc.empty_like(x)
         _gemm.linear_bwd_input(*dims, _flat(w), _flat(grad_y), _flat(grad_x), get_num_threads(), ref)
-    grad_w = np.empty_like(w)
-    grad_b = np.empty(dims[2], np.float32)
+    grad_w = _alloc.empty_like(w)
+    grad_b = _alloc.empty(dims[2], np.float32)
     _gemm.linear_bwd_weight(*dims, _flat(x), _flat(grad_y), _flat(grad_w), grad_b, get_num_threads(), ref)
     return grad_x, grad_w, grad_b
 
@@ -261,7 +261,7 @@ def depthwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     if b is not None:
         b = as_f32("b", b, 1)
         same_shape("b", b, "C", (x.shape[3],))
-    y = np.empty((x.shape[0], oh, ow, x.shape[3]), np.float32)
+    y = _alloc.empty((x.shape[0], oh, ow, x.shape[3]), np.float32)
     _elem.depthwise_fwd(x.reshape(-1), w.reshape(-1), None if b is None else b, y.reshape(-1), x.shape,
                         kernel, stride, pads, get_num_threads(), ref, 0 if ref else act)
     return _activate_ref(y, activation) if ref else y
@@ -279,16 +279,16 @@ def depthwise_conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, 
     kernel, stride, pads, (oh, ow) = _depthwise_geometry(x.shape, w, stride, padding)
     same_shape("grad_y", grad_y, "the output", (x.shape[0], oh, ow, x.shape[3]))
     threads = get_num_threads()
-    grad_w = np.empty_like(w)
-    grad_b = np.empty(x.shape[3], np.float32)
+    grad_w = _alloc.empty_like(w)
+    grad_b = _alloc.empty(x.shape[3], np.float32)
     if need_grad_x and not ref:   # both gradients in one pass over grad_y
-        grad_x = np.empty_like(x)
+        grad_x = _alloc.empty_like(x)
         _elem.depthwise_bwd(w.reshape(-1), x.reshape(-1), grad_y.reshape(-1), grad_x.reshape(-1),
                             grad_w.reshape(-1), grad_b, x.shape, kernel, stride, pads, threads, act)
         return grad_x, grad_w, grad_b
     grad_x = None
     if need_grad_x:   # the reference twins, the activation's backward a pass of its own
-        grad_x = np.empty_like(x)
+        grad_x = _alloc.empty_like(x)
         _elem.depthwise_bwd_input(w.reshape(-1), grad_y.reshape(-1), grad_x.reshape(-1), x.shape,
                                   kernel, stride, pads, threads, True)
         if act:
@@ -310,7 +310,7 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size, stride=None, *, ref: bool = F
     kernel size): x [N, H, W, C] -> [N, OH, OW, C]."""
     x = as_f32("x", x, 4)
     kernel, stride, (oh, ow) = _pool_geometry(x.shape, kernel_size, stride)
-    y = np.empty((x.shape[0], oh, ow, x.shape[3]), np.float32)
+    y = _alloc.empty((x.shape[0], oh, ow, x.shape[3]), np.float32)
     _elem.avgpool_fwd(x.reshape(-1), y.reshape(-1), x.shape, kernel, stride, get_num_threads(), ref)
     return y
 
@@ -324,7 +324,7 @@ def avg_pool2d_backward(x_shape_or_x, grad_y: np.ndarray, kernel_size, stride=No
     grad_y = as_f32("grad_y", grad_y, 4)
     kernel, stride, (oh, ow) = _pool_geometry(shape, kernel_size, stride)
     same_shape("grad_y", grad_y, "the output", (shape[0], oh, ow, shape[3]))
-    grad_x = np.empty(shape, np.float32)
+    grad_x = _alloc.empty(shape, np.float32)
     _elem.avgpool_bwd(grad_y.reshape(-1), grad_x.reshape(-1), shape, kernel, stride, get_num_threads(), ref)
     return grad_x
 
@@ -332,7 +332,7 @@ def avg_pool2d_backward(x_shape_or_x, grad_y: np.ndarray, kernel_size, stride=No
 def global_avg_pool_forward(x: np.ndarray, *, ref: bool = False) -> np.ndarray:
     """Mean over H and W: x [N, H, W, C] -> [N, C]."""
     x = as_f32("x", x, 4)
-    y = np.empty((x.shape[0], x.shape[3]), np.float32)
+    y = _alloc.empty((x.shape[0], x.shape[3]), np.float32)
     _elem.global_avgpool_fwd(x.reshape(-1), y.reshape(-1), x.shape, get_num_threads(), ref)
     return y
 
@@ -343,7 +343,7 @@ def global_avg_pool_backward(x_or_shape, grad_y: np.ndarray, *, ref: bool = Fals
     shape = _nhwc_shape("x_or_shape", x_or_shape)
     grad_y = as_f32("grad_y", grad_y, 2)
     same_shape("grad_y", grad_y, "[N, C]", (shape[0], shape[3]))
-    grad_x = np.empty(shape, np.float32)
+    grad_x = _alloc.empty(shape, np.float32)
     _elem.global_avgpool_bwd(grad_y.reshape(-1), grad_x.reshape(-1), shape, get_num_threads(), ref)
     return grad_x
 
@@ -366,7 +366,7 @@ def channel_affine_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, 
     dims, scale = _affine_dims(x, scale)
     shift = as_f32("shift", shift, 1)
     same_shape("shift", shift, "scale", scale.shape)
-    y = np.empty_like(x)
+    y = _alloc.empty_like(x)
     _elem.affine_fwd(x.reshape(-1), scale, shift, y.reshape(-1), dims, get_num_threads(), ref)
     return y
 
@@ -382,10 +382,10 @@ def channel_affine_backward(x: np.ndarray, scale: np.ndarray, grad_y: np.ndarray
     threads = get_num_threads()
     grad_x = None
     if need_grad_x:
-        grad_x = np.empty_like(x)
+        grad_x = _alloc.empty_like(x)
         _elem.affine_bwd_input(scale, grad_y.reshape(-1), grad_x.reshape(-1), dims, threads, ref)
-    grad_scale = np.empty_like(scale)
-    grad_shift = np.empty_like(scale)
+    grad_scale = _alloc.empty_like(scale)
+    grad_shift = _alloc.empty_like(scale)
     _elem.affine_bwd_param(x.reshape(-1), grad_y.reshape(-1), grad_scale, grad_shift, dims, threads, ref)
     return grad_x, grad_scale, grad_shift
 
@@ -408,7 +408,7 @@ def softmax_cross_entropy_forward(logits: np.ndarray, labels: np.ndarray, *, ref
 def softmax_cross_entropy_backward(logits: np.ndarray, labels: np.ndarray, *, ref: bool = False) -> np.ndarray:
     """Gradient of the mean loss: (softmax(logits) - onehot(labels)) / N, [N, K]."""
     logits, labels = _logits_labels(logits, labels)
-    grad = np.empty_like(logits)
+    grad = _alloc.empty_like(logits)
     _elem.softmax_xent_bwd(logits.reshape(-1), labels, grad.reshape(-1), logits.shape[0], logits.shape[1],
                            get_num_threads(), ref)
     return grad

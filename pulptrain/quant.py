@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pulptrain import _quant
+from pulptrain import _alloc, _quant
 from pulptrain._threads import get_num_threads
 from pulptrain._validate import conv_padding, finite_float, positive_int
 from pulptrain.models.mobilenet import (FloatFrozenStage, LayerSpec, check_images, images_to_input,
@@ -153,7 +153,7 @@ class Int8FrozenStage:
         stride = (spec.stride, spec.stride)
         pads = conv_padding("same", (h, w), (k, k), stride) if k > 1 else (0, 0, 0, 0)
         oh, ow = -(-h // spec.stride), -(-w // spec.stride)
-        y = np.empty((n, oh, ow, spec.out_channels), dtype=np.uint8)
+        y = _alloc.empty((n, oh, ow, spec.out_channels), dtype=np.uint8)
         weights = layer.packed if (spec.kind == "pointwise" and not ref) else layer.weight.reshape(-1)
         _quant.conv_forward(_KINDS[spec.kind], x.reshape(-1), (n, h, w, c), spec.out_channels, (k, k),
                             stride, pads, weights, layer.bias, layer.multiplier, layer.shift,

@@ -29,7 +29,7 @@ import numbers
 
 import numpy as np
 
-from pulptrain import _replay
+from pulptrain import _alloc, _replay
 from pulptrain import _replay_format as fmt
 from pulptrain import _replay_policy as pol
 from pulptrain._threads import get_num_threads
@@ -361,7 +361,7 @@ class LatentReplayStore:
     def gather(self, slots) -> tuple[np.ndarray, np.ndarray]:
         """(latents float32 [k, *shape], labels int32 [k]) of filled slots."""
         slots = self._check_slots(slots, None, False, True)
-        out = np.empty((len(slots),) + self._shape, np.float32)
+        out = _alloc.empty((len(slots),) + self._shape, np.float32)
         return out, self._gather_into(slots, out)
 
     def quantize_roundtrip(self, x) -> np.ndarray:
@@ -382,7 +382,7 @@ class LatentReplayStore:
             if exc.status == _STATUS_NONFINITE:
                 raise ValueError("x must be finite (found NaN or Inf)") from None
             raise
-        out = np.empty_like(x)
+        out = _alloc.empty_like(x)
         _replay.gather_f32(layout, scale, zero_point, slots, payload, out.reshape(-1), get_num_threads())
         return out[0] if single else out
 

@@ -13,12 +13,13 @@ depthwise w [KH, KW, C], linear x [N, In] and w [Out, In].
 """
 from __future__ import annotations
 
+import atexit
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from pulptrain import _tile
+from pulptrain import _alloc, _tile
 from pulptrain._threads import get_num_threads
 from pulptrain._validate import as_f32, conv_output_hw, conv_padding, positive_int
 
@@ -217,8 +218,8 @@ class TiledStep:
         if step == "forward" and checked[2] is not None and not self.layer.bias:
             raise ValueError("b given for a layer without bias")
         out_shape = {"forward": shapes["y"], "grad_input": shapes["x"], "grad_weight": shapes["w"]}[step]
-        out = np.empty(out_shape, np.float32)
-        grad_b = np.empty(shapes["b"], np.float32) if step == "grad_weight" and self.layer.bias else None
+        out = _alloc.empty(out_shape, np.float32)
+        grad_b = _alloc.empty(shapes["b"], np.float32) if step == "grad_weight" and self.layer.bias else None
         bias = checked[2] if step == "forward" else None
         moved = self._executor.run(self._l1, self._offset, checked[0], checked[1], bias, _flat(out), grad_b,
                                    get_num_threads())
@@ -280,6 +281,45 @@ class l1_budget:  # noqa: N801 - used like a function: ``with tile.l1_budget(128
     def __exit__(self, *exc):
         set_l1_budget(self._old)
         return False
+
+
+DMA_BACKENDS = ("memcpy", "thread")
+
+
+def set_dma(backend: str) -> None:
+    """How the tiled executor's copies run natively. "memcpy" (the default)
+    copies when a transfer is issued, on the calling core, so nothing
+    overlaps; "thread" queues each transfer to a helper thread that copies
+    while the cores compute, as a cluster DMA engine does, so the double
+    buffering overlaps the next tile's copy with this tile's compute (it
+    takes a core of its own: use one compute thread fewer). Results are
+    bitwise the same either way. Do not switch while a tiled step runs."""
+    if backend not in DMA_BACKENDS:
+        raise ValueError(f"backend must be one of {DMA_BACKENDS}, got {backend!r}")
+    _tile.set_dma_thread(backend == "thread")
+
+
+def get_dma() -> str:
+    return "thread" if _tile.dma_thread_running() else "memcpy"
+
+
+class dma:  # noqa: N801 - used like a function: ``with tile.dma("thread"):``
+    """Context manager: set the DMA backend inside a ``with`` block."""
+
+    def __init__(self, backend: str):
+        self._new, self._old = backend, None
+
+    def __enter__(self):
+        self._old = get_dma()
+        set_dma(self._new)
+        return self
+
+    def __exit__(self, *exc):
+        set_dma(self._old)
+        return False
+
+
+atexit.register(_tile.set_dma_thread, False)     # drain and join the engine before the interpreter goes
 
 
 def _tiled(layer: Layer, step: str) -> TiledStep:

@@ -295,19 +295,33 @@ def _train(model, x, labels, steps=3):
     return losses
 
 
+@pytest.mark.parametrize("dma", tile.DMA_BACKENDS)
 @pytest.mark.parametrize("budget", [6 * 1024, 32 * 1024])
-def test_nn_model_trains_bitwise_the_same_tiled(budget, rng):
+def test_nn_model_trains_bitwise_the_same_tiled(budget, dma, rng):
     """A pulptrain.nn model run under an L1 budget (every pointwise, depthwise
-    and linear step through the tiled executor) trains bitwise as untiled."""
+    and linear step through the tiled executor) trains bitwise as untiled,
+    with either DMA backend."""
     x = rng.uniform(0, 6, (5, 9, 7, 16)).astype(np.float32)
     labels = rng.integers(0, 7, 5).astype(np.int64)
     plain, tiled = _small_model(3), _small_model(3)
     want = _train(plain, x, labels)
     tile._prepared.clear()
-    with tile.l1_budget(budget):
+    with tile.l1_budget(budget), tile.dma(dma):
+        assert tile.get_dma() == dma
         got = _train(tiled, x, labels)
+    assert tile.get_dma() == "memcpy"
     ran = {(layer.kind, step) for layer, step, b in tile._prepared if b == budget}
     assert ran == {(k, s) for k in tile.KINDS for s in tile.STEPS}
     assert got == want
     for (name, p), (_, q) in zip(plain.named_parameters(), tiled.named_parameters()):
         _bitwise_equal(q.data, p.data, name)
+
+
+def test_dma_backend_names():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        tile.set_dma("engine")
+    tile.set_dma("thread")
+    tile.set_dma("thread")                      # already running: nothing to do
+    assert tile.get_dma() == "thread"
+    tile.set_dma("memcpy")
+    assert tile.get_dma() == "memcpy"

@@ -121,45 +121,153 @@ PT_ALWAYS_INLINE void load_taps_3x3(const dw_job *j, int c, const int nv, dw_vec
             __builtin_memcpy(&wv[t][v], j->w + (size_t)t * j->p->in.c + c + v * DW_VL, sizeof(dw_vec));
 }
 
-/* 3x3 kernels, channels [c, c + nv * DW_VL) of one output row (nv <= 2):
- * the nine taps' weights (and the bias) stay in registers across the row's
- * pixels, so each tap costs one load (of x) instead of two. Per output, the
- * order is fwd_block's: bias, then the valid taps in (kh, kw) order. */
-PT_ALWAYS_INLINE void fwd_row_3x3(const dw_job *j, const float *x_img, int ih0, int kh_lo, int kh_hi, int c,
-                                  const int nv, float *restrict y_row)
+/* One output row of a 3x3 kernel, for forward and stride-1 grad-input alike:
+ * output o of the row is init + sum over the valid taps, in ascending
+ * (kh, kw) order, of src[kh][column o * step + off + sign * kw] * w[kh][kw].
+ * Forward: src[kh] = input row oh * stride - pad + kh, step = stride,
+ * off = -pad_left, sign = +1, init = bias. Grad-input: src[kh] = grad_y row
+ * ih + pad - kh, step 1, off = pad_left, sign = -1, init = 0. Channels
+ * [c, c + nv * DW_VL) (nv <= 2) at a time, the nine taps' weights in
+ * registers; the outputs whose three columns are all inside the source are
+ * computed DW_PX at a time, so DW_PX * nv chains of adds run side by side
+ * (one output's taps form a chain of dependent adds: one output at a time
+ * waits on the adder's latency). The per-output order never changes, so the
+ * results are bitwise those of fwd_block / bwd_input_block. */
+#define DW_PX 4
+typedef struct dw_row3 {
+    const float *src[3];     /* each kh's source row at channel 0, NULL where that tap row is outside */
+    int src_w, n_out;        /* source columns, outputs in the row */
+    int step, off, sign;     /* source column of output o and tap kw: o * step + off + sign * kw */
+} dw_row3;
+
+PT_TARGET_AVX512 static inline dw_vec dw_clamp(dw_vec v, float cap)
 {
-    const pt_conv_params *p = j->p;
-    const int C = p->in.c, W = p->in.w;
-    dw_vec wv[9][2], bv[2];
-    load_taps_3x3(j, c, nv, wv);
-    for (int v = 0; v < nv; ++v) {
-        bv[v] = (dw_vec){0};
-        if (j->b) __builtin_memcpy(&bv[v], j->b + c + v * DW_VL, sizeof(dw_vec));
-    }
-    for (int ow = 0; ow < j->out_w; ++ow) {
-        const int iw0 = ow * p->stride_w - p->pad_left;
-        const int kw_lo = clamp_lo(-iw0), kw_hi = min_int(3, W - iw0);
-        dw_vec acc[2];
-        for (int v = 0; v < nv; ++v) acc[v] = bv[v];
+    return (dw_vec)_mm512_min_ps(_mm512_max_ps((__m512)v, _mm512_setzero_ps()), _mm512_set1_ps(cap));
+}
+
+/* acc[q] += the taps kw in [kw_lo, kw_hi) of outputs o0 + q, q < np */
+PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_taps(const dw_row3 *r, int C, int c, const dw_vec wv[9][2], int o0,
+                                                 const int np, const int nv, int kw_lo, int kw_hi,
+                                                 dw_vec acc[DW_PX][2])
+{
 #pragma GCC unroll 3
-        for (int kh = 0; kh < 3; ++kh) {
-            if (kh < kh_lo || kh >= kh_hi) continue;
+    for (int kh = 0; kh < 3; ++kh) {
+        if (!r->src[kh]) continue;
 #pragma GCC unroll 3
-            for (int kw = 0; kw < 3; ++kw) {
-                if (kw < kw_lo || kw >= kw_hi) continue;
-                const float *xp = x_img + ((size_t)(ih0 + kh) * W + (size_t)(iw0 + kw)) * C + c;
+        for (int kw = 0; kw < 3; ++kw) {
+            if (kw < kw_lo || kw >= kw_hi) continue;
+#pragma GCC unroll 4
+            for (int q = 0; q < np; ++q) {
+                const float *sp = r->src[kh] + (size_t)((o0 + q) * r->step + r->off + r->sign * kw) * C + c;
 #pragma GCC unroll 2
                 for (int v = 0; v < nv; ++v) {
-                    dw_vec xv;
-                    __builtin_memcpy(&xv, xp + v * DW_VL, sizeof xv);
-                    acc[v] = acc[v] + xv * wv[kh * 3 + kw][v];
+                    dw_vec sv;
+                    __builtin_memcpy(&sv, sp + v * DW_VL, sizeof sv);
+                    acc[q][v] = acc[q][v] + sv * wv[kh * 3 + kw][v];
                 }
             }
         }
-        float *y_px = y_row + (size_t)ow * C + c;
-        for (int v = 0; v < nv; ++v) DW_STORE(y_px + v * DW_VL, acc[v]);
-        if (j->act_cap > 0.0f)
-            for (int i = 0; i < nv * DW_VL; ++i) y_px[i] = pt_act_clamp(y_px[i], j->act_cap);
+    }
+}
+
+/* Outputs [o0, o0 + np) of channels [c, c + nv * DW_VL): init, taps, then
+ * the forward's clamp or grad-input's mask by x (x_row: the input row of
+ * out_row, at channel 0), and the store. */
+PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_outputs(const dw_job *j, const dw_row3 *r, int c, const dw_vec wv[9][2],
+                                                    const dw_vec init[2], int o0, const int np, const int nv,
+                                                    int kw_lo, int kw_hi, const int grad, const float *x_row,
+                                                    float *restrict out_row)
+{
+    const int C = j->p->in.c;
+    dw_vec acc[DW_PX][2];
+#pragma GCC unroll 4
+    for (int q = 0; q < np; ++q)
+        for (int v = 0; v < nv; ++v) acc[q][v] = init[v];
+    row3_taps(r, C, c, wv, o0, np, nv, kw_lo, kw_hi, acc);
+#pragma GCC unroll 4
+    for (int q = 0; q < np; ++q) {
+        const size_t px = (size_t)(o0 + q) * C + c;
+        for (int v = 0; v < nv; ++v) {
+            if (j->act_cap > 0.0f)
+                acc[q][v] = grad ? dw_select_active(x_row + px + v * DW_VL, j->act_cap, acc[q][v])
+                                 : dw_clamp(acc[q][v], j->act_cap);
+            DW_STORE(out_row + px + v * DW_VL, acc[q][v]);
+        }
+    }
+}
+
+/* Outputs [o0, o0 + np) of the channel blocks of 32, then 16, in [c_begin, c_end) */
+PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_pixels(const dw_job *j, const dw_row3 *r, int c_begin, int c_end,
+                                                   int o0, const int np, int kw_lo, int kw_hi, const int grad,
+                                                   const float *x_row, float *out_row)
+{
+    dw_vec wv[9][2], init[2];
+    int c = c_begin;
+    for (; c + 2 * DW_VL <= c_end; c += 2 * DW_VL) {
+        load_taps_3x3(j, c, 2, wv);
+        for (int v = 0; v < 2; ++v) {
+            init[v] = (dw_vec){0};
+            if (!grad && j->b) __builtin_memcpy(&init[v], j->b + c + v * DW_VL, sizeof(dw_vec));
+        }
+        row3_outputs(j, r, c, wv, init, o0, np, 2, kw_lo, kw_hi, grad, x_row, out_row);
+    }
+    for (; c + DW_VL <= c_end; c += DW_VL) {
+        load_taps_3x3(j, c, 1, wv);
+        init[0] = (dw_vec){0};
+        if (!grad && j->b) __builtin_memcpy(&init[0], j->b + c, sizeof(dw_vec));
+        row3_outputs(j, r, c, wv, init, o0, np, 1, kw_lo, kw_hi, grad, x_row, out_row);
+    }
+}
+
+/* The row's outputs, channels [c_begin, c_end) rounded down to whole
+ * vectors (the caller does the rest). Pixels outer, channels inner: the
+ * source is read as contiguous runs of whole pixels, which the hardware
+ * prefetchers follow (channel blocks outer read 128 of every 2048 bytes and
+ * ran at half the speed); the weights are reloaded from L1 per pixel group. */
+PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_range(const dw_job *j, const dw_row3 *r, int c_begin, int c_end,
+                                                  const int grad, const float *x_row, float *out_row)
+{
+    /* interior outputs [o_lo, o_hi): columns base + sign * {0, 1, 2} all in [0, src_w) */
+    const int first = r->off + (r->sign > 0 ? 0 : -2), last = r->off + (r->sign > 0 ? 2 : 0);
+    int o_lo = first >= 0 ? 0 : (-first + r->step - 1) / r->step;
+    int o_hi = r->src_w - 1 - last < 0 ? 0 : (r->src_w - 1 - last) / r->step + 1;
+    if (o_hi > r->n_out) o_hi = r->n_out;
+    if (o_lo > o_hi) o_lo = o_hi;
+    for (int o = 0; o < r->n_out;) {
+        if (o >= o_lo && o + DW_PX <= o_hi) {
+            row3_pixels(j, r, c_begin, c_end, o, DW_PX, 0, 3, grad, x_row, out_row);
+            o += DW_PX;
+            continue;
+        }
+        const int base = o * r->step + r->off;
+        const int kw_lo = r->sign > 0 ? clamp_lo(-base) : clamp_lo(base - r->src_w + 1);
+        const int kw_hi = r->sign > 0 ? min_int(3, r->src_w - base) : min_int(3, base + 1);
+        row3_pixels(j, r, c_begin, c_end, o, 1, kw_lo, kw_hi, grad, x_row, out_row);
+        ++o;
+    }
+}
+
+/* Forward, channels [c_begin, c_end) of output row oh of image x_img:
+ * blocks of 32 and 16 channels, then single channels. Called, not inlined
+ * (it needs the AVX-512 target): the portable build compiles the call but
+ * never makes it. */
+PT_TARGET_AVX512 static void fwd_row_3x3(const dw_job *j, const float *x_img, int oh, int c_begin, int c_end,
+                                         float *y_row)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, H = p->in.h, W = p->in.w;
+    const int ih0 = oh * p->stride_h - p->pad_top;
+    dw_row3 r = {{NULL, NULL, NULL}, W, j->out_w, p->stride_w, -p->pad_left, 1};
+    for (int kh = 0; kh < 3; ++kh)
+        if (ih0 + kh >= 0 && ih0 + kh < H) r.src[kh] = x_img + (size_t)(ih0 + kh) * W * C;
+    row3_range(j, &r, c_begin, c_end, 0, NULL, y_row);
+    int c = c_begin + (c_end - c_begin) / DW_VL * DW_VL;
+    const int kh_lo = clamp_lo(-ih0), kh_hi = min_int(3, H - ih0);
+    for (int ow = 0; c < c_end && ow < j->out_w; ++ow) {
+        const int iw0 = ow * p->stride_w - p->pad_left;
+        const int kw_lo = clamp_lo(-iw0), kw_hi = min_int(3, W - iw0);
+        for (int ci = c; ci < c_end; ++ci)
+            fwd_block(j, x_img, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, ci, 1, y_row + (size_t)ow * C);
     }
 }
 #endif
@@ -172,19 +280,7 @@ PT_ALWAYS_INLINE void dw_fwd_rows(const dw_job *j, size_t row_begin, size_t row_
     if (avx512 && p->kh == 3 && p->kw == 3 && C >= DW_VL) {
         for (size_t row = row_begin; row < row_end; ++row) {
             const int n = (int)(row / (size_t)j->out_h), oh = (int)(row % (size_t)j->out_h);
-            const int ih0 = oh * p->stride_h - p->pad_top;
-            const int kh_lo = clamp_lo(-ih0), kh_hi = min_int(3, H - ih0);
-            const float *x_img = j->x + (size_t)n * H * W * C;
-            float *y_row = j->out + row * (size_t)j->out_w * C;
-            int c = 0;
-            for (; c + 2 * DW_VL <= C; c += 2 * DW_VL) fwd_row_3x3(j, x_img, ih0, kh_lo, kh_hi, c, 2, y_row);
-            for (; c + DW_VL <= C; c += DW_VL) fwd_row_3x3(j, x_img, ih0, kh_lo, kh_hi, c, 1, y_row);
-            for (int ow = 0; c < C && ow < j->out_w; ++ow) {
-                const int iw0 = ow * p->stride_w - p->pad_left;
-                const int kw_lo = clamp_lo(-iw0), kw_hi = min_int(3, W - iw0);
-                for (int ci = c; ci < C; ++ci)
-                    fwd_block(j, x_img, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, ci, 1, y_row + (size_t)ow * C);
-            }
+            fwd_row_3x3(j, j->x + (size_t)n * H * W * C, oh, 0, C, j->out + row * (size_t)j->out_w * C);
         }
         return;
     }
@@ -287,47 +383,6 @@ PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int 
 }
 
 #if DW_VEC
-/* 3x3 kernels at stride 1, channels [c, c + nv * DW_VL) of one input row
- * (nv <= 2), the weights in registers as in fwd_row_3x3. The taps that reach
- * input row ih are [kh_first, kh_last] (from output row ih + pad - kh); per
- * pixel the order is bwd_input_block's, ascending (kh, kw). */
-PT_TARGET_AVX512 PT_ALWAYS_INLINE void bwd_input_row_3x3_nv(const dw_job *j, const float *gy_img, int ih,
-                                                         int kh_first, int kh_last, int c, const int nv,
-                                                         float *restrict gx_row)
-{
-    const pt_conv_params *p = j->p;
-    const int C = p->in.c, W = p->in.w, OW = j->out_w;
-    dw_vec wv[9][2];
-    load_taps_3x3(j, c, nv, wv);
-    for (int iw = 0; iw < W; ++iw) {
-        const int t = iw + p->pad_left;   /* output column iw + pad - kw */
-        const int kw_first = t - (OW - 1) > 0 ? t - (OW - 1) : 0, kw_last = t < 2 ? t : 2;
-        dw_vec acc[2] = {{0}, {0}};
-        float *gx_px = gx_row + (size_t)iw * C;
-#pragma GCC unroll 3
-        for (int kh = 0; kh < 3; ++kh) {
-            if (kh < kh_first || kh > kh_last) continue;
-            const float *gy_row = gy_img + (size_t)(ih + p->pad_top - kh) * OW * C + c;
-#pragma GCC unroll 3
-            for (int kw = 0; kw < 3; ++kw) {
-                if (kw < kw_first || kw > kw_last) continue;
-                const float *gp = gy_row + (size_t)(t - kw) * C;
-#pragma GCC unroll 2
-                for (int v = 0; v < nv; ++v) {
-                    dw_vec gv;
-                    __builtin_memcpy(&gv, gp + v * DW_VL, sizeof gv);
-                    acc[v] = acc[v] + gv * wv[kh * 3 + kw][v];
-                }
-            }
-        }
-        if (j->act_cap > 0.0f) {
-            const float *x_px = j->x + (gx_px - j->out) + c;
-            for (int v = 0; v < nv; ++v) acc[v] = dw_select_active(x_px + v * DW_VL, j->act_cap, acc[v]);
-        }
-        for (int v = 0; v < nv; ++v) DW_STORE(gx_px + c + v * DW_VL, acc[v]);
-    }
-}
-
 /* Channels [c_begin, c_end) of input row ih (3x3, stride 1): blocks of 32
  * and 16, then single channels. Called, not inlined (it needs the AVX-512
  * target for its mask compares): the portable build compiles the call but
@@ -335,9 +390,13 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void bwd_input_row_3x3_nv(const dw_job *j, con
 PT_TARGET_AVX512 static void bwd_input_row_3x3(const dw_job *j, const float *gy_img, int ih, int kh_first,
                                                int kh_last, int c_begin, int c_end, float *gx_row)
 {
-    int c = c_begin;
-    for (; c + 2 * DW_VL <= c_end; c += 2 * DW_VL) bwd_input_row_3x3_nv(j, gy_img, ih, kh_first, kh_last, c, 2, gx_row);
-    for (; c + DW_VL <= c_end; c += DW_VL) bwd_input_row_3x3_nv(j, gy_img, ih, kh_first, kh_last, c, 1, gx_row);
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, OW = j->out_w;
+    dw_row3 r = {{NULL, NULL, NULL}, OW, p->in.w, 1, p->pad_left, -1};
+    for (int kh = kh_first; kh <= kh_last; ++kh) r.src[kh] = gy_img + (size_t)(ih + p->pad_top - kh) * OW * C;
+    const float *x_row = j->x ? j->x + (gx_row - j->out) : NULL;
+    row3_range(j, &r, c_begin, c_end, 1, x_row, gx_row);
+    int c = c_begin + (c_end - c_begin) / DW_VL * DW_VL;
     for (int iw = 0; c < c_end && iw < j->p->in.w; ++iw) {
         int kw_first, kw_last;
         pt_taps_reaching(iw, j->p->pad_left, 1, 3, j->out_w, &kw_first, &kw_last);
@@ -632,15 +691,12 @@ PT_TARGET_AVX512 static void bwd_both_avx512(const dw_bwd_job *b, int c_begin, i
     for (int n = 0; n < p->in.n; ++n) {
         const float *gy_img = jx->grad_y + (size_t)n * jx->out_h * jx->out_w * C;
         float *gx_img = jx->out + (size_t)n * H * W * C;
-        for (int c = c_begin; c < c_end; c += 2 * DW_VL) {
-            const int c1 = c + 2 * DW_VL < c_end ? c + 2 * DW_VL : c_end;
-            for (int ih = 0; ih < H; ++ih) {
-                int kh_first, kh_last;
-                pt_taps_reaching(ih, p->pad_top, 1, 3, jx->out_h, &kh_first, &kh_last);
-                bwd_input_row_3x3(jx, gy_img, ih, kh_first, kh_last, c, c1, gx_img + (size_t)ih * W * C);
-            }
-            bwd_weight_3x3(jw, n, c, c1);
+        for (int ih = 0; ih < H; ++ih) {
+            int kh_first, kh_last;
+            pt_taps_reaching(ih, p->pad_top, 1, 3, jx->out_h, &kh_first, &kh_last);
+            bwd_input_row_3x3(jx, gy_img, ih, kh_first, kh_last, c_begin, c_end, gx_img + (size_t)ih * W * C);
         }
+        bwd_weight_3x3(jw, n, c_begin, c_end);
     }
 }
 

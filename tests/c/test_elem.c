@@ -32,6 +32,11 @@ static const dw_case dw_cases[] = {
     {2, 6, 6, 160, 3, 3, 1, 2, 1, 1, 0, 0},    /* 128-channel block + 32 */
     {1, 3, 4, 275, 2, 3, 1, 1, 0, 1, 2, 0},    /* 2 x 128 + a 16-block + 3 single channels */
     {2, 5, 7, 48, 3, 3, 1, 1, 1, 1, 1, 1},     /* 3x3 grad-weight: a 32-block and a 16-block */
+    {2, 6, 13, 48, 3, 3, 1, 1, 1, 1, 1, 1},    /* 3x3 rows: groups of 4 interior pixels, then singles */
+    {1, 5, 16, 32, 3, 3, 2, 2, 1, 1, 1, 1},    /* stride 2, symmetric padding, 4-pixel groups */
+    {1, 4, 11, 16, 3, 3, 1, 1, 0, 0, 0, 0},    /* 3x3 without padding: every pixel interior */
+    {1, 4, 10, 32, 3, 3, 1, 1, 2, 0, 2, 0},    /* 3x3 padded on one side only, by 2 */
+    {1, 3, 2, 16, 3, 3, 2, 2, 1, 1, 1, 1},     /* narrower than the window: no interior pixel */
 };
 
 static pt_conv_params dw_params(const dw_case *k)

@@ -3,7 +3,8 @@
  * everything-fits; the L1 region is fenced by canary bytes; the DMA moves
  * exactly the bytes the planner predicted; too small a budget is
  * PT_ERR_BUDGET. Also run with a DMA backend that completes copies late and
- * out of order, which catches any missing wait. */
+ * out of order, which catches any missing wait, and (natively) on the DMA
+ * thread. */
 #include <stdlib.h>
 #include "pt_test.h"
 #include "pulptrain/pulptrain.h"
@@ -74,6 +75,16 @@ static int queue_empty(void)
         if (queue[i].live) return 0;
     return 1;
 }
+
+/* Native builds also run every case on the DMA thread (csrc/platform/
+ * dma_pthread.c), whose copies really overlap the compute. */
+#if defined(__riscv)
+#define HAVE_DMA_THREAD 0
+#define NUM_DMA_MODES 2
+#else
+#define HAVE_DMA_THREAD 1
+#define NUM_DMA_MODES 3
+#endif
 
 /* ------------------------------------------------------------- helpers */
 static float *random_floats(pt_rng *r, size_t n)
@@ -241,10 +252,16 @@ static void check_layer(const char *name, const pt_tile_layer *l, pt_rng *rng)
                  "%s %s: budget %zu below the minimum must be PT_ERR_BUDGET", name, step_names[step], lo - 1);
         for (size_t budget = lo;; budget = budget * PT_TILE_TEST_GROWTH_THIRDS / 3) {
             if (budget > hi) budget = hi;
-            for (int dma = 0; dma < 2; ++dma) {
-                pt_dma_set_backend(dma ? &late_backend : NULL);
+            for (int dma = 0; dma < NUM_DMA_MODES; ++dma) {
+                pt_dma_set_backend(dma == 1 ? &late_backend : NULL);
+#if HAVE_DMA_THREAD
+                if (dma == 2) PT_CHECK(pt_dma_thread_start() == PT_OK, "DMA thread start");
+#endif
                 check_budget(name, l, (pt_tile_step)step, budget, dma ? 3 : 1, x, w,
                              l->has_bias ? b : NULL, gy, want, with_b ? want2 : NULL);
+#if HAVE_DMA_THREAD
+                if (dma == 2) PT_CHECK(pt_dma_thread_stop() == PT_OK && !pt_dma_thread_running(), "DMA thread stop");
+#endif
             }
             pt_dma_set_backend(NULL);
             if (budget == hi) break;

@@ -54,6 +54,17 @@ pt_status pt_dma_set_backend(const pt_dma_backend *backend);
 /* The synchronous memcpy backend (the native default). */
 extern const pt_dma_backend pt_dma_memcpy_backend;
 
+/* Native builds (csrc/platform/dma_pthread.c): a backend whose copies run on
+ * a helper thread, in issue order, while the cores compute; the way to see
+ * the executor's double buffering overlap copies natively. start creates the
+ * thread and installs the backend (PT_ERR_THREADS if the thread cannot be
+ * made); stop waits for every queued copy, restores the memcpy backend and
+ * joins the thread. Both are no-ops when already in that state; call them
+ * while no tiled executor runs. Not built for bare-metal targets. */
+pt_status pt_dma_thread_start(void);
+pt_status pt_dma_thread_stop(void);
+int pt_dma_thread_running(void);
+
 pt_dma_id pt_dma_copy_1d_async(void *dst, const void *src, size_t bytes);
 pt_dma_id pt_dma_copy_2d_async(void *dst, const void *src, size_t row_bytes, size_t rows,
                                size_t dst_stride, size_t src_stride);
