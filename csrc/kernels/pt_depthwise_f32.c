@@ -11,9 +11,11 @@
  * AVX-512 build uses wide = 128 (8 zmm chains), the portable one 32. Blocks
  * of 16 and single channels finish the tail; the per-channel order of
  * operations never depends on the block, so every build is bitwise equal.
- * For 3x3 kernels the AVX-512 build goes further (the *_3x3 functions):
- * blocks of 32 channels with the nine weights (forward, stride-1 grad-input)
- * or the nine taps' sums (grad-weight) held in registers across the pixels. */
+ * For 3x3 kernels the AVX-512 build goes further (the *_3x3 and row3_*
+ * functions): forward and stride-1 grad-input hold the nine weights in
+ * registers across a row's pixels and, at unit column step, load each source
+ * column once for the up to three outputs that read it; grad-weight holds
+ * the nine taps' sums in registers across the pixels. */
 #include "pulptrain/pt_depthwise.h"
 #include "elem_common.h"
 
@@ -132,7 +134,9 @@ PT_ALWAYS_INLINE void load_taps_3x3(const dw_job *j, int c, const int nv, dw_vec
  * computed DW_PX at a time, so DW_PX * nv chains of adds run side by side
  * (one output's taps form a chain of dependent adds: one output at a time
  * waits on the adder's latency). The per-output order never changes, so the
- * results are bitwise those of fwd_block / bwd_input_block. */
+ * results are bitwise those of fwd_block / bwd_input_block. row3_range is the
+ * general path (the forward at stride 2); row3_unit, below, the one for unit
+ * column step, whose edge outputs use row3_outputs too. */
 #define DW_PX 4
 typedef struct dw_row3 {
     const float *src[3];     /* each kh's source row at channel 0, NULL where that tap row is outside */
@@ -247,6 +251,87 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_range(const dw_job *j, const dw_row3
     }
 }
 
+/* Unit column step (forward at stride 1, and grad-input), interior outputs
+ * (all three columns inside the source): outputs [o0, o0 + np) of 16
+ * channels read, for each kh, the source columns b0 + [0, np + 2) only (b0:
+ * the column of output o0's first tap in reading order), so each is loaded
+ * once into a register and serves up to three outputs' taps: output q's tap
+ * kw is column q + kw (forward) or q + 2 - kw (grad-input, which reads
+ * grad_y backwards). The per-output order is still the taps in ascending
+ * (kh, kw): bitwise row3_outputs'. np is a constant (one copy per value), so
+ * nothing is tested per tap; at np = 8: 8 accumulators, 10 columns and 9
+ * weights in registers. */
+#define DW_ROW_PX 8
+PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_unit_group(const dw_job *j, const dw_row3 *r, int c, const dw_vec wv[9][2],
+                                                       dw_vec init, int o0, const int np, const int grad,
+                                                       const float *x_row, float *restrict out_row)
+{
+    const int C = j->p->in.c;
+    const int b0 = o0 + r->off - (grad ? 2 : 0);
+    dw_vec acc[DW_ROW_PX];
+#pragma GCC unroll 8
+    for (int q = 0; q < np; ++q) acc[q] = init;
+#pragma GCC unroll 3
+    for (int kh = 0; kh < 3; ++kh) {
+        if (!r->src[kh]) continue;
+        const float *src = r->src[kh] + (size_t)b0 * C + c;
+        dw_vec col[DW_ROW_PX + 2];
+#pragma GCC unroll 10
+        for (int jj = 0; jj < np + 2; ++jj) __builtin_memcpy(&col[jj], src + (size_t)jj * C, sizeof(dw_vec));
+#pragma GCC unroll 3
+        for (int kw = 0; kw < 3; ++kw)
+#pragma GCC unroll 8
+            for (int q = 0; q < np; ++q) acc[q] = acc[q] + col[q + (grad ? 2 - kw : kw)] * wv[kh * 3 + kw][0];
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < np; ++q) {
+        const size_t px = (size_t)(o0 + q) * C + c;
+        if (j->act_cap > 0.0f)
+            acc[q] = grad ? dw_select_active(x_row + px, j->act_cap, acc[q]) : dw_clamp(acc[q], j->act_cap);
+        DW_STORE(out_row + px, acc[q]);
+    }
+}
+
+/* The row's outputs for channels [c_begin, c_end) rounded down to blocks of
+ * 16 (the caller does the rest), at unit column step: per channel block, the
+ * edge outputs one at a time (row3_outputs, which skips the taps outside),
+ * the interior ones in groups of up to DW_ROW_PX. */
+PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_unit(const dw_job *j, const dw_row3 *r, int c_begin, int c_end,
+                                                 const int grad, const float *x_row, float *out_row)
+{
+    const int first = r->off - (grad ? 2 : 0);            /* column of output 0's first tap */
+    const int o_lo = min_int(clamp_lo(-first), r->n_out);
+    const int o_hi = r->src_w - 3 - first < 0 ? o_lo : min_int(r->src_w - 2 - first, r->n_out);
+    dw_vec wv[9][2], init[2] = {{0}, {0}};
+    for (int c = c_begin; c + DW_VL <= c_end; c += DW_VL) {
+        load_taps_3x3(j, c, 1, wv);
+        init[0] = (dw_vec){0};
+        if (!grad && j->b) __builtin_memcpy(&init[0], j->b + c, sizeof(dw_vec));
+        for (int o = 0; o < r->n_out;) {
+            if (o >= o_lo && o < o_hi) {
+                const int np = min_int(DW_ROW_PX, o_hi - o);
+                switch (np) {
+                case 8: row3_unit_group(j, r, c, wv, init[0], o, 8, grad, x_row, out_row); break;
+                case 7: row3_unit_group(j, r, c, wv, init[0], o, 7, grad, x_row, out_row); break;
+                case 6: row3_unit_group(j, r, c, wv, init[0], o, 6, grad, x_row, out_row); break;
+                case 5: row3_unit_group(j, r, c, wv, init[0], o, 5, grad, x_row, out_row); break;
+                case 4: row3_unit_group(j, r, c, wv, init[0], o, 4, grad, x_row, out_row); break;
+                case 3: row3_unit_group(j, r, c, wv, init[0], o, 3, grad, x_row, out_row); break;
+                case 2: row3_unit_group(j, r, c, wv, init[0], o, 2, grad, x_row, out_row); break;
+                default: row3_unit_group(j, r, c, wv, init[0], o, 1, grad, x_row, out_row); break;
+                }
+                o += np;
+                continue;
+            }
+            const int base = o + first;       /* tap kw reads column base + kw (grad: base + 2 - kw) */
+            const int kw_lo = grad ? clamp_lo(base + 2 - r->src_w + 1) : clamp_lo(-base);
+            const int kw_hi = grad ? min_int(3, base + 3) : min_int(3, r->src_w - base);
+            row3_outputs(j, r, c, wv, init, o, 1, 1, kw_lo, kw_hi, grad, x_row, out_row);
+            ++o;
+        }
+    }
+}
+
 /* Forward, channels [c_begin, c_end) of output row oh of image x_img:
  * blocks of 32 and 16 channels, then single channels. Called, not inlined
  * (it needs the AVX-512 target): the portable build compiles the call but
@@ -260,7 +345,8 @@ PT_TARGET_AVX512 static void fwd_row_3x3(const dw_job *j, const float *x_img, in
     dw_row3 r = {{NULL, NULL, NULL}, W, j->out_w, p->stride_w, -p->pad_left, 1};
     for (int kh = 0; kh < 3; ++kh)
         if (ih0 + kh >= 0 && ih0 + kh < H) r.src[kh] = x_img + (size_t)(ih0 + kh) * W * C;
-    row3_range(j, &r, c_begin, c_end, 0, NULL, y_row);
+    if (p->stride_w == 1) row3_unit(j, &r, c_begin, c_end, 0, NULL, y_row);
+    else row3_range(j, &r, c_begin, c_end, 0, NULL, y_row);
     int c = c_begin + (c_end - c_begin) / DW_VL * DW_VL;
     const int kh_lo = clamp_lo(-ih0), kh_hi = min_int(3, H - ih0);
     for (int ow = 0; c < c_end && ow < j->out_w; ++ow) {
@@ -395,7 +481,7 @@ PT_TARGET_AVX512 static void bwd_input_row_3x3(const dw_job *j, const float *gy_
     dw_row3 r = {{NULL, NULL, NULL}, OW, p->in.w, 1, p->pad_left, -1};
     for (int kh = kh_first; kh <= kh_last; ++kh) r.src[kh] = gy_img + (size_t)(ih + p->pad_top - kh) * OW * C;
     const float *x_row = j->x ? j->x + (gx_row - j->out) : NULL;
-    row3_range(j, &r, c_begin, c_end, 1, x_row, gx_row);
+    row3_unit(j, &r, c_begin, c_end, 1, x_row, gx_row);
     int c = c_begin + (c_end - c_begin) / DW_VL * DW_VL;
     for (int iw = 0; c < c_end && iw < j->p->in.w; ++iw) {
         int kw_first, kw_last;
