@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import pulptrain
 from pulptrain import _elem, _gemm, tile
 from pulptrain._alloc import aligned
+from pulptrain.bench import _cpu_model
 from pulptrain.tile import Layer
 
 
@@ -148,14 +149,6 @@ def untiled(layer: Layer, step: str, arrays, threads: int):
     return out
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        return ""
-
-
 def l2_cache_bytes() -> int:
     try:
         with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as f:
@@ -216,7 +209,7 @@ def main():
         pulptrain.set_num_threads(args.threads)
     rows, totals = traffic(args.batch, args.l1)
     print_traffic(rows, totals, args.l1)
-    report = {"batch": args.batch, "l1_budget": args.l1, "cpu": cpu_model(), "steps": rows, "layers": totals}
+    report = {"batch": args.batch, "l1_budget": args.l1, "cpu": _cpu_model(), "steps": rows, "layers": totals}
     if not args.no_time:
         time_l1 = args.time_l1 or l2_cache_bytes()
         time_batch = args.time_batch or args.batch

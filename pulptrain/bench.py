@@ -298,7 +298,17 @@ def run_bench(lr_layer: str = "conv5_4/dw", batch: int = 128, repeats: int = 5, 
             row["torch_fp32_images_per_s"] = row["batch"] / best
         log(f"  {name}: torch {1e3 * best:.1f} ms, ratio {row['ratio_pulptrain_over_torch']:.2f}")
     return {"lr_layer": lr_layer, "batch": batch, "repeats": repeats, "threads": threads,
-            "python": sys.version.split()[0], "rows": rows}
+            "python": sys.version.split()[0], "cpu": _cpu_model(), "rows": rows}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), so results from different machines are
+    not compared unawares; "" where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
 
 
 def table(result: dict) -> str:

@@ -24,6 +24,7 @@ def test_bench_json_vs_torch():
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert [r["workload"] for r in out["rows"]] == ["pointwise_fwd", "depthwise_fwd_bwd"]
+    assert isinstance(out["cpu"], str)
     assert all(r["ratio_pulptrain_over_torch"] > 0 for r in out["rows"])
     for r in out["rows"]:   # both libraries under both glibc settings; each at its best
         times = [r[f"{lib}_s_{m}_malloc"] for lib in ("pulptrain", "torch") for m in ("default", "kept")]
