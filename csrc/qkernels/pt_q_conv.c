@@ -4,6 +4,7 @@
 #include "q_internal.h"
 
 #define ALIGN64(n) (((n) + (size_t)63) & ~(size_t)63)
+#define PT_Q_GATHER_MAX_ROWS 7   /* kernel heights the vector gather takes */
 
 /* ------------------------------------------------------------ dense conv */
 /* Weights are re-laid in scratch as int16 pairs of taps, [KP][Cout][2] with
@@ -55,6 +56,17 @@ static void gather_patch(const conv_job *job, int n, int oy, int ox, int16_t *pa
     size_t k = 0;
     if (iy0 >= 0 && iy0 + p->kh <= p->in.h && ix0 >= 0 && ix0 + p->kw <= p->in.w) {
         /* inside the input: each kernel row is one contiguous run of bytes */
+#ifdef PT_Q_HAVE_X86
+        if (job->avx512 && span <= 32 && p->kh <= PT_Q_GATHER_MAX_ROWS) {
+            const uint8_t *rows[PT_Q_GATHER_MAX_ROWS];
+            for (int ky = 0; ky < p->kh; ++ky)
+                rows[ky] = job->x + (((size_t)n * p->in.h + iy0 + ky) * p->in.w + ix0) * cin;
+            pt_q_gather_inside_avx512(rows, p->kh, (int)span, pixel_input, patch);
+            k = (size_t)p->kh * span;
+            if (k % 2) patch[k] = 0;
+            return;
+        }
+#endif
         for (int ky = 0; ky < p->kh; ++ky) {
             const uint8_t *src = job->x + (((size_t)n * p->in.h + iy0 + ky) * p->in.w + ix0) * cin;
             for (size_t j = 0; j < span; ++j) patch[k++] = input_value(src[j], pixel_input);

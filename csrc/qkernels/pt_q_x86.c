@@ -53,6 +53,22 @@ PT_Q_TARGET static inline __m512i broadcast_tail(const uint8_t *p, int n)
     return broadcast4(b);
 }
 
+/* The patch of an output pixel whose window lies inside the input: kh runs
+ * of span bytes (span <= 32; rows[ky] is the first), widened to int16
+ * (pixels as 2p - 255), one after another. The scalar gather spent more
+ * time per pixel than the dot products. */
+PT_Q_TARGET void pt_q_gather_inside_avx512(const uint8_t *const *rows, int kh, int span, int pixel_input,
+                                           int16_t *patch)
+{
+    const __mmask32 m = span >= 32 ? 0xffffffffu : (__mmask32)((1u << span) - 1u);
+    const __m512i off = _mm512_set1_epi16(255);
+    for (int ky = 0; ky < kh; ++ky) {
+        __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, rows[ky]));
+        if (pixel_input) v = _mm512_sub_epi16(_mm512_add_epi16(v, v), off);
+        _mm512_mask_storeu_epi16(patch + (size_t)ky * (size_t)span, m, v);
+    }
+}
+
 /* Dense conv, up to PT_Q_CONV_PIXELS output pixels at once (independent
  * accumulator chains): acc = bias + patch . w over pairs of taps with
  * vpdpwssd (int16 pairs; |v| <= 255 and |w| <= 127 fit), 32 output channels

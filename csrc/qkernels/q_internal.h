@@ -61,6 +61,7 @@ static inline int pt_q_use_avx512vnni(void) { return pt_q_path() == PT_Q_PATH_AV
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PT_Q_HAVE_X86 1
 /* pt_q_x86.c: compiled with target attributes, called only after the CPU check. */
+void pt_q_gather_inside_avx512(const uint8_t *const *rows, int kh, int span, int pixel_input, int16_t *patch);
 void pt_q_conv_pixels_avx512(const int16_t *patches, int npix, size_t kpairs,
                              const int16_t *wt_pairs, int cout, const pt_requant *rq, uint8_t *out);
 void pt_q_depthwise_row_avx512(const pt_conv_params *p, int n, int oy, int ow, const uint8_t *x,

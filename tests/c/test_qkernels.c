@@ -114,6 +114,10 @@ static void test_random_shapes(void)
     check_case(&r, 0, 2, 33, 31, 3, 32, 3, 2);
     check_case(&r, 1, 2, 16, 15, 128, 128, 3, 2);
     check_case(&r, 2, 3, 8, 7, 512, 144, 1, 1);
+    /* the dense conv's patch gather: vector up to 7 kernel rows of <= 32 bytes, scalar beyond */
+    check_case(&r, 0, 1, 12, 11, 4, 9, 7, 2);
+    check_case(&r, 0, 1, 11, 12, 12, 20, 3, 1);
+    check_case(&r, 0, 1, 10, 10, 2, 5, 8, 1);
 }
 
 static void test_bad_arguments(void)
