@@ -332,8 +332,9 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_unit(const dw_job *j, const dw_row3 
     }
 }
 
-/* Forward, channels [c_begin, c_end) of output row oh of image x_img:
- * blocks of 32 and 16 channels, then single channels. Called, not inlined
+/* Forward, channels [c_begin, c_end) of output row oh of image x_img: whole
+ * vectors (row3_unit at stride 1, row3_range otherwise), then single
+ * channels. Called, not inlined
  * (it needs the AVX-512 target): the portable build compiles the call but
  * never makes it. */
 PT_TARGET_AVX512 static void fwd_row_3x3(const dw_job *j, const float *x_img, int oh, int c_begin, int c_end,
@@ -469,8 +470,8 @@ PT_ALWAYS_INLINE void bwd_input_block(const dw_job *j, const float *gy_img, int 
 }
 
 #if DW_VEC
-/* Channels [c_begin, c_end) of input row ih (3x3, stride 1): blocks of 32
- * and 16, then single channels. Called, not inlined (it needs the AVX-512
+/* Channels [c_begin, c_end) of input row ih (3x3, stride 1): blocks of 16
+ * (row3_unit), then single channels. Called, not inlined (it needs the AVX-512
  * target for its mask compares): the portable build compiles the call but
  * never makes it. */
 PT_TARGET_AVX512 static void bwd_input_row_3x3(const dw_job *j, const float *gy_img, int ih, int kh_first,
@@ -760,8 +761,10 @@ static void bwd_weight_task(void *arg, int core, int ncores)
 
 /* -------------------------------------------- grad-input and grad-weight */
 /* Both gradients in one pass over grad_y, split over channel groups: per
- * image and channel block, grad-input's rows and then grad-weight's sums,
- * while that block of grad_y is still in L1. Every output's arithmetic is
+ * image, grad-input's rows of this core's channels and then their
+ * grad-weight sums, while that image's grad_y is still in L2 (per block of
+ * 32 channels instead, the pass read 128 of every 2048 bytes of each pixel
+ * and ran slower than the two kernels apart). Every output's arithmetic is
  * the separate kernels', so the results are bitwise theirs. Built for the
  * AVX-512 3x3 stride-1 paths; other shapes call the two kernels. */
 typedef struct dw_bwd_job {
