@@ -65,12 +65,14 @@ $(BUILD)/test_elem_portable: tests/c/test_elem.c $(RT_SRCS) $(NATIVE_BACKEND) $(
 #   make test-c-tsan   C runners with -fsanitize=thread (pt_fork / pt_barrier at 1, 2, 3, 8 threads)
 #   make test-py-asan  Python tests against an ASan+UBSan build of the runtime (copy in build/py-asan)
 #   make fuzz-ci       every fuzz target for FUZZ_SECONDS each (make fuzz-ci FUZZ_SECONDS=3600 for longer)
+#   (die_after_fork=0: test_parallel forks a child after the pool's threads
+#   exist, on purpose; TSan refuses threads in such a child by default)
 TSAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 TSAN_TESTS ?= $(C_TESTS)
 test-c-tsan:
 	$(MAKE) $(addprefix build/c-tsan/,$(TSAN_TESTS)) BUILD=build/c-tsan CFLAGS_EXTRA="$(TSAN_CFLAGS)"
 	@set -e; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
-	    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build/c-tsan/$$t; done
+	    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0 build/c-tsan/$$t; done
 
 PY_ASAN_DIR := build/py-asan
 PY_ASAN_TESTS ?= $(wildcard tests/test_ops_*.py tests/test_replay.py tests/test_nn.py tests/test_quant*.py tests/test_bad_inputs.py)

@@ -8,6 +8,8 @@
  * been copied. The queue holds DMA_QUEUE transfers; issuing into a full
  * queue blocks until the engine frees a slot.
  *
+ * A child process (fork()) starts on the memcpy backend.
+ *
  * Ids are the low 31 bits of a 64-bit issue counter; a wait reconstructs the
  * counter value as the latest one issued with those bits, which is exact as
  * long as fewer than 2^31 transfers are in flight (at most DMA_QUEUE are). */
@@ -89,9 +91,28 @@ static void thread_wait(void *ctx, pt_dma_id id)
     pthread_mutex_unlock(&eng.mu);
 }
 
+/* fork(): the child has no engine thread. The queue lock is held around
+ * fork(); the child goes back to the memcpy backend with an empty queue
+ * (copies queued by the parent are the parent's). */
+static void atfork_prepare(void) { pthread_mutex_lock(&eng.mu); }
+static void atfork_parent(void) { pthread_mutex_unlock(&eng.mu); }
+static void atfork_child(void)
+{
+    if (eng.running) pt_dma_set_backend(NULL);
+    eng.running = eng.stopping = 0;
+    eng.issued = eng.done = 0;
+    pthread_cond_init(&eng.work, NULL);
+    pthread_cond_init(&eng.done_cv, NULL);
+    pthread_mutex_unlock(&eng.mu);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+
 pt_status pt_dma_thread_start(void)
 {
     if (eng.running) return PT_OK;
+    pthread_once(&atfork_once, register_atfork);
     eng.stopping = 0;
     if (pthread_create(&eng.thread, NULL, engine, NULL) != 0) return PT_ERR_THREADS;
     eng.running = 1;

@@ -3,7 +3,8 @@
  * Workers are started lazily on the first fork that needs them and then
  * wait on a condition variable for the next generation of work. Core 0 is
  * the calling thread. Forks from different caller threads are serialised by
- * fork_lock; a fork from inside a task runs serially on the caller. */
+ * fork_lock; a fork from inside a task runs serially on the caller. A child
+ * process (fork()) starts with an empty pool (atfork handlers below). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <unistd.h>
@@ -62,9 +63,43 @@ static void *worker_main(void *p)
     return NULL;
 }
 
+/* fork(): the child gets only the calling thread, so a pool with workers
+ * would wait for them forever. Around fork() the pool's locks are held (no
+ * fork, barrier or worker is half-way through them); the child then starts
+ * with no workers (the next fork makes them anew), its locks released and
+ * its condition variables fresh. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&pool.fork_lock);
+    pthread_mutex_lock(&pool.lock);
+    pthread_mutex_lock(&pool.bar_lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&pool.bar_lock);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.fork_lock);
+}
+
+static void atfork_child(void)
+{
+    pool.started = 0;
+    pool.pending = 0;
+    pool.bar_count = 0;
+    pthread_cond_init(&pool.work_cv, NULL);
+    pthread_cond_init(&pool.done_cv, NULL);
+    pthread_cond_init(&pool.bar_cv, NULL);
+    atfork_parent();
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+
 static int ensure_workers(int num_cores)
 {
     /* called with fork_lock held */
+    if (pool.started < num_cores - 1) pthread_once(&atfork_once, register_atfork);
     while (pool.started < num_cores - 1) {
         pthread_t tid;
         pthread_attr_t attr;

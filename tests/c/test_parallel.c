@@ -2,6 +2,11 @@
  * natively, harts on RISC-V): every core runs its share once per fork,
  * barriers hold across many rounds, nested forks run serially, and forks
  * larger than the machine still cover all the work. */
+#if !defined(__riscv)
+#define _POSIX_C_SOURCE 200809L
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
 #include "pt_test.h"
 #include "pulptrain/pulptrain.h"
 
@@ -57,6 +62,45 @@ static void split_task(void *arg, int core, int ncores)
     job->partial[core] = s;
 }
 
+#if !defined(__riscv)
+/* A process forked after the pool (and the DMA thread) started: the child's
+ * forks and copies must still work (fork() copies only the calling thread;
+ * a child waiting for workers it does not have would hang; alarm() turns a
+ * hang into a failure). */
+static void test_fork_child(void)
+{
+    static split_job before;
+    before.n = 100;
+    if (pt_fork(PT_MAX_THREADS, split_task, &before) != PT_OK) return;   /* workers now exist */
+    PT_CHECK(pt_dma_thread_start() == PT_OK, "DMA thread start");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        static split_job sj;
+        sj.n = 1000;
+        int ok = pt_fork(PT_MAX_THREADS, split_task, &sj) == PT_OK;
+        unsigned long long total = 0;
+        for (int c = 0; c < PT_MAX_THREADS; ++c) total += sj.partial[c];
+        float src[64], dst[64];
+        for (int i = 0; i < 64; ++i) src[i] = (float)i;
+        pt_dma_wait(pt_dma_copy_1d_async(dst, src, sizeof src));
+        ok &= total == 999ull * 1000ull / 2ull && dst[63] == 63.0f && !pt_dma_thread_running();
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    PT_CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork / waitpid");
+    PT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+             "a forked child's pt_fork and DMA work (status %d%s)", status,
+             WIFSIGNALED(status) ? ", killed: it hung" : "");
+    PT_CHECK(pt_dma_thread_stop() == PT_OK, "DMA thread stop");
+    /* the parent's pool still works */
+    static split_job after;
+    after.n = 10;
+    PT_CHECK(pt_fork(PT_MAX_THREADS, split_task, &after) == PT_OK, "parent fork after the child");
+}
+#endif
+
 int main(void)
 {
     int max = pt_parallel_max_cores();
@@ -85,5 +129,8 @@ int main(void)
     unsigned long long total = 0;
     for (int c = 0; c < PT_MAX_THREADS; ++c) total += sj.partial[c];
     PT_CHECK(total == 999ull * 1000ull / 2ull, "split covered everything (%llu)", total);
+#if !defined(__riscv)
+    test_fork_child();
+#endif
     return pt_test_finish("test_parallel");
 }
