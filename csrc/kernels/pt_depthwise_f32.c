@@ -666,13 +666,120 @@ PT_ALWAYS_INLINE void bwd_weight_block_3x3(const dw_job *j, int n, int c, const 
 #endif
 
 #if DW_VEC
-/* Channels [c_begin, c_end) of image n (3x3): blocks of 32 and 16, then
- * single channels. */
+/* grad-weight at unit column step, 16 channels [c, c + 16) of image n: as
+ * bwd_weight_block_3x3, but a row's interior outputs (all three input
+ * columns inside) go up to DW_ROW_PX at a time: for each kernel row their
+ * grad_y vectors and the np + 2 input columns they read are loaded once, and
+ * output q's tap kw takes column q + kw. Each tap's sum still adds the
+ * outputs in raster order (the edge outputs one at a time, in their place
+ * in the row), so the sums are bitwise bwd_weight_block_3x3's. np is a
+ * constant; at 8: 9 + 1 sums, 8 grad_y and 10 columns in registers. */
+PT_ALWAYS_INLINE void bwd_weight_unit_group(const dw_job *j, const float *x_img, const float *gy_row, int ih0,
+                                            int o0, const int np, dw_vec acc[9], dw_vec *bacc)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, H = p->in.h, W = p->in.w;
+    dw_vec g[DW_ROW_PX];
+#pragma GCC unroll 8
+    for (int q = 0; q < np; ++q) {
+        __builtin_memcpy(&g[q], gy_row + (size_t)(o0 + q) * C, sizeof(dw_vec));
+        *bacc = *bacc + g[q];
+    }
+    const int b0 = o0 - p->pad_left;
+#pragma GCC unroll 3
+    for (int kh = 0; kh < 3; ++kh) {
+        const int ih = ih0 + kh;
+        if ((unsigned)ih >= (unsigned)H) continue;
+        const float *src = x_img + ((size_t)ih * W + (size_t)b0) * C;
+        dw_vec col[DW_ROW_PX + 2];
+#pragma GCC unroll 10
+        for (int jj = 0; jj < np + 2; ++jj) __builtin_memcpy(&col[jj], src + (size_t)jj * C, sizeof(dw_vec));
+#pragma GCC unroll 8
+        for (int q = 0; q < np; ++q)
+#pragma GCC unroll 3
+            for (int kw = 0; kw < 3; ++kw) acc[kh * 3 + kw] = acc[kh * 3 + kw] + col[q + kw] * g[q];
+    }
+}
+
+PT_ALWAYS_INLINE void bwd_weight_unit_3x3(const dw_job *j, int n, int c)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, H = p->in.h, W = p->in.w, OH = j->out_h, OW = j->out_w;
+    const float *x_img = j->x + (size_t)n * H * W * C + c;
+    const float *gy_img = j->grad_y + (size_t)n * OH * OW * C + c;
+    /* interior outputs [o_lo, o_hi): input columns o - pad + {0, 1, 2} inside [0, W) */
+    const int o_lo = min_int(p->pad_left, OW);
+    const int o_hi = W - 3 + p->pad_left < 0 ? o_lo : min_int(W - 2 + p->pad_left, OW);
+    dw_vec acc[9], bacc = (dw_vec){0};
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) acc[t] = (dw_vec){0};
+    for (int oh = 0; oh < OH; ++oh) {
+        const int ih0 = oh * p->stride_h - p->pad_top;
+        const float *gy_row = gy_img + (size_t)oh * OW * C;
+        for (int o = 0; o < OW;) {
+            if (o >= o_lo && o < o_hi) {
+                const int np = min_int(DW_ROW_PX, o_hi - o);
+                switch (np) {
+                case 8: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 8, acc, &bacc); break;
+                case 7: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 7, acc, &bacc); break;
+                case 6: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 6, acc, &bacc); break;
+                case 5: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 5, acc, &bacc); break;
+                case 4: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 4, acc, &bacc); break;
+                case 3: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 3, acc, &bacc); break;
+                case 2: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 2, acc, &bacc); break;
+                default: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 1, acc, &bacc); break;
+                }
+                o += np;
+                continue;
+            }
+            /* an edge output: its taps inside the input, in (kh, kw) order */
+            const int iw0 = o - p->pad_left;
+            dw_vec g;
+            __builtin_memcpy(&g, gy_row + (size_t)o * C, sizeof g);
+            bacc = bacc + g;
+#pragma GCC unroll 3
+            for (int kh = 0; kh < 3; ++kh) {
+                const int ih = ih0 + kh;
+                if ((unsigned)ih >= (unsigned)H) continue;
+#pragma GCC unroll 3
+                for (int kw = 0; kw < 3; ++kw) {
+                    const int iw = iw0 + kw;
+                    if ((unsigned)iw >= (unsigned)W) continue;
+                    dw_vec xv;
+                    __builtin_memcpy(&xv, x_img + ((size_t)ih * W + (size_t)iw) * C, sizeof xv);
+                    acc[kh * 3 + kw] = acc[kh * 3 + kw] + xv * g;
+                }
+            }
+            ++o;
+        }
+    }
+    float sums[DW_VL];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) {
+        DW_STORE(sums, acc[t]);
+        float *restrict gw = j->out + (size_t)t * C + c;
+        if (n == 0) for (int i = 0; i < DW_VL; ++i) gw[i] = sums[i];
+        else for (int i = 0; i < DW_VL; ++i) gw[i] += sums[i];
+    }
+    if (j->grad_b) {
+        DW_STORE(sums, bacc);
+        float *restrict gb = j->grad_b + c;
+        if (n == 0) for (int i = 0; i < DW_VL; ++i) gb[i] = sums[i];
+        else for (int i = 0; i < DW_VL; ++i) gb[i] += sums[i];
+    }
+}
+
+/* Channels [c_begin, c_end) of image n (3x3): blocks of 16 at unit column
+ * step, else of 32 and 16; then single channels. */
 PT_ALWAYS_INLINE void bwd_weight_3x3(const dw_job *j, int n, int c_begin, int c_end)
 {
     int c = c_begin;
-    for (; c + 2 * DW_VL <= c_end; c += 2 * DW_VL) bwd_weight_block_3x3(j, n, c, 2);
-    for (; c + DW_VL <= c_end; c += DW_VL) bwd_weight_block_3x3(j, n, c, 1);
+    if (j->p->stride_w == 1) {
+        for (; c + DW_VL <= c_end; c += DW_VL) bwd_weight_unit_3x3(j, n, c);
+    } else {
+        for (; c + 2 * DW_VL <= c_end; c += 2 * DW_VL) bwd_weight_block_3x3(j, n, c, 2);
+        for (; c + DW_VL <= c_end; c += DW_VL) bwd_weight_block_3x3(j, n, c, 1);
+    }
     for (; c < c_end; ++c) bwd_weight_block(j, n, c, 1);
 }
 #endif
