@@ -263,25 +263,33 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_range(const dw_job *j, const dw_row3
  * weights in registers. */
 #define DW_ROW_PX 8
 PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_unit_group(const dw_job *j, const dw_row3 *r, int c, const dw_vec wv[9][2],
-                                                       dw_vec init, int o0, const int np, const int grad,
-                                                       const float *x_row, float *restrict out_row)
+                                                       dw_vec init, int o0, const int np, const int edges,
+                                                       const int grad, const float *x_row, float *restrict out_row)
 {
     const int C = j->p->in.c;
     const int b0 = o0 + r->off - (grad ? 2 : 0);
+    /* edges (a whole row padded by one column each side): column 0 and
+     * column np + 1 lie outside the source, and the taps reading them are
+     * skipped, which makes outputs 0 and np - 1 the row's edge outputs */
+    const int jlo = edges ? 1 : 0, jhi = edges ? np + 1 : np + 2;
     dw_vec acc[DW_ROW_PX];
 #pragma GCC unroll 8
     for (int q = 0; q < np; ++q) acc[q] = init;
 #pragma GCC unroll 3
     for (int kh = 0; kh < 3; ++kh) {
         if (!r->src[kh]) continue;
-        const float *src = r->src[kh] + (size_t)b0 * C + c;
+        const float *src = r->src[kh] + c;
         dw_vec col[DW_ROW_PX + 2];
 #pragma GCC unroll 10
-        for (int jj = 0; jj < np + 2; ++jj) __builtin_memcpy(&col[jj], src + (size_t)jj * C, sizeof(dw_vec));
+        for (int jj = jlo; jj < jhi; ++jj)
+            __builtin_memcpy(&col[jj], src + (size_t)(b0 + jj) * C, sizeof(dw_vec));
 #pragma GCC unroll 3
         for (int kw = 0; kw < 3; ++kw)
 #pragma GCC unroll 8
-            for (int q = 0; q < np; ++q) acc[q] = acc[q] + col[q + (grad ? 2 - kw : kw)] * wv[kh * 3 + kw][0];
+            for (int q = 0; q < np; ++q) {
+                const int jj = q + (grad ? 2 - kw : kw);
+                if (jj >= jlo && jj < jhi) acc[q] = acc[q] + col[jj] * wv[kh * 3 + kw][0];
+            }
     }
 #pragma GCC unroll 8
     for (int q = 0; q < np; ++q) {
@@ -302,23 +310,37 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_unit(const dw_job *j, const dw_row3 
     const int first = r->off - (grad ? 2 : 0);            /* column of output 0's first tap */
     const int o_lo = min_int(clamp_lo(-first), r->n_out);
     const int o_hi = r->src_w - 3 - first < 0 ? o_lo : min_int(r->src_w - 2 - first, r->n_out);
+    /* a whole row of 3..8 outputs padded by one column each side (3x3
+     * "same" at stride 1): one group, its two edge outputs included */
+    const int whole = o_lo == 1 && o_hi == r->n_out - 1 && r->n_out >= 3 && r->n_out <= DW_ROW_PX;
     dw_vec wv[9][2], init[2] = {{0}, {0}};
     for (int c = c_begin; c + DW_VL <= c_end; c += DW_VL) {
         load_taps_3x3(j, c, 1, wv);
         init[0] = (dw_vec){0};
         if (!grad && j->b) __builtin_memcpy(&init[0], j->b + c, sizeof(dw_vec));
+        if (whole) {
+            switch (r->n_out) {
+            case 8: row3_unit_group(j, r, c, wv, init[0], 0, 8, 1, grad, x_row, out_row); break;
+            case 7: row3_unit_group(j, r, c, wv, init[0], 0, 7, 1, grad, x_row, out_row); break;
+            case 6: row3_unit_group(j, r, c, wv, init[0], 0, 6, 1, grad, x_row, out_row); break;
+            case 5: row3_unit_group(j, r, c, wv, init[0], 0, 5, 1, grad, x_row, out_row); break;
+            case 4: row3_unit_group(j, r, c, wv, init[0], 0, 4, 1, grad, x_row, out_row); break;
+            default: row3_unit_group(j, r, c, wv, init[0], 0, 3, 1, grad, x_row, out_row); break;
+            }
+            continue;
+        }
         for (int o = 0; o < r->n_out;) {
             if (o >= o_lo && o < o_hi) {
                 const int np = min_int(DW_ROW_PX, o_hi - o);
                 switch (np) {
-                case 8: row3_unit_group(j, r, c, wv, init[0], o, 8, grad, x_row, out_row); break;
-                case 7: row3_unit_group(j, r, c, wv, init[0], o, 7, grad, x_row, out_row); break;
-                case 6: row3_unit_group(j, r, c, wv, init[0], o, 6, grad, x_row, out_row); break;
-                case 5: row3_unit_group(j, r, c, wv, init[0], o, 5, grad, x_row, out_row); break;
-                case 4: row3_unit_group(j, r, c, wv, init[0], o, 4, grad, x_row, out_row); break;
-                case 3: row3_unit_group(j, r, c, wv, init[0], o, 3, grad, x_row, out_row); break;
-                case 2: row3_unit_group(j, r, c, wv, init[0], o, 2, grad, x_row, out_row); break;
-                default: row3_unit_group(j, r, c, wv, init[0], o, 1, grad, x_row, out_row); break;
+                case 8: row3_unit_group(j, r, c, wv, init[0], o, 8, 0, grad, x_row, out_row); break;
+                case 7: row3_unit_group(j, r, c, wv, init[0], o, 7, 0, grad, x_row, out_row); break;
+                case 6: row3_unit_group(j, r, c, wv, init[0], o, 6, 0, grad, x_row, out_row); break;
+                case 5: row3_unit_group(j, r, c, wv, init[0], o, 5, 0, grad, x_row, out_row); break;
+                case 4: row3_unit_group(j, r, c, wv, init[0], o, 4, 0, grad, x_row, out_row); break;
+                case 3: row3_unit_group(j, r, c, wv, init[0], o, 3, 0, grad, x_row, out_row); break;
+                case 2: row3_unit_group(j, r, c, wv, init[0], o, 2, 0, grad, x_row, out_row); break;
+                default: row3_unit_group(j, r, c, wv, init[0], o, 1, 0, grad, x_row, out_row); break;
                 }
                 o += np;
                 continue;

@@ -37,6 +37,9 @@ static const dw_case dw_cases[] = {
     {1, 4, 11, 16, 3, 3, 1, 1, 0, 0, 0, 0},    /* 3x3 without padding: every pixel interior */
     {1, 4, 10, 32, 3, 3, 1, 1, 2, 0, 2, 0},    /* 3x3 padded on one side only, by 2 */
     {1, 3, 2, 16, 3, 3, 2, 2, 1, 1, 1, 1},     /* narrower than the window: no interior pixel */
+    {1, 4, 3, 16, 3, 3, 1, 1, 1, 1, 1, 1},     /* whole padded rows of 3, 4 and 5 outputs, */
+    {2, 3, 4, 32, 3, 3, 1, 1, 1, 1, 1, 1},     /*   each one group with its two edges */
+    {1, 5, 5, 48, 3, 3, 1, 1, 1, 1, 1, 1},
 };
 
 static pt_conv_params dw_params(const dw_case *k)
