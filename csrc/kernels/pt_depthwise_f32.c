@@ -697,8 +697,11 @@ PT_ALWAYS_INLINE void bwd_weight_block_3x3(const dw_job *j, int n, int c, const 
  * in the row), so the sums are bitwise bwd_weight_block_3x3's. np is a
  * constant; at 8: 9 + 1 sums, 8 grad_y and 10 columns in registers. */
 PT_ALWAYS_INLINE void bwd_weight_unit_group(const dw_job *j, const float *x_img, const float *gy_row, int ih0,
-                                            int o0, const int np, dw_vec acc[9], dw_vec *bacc)
+                                            int o0, const int np, const int edges, dw_vec acc[9], dw_vec *bacc)
 {
+    /* edges: a whole row padded by one column each side, as in
+     * row3_unit_group: columns 0 and np + 1 are outside, their taps skipped */
+    const int jlo = edges ? 1 : 0, jhi = edges ? np + 1 : np + 2;
     const pt_conv_params *p = j->p;
     const int C = p->in.c, H = p->in.h, W = p->in.w;
     dw_vec g[DW_ROW_PX];
@@ -712,14 +715,15 @@ PT_ALWAYS_INLINE void bwd_weight_unit_group(const dw_job *j, const float *x_img,
     for (int kh = 0; kh < 3; ++kh) {
         const int ih = ih0 + kh;
         if ((unsigned)ih >= (unsigned)H) continue;
-        const float *src = x_img + ((size_t)ih * W + (size_t)b0) * C;
+        const float *src = x_img + (size_t)ih * W * C;
         dw_vec col[DW_ROW_PX + 2];
 #pragma GCC unroll 10
-        for (int jj = 0; jj < np + 2; ++jj) __builtin_memcpy(&col[jj], src + (size_t)jj * C, sizeof(dw_vec));
+        for (int jj = jlo; jj < jhi; ++jj) __builtin_memcpy(&col[jj], src + (size_t)(b0 + jj) * C, sizeof(dw_vec));
 #pragma GCC unroll 8
         for (int q = 0; q < np; ++q)
 #pragma GCC unroll 3
-            for (int kw = 0; kw < 3; ++kw) acc[kh * 3 + kw] = acc[kh * 3 + kw] + col[q + kw] * g[q];
+            for (int kw = 0; kw < 3; ++kw)
+                if (q + kw >= jlo && q + kw < jhi) acc[kh * 3 + kw] = acc[kh * 3 + kw] + col[q + kw] * g[q];
     }
 }
 
@@ -735,21 +739,33 @@ PT_ALWAYS_INLINE void bwd_weight_unit_3x3(const dw_job *j, int n, int c)
     dw_vec acc[9], bacc = (dw_vec){0};
 #pragma GCC unroll 9
     for (int t = 0; t < 9; ++t) acc[t] = (dw_vec){0};
+    const int whole = o_lo == 1 && o_hi == OW - 1 && OW >= 3 && OW <= DW_ROW_PX;   /* as in row3_unit */
     for (int oh = 0; oh < OH; ++oh) {
         const int ih0 = oh * p->stride_h - p->pad_top;
         const float *gy_row = gy_img + (size_t)oh * OW * C;
+        if (whole) {
+            switch (OW) {
+            case 8: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 8, 1, acc, &bacc); break;
+            case 7: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 7, 1, acc, &bacc); break;
+            case 6: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 6, 1, acc, &bacc); break;
+            case 5: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 5, 1, acc, &bacc); break;
+            case 4: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 4, 1, acc, &bacc); break;
+            default: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 3, 1, acc, &bacc); break;
+            }
+            continue;
+        }
         for (int o = 0; o < OW;) {
             if (o >= o_lo && o < o_hi) {
                 const int np = min_int(DW_ROW_PX, o_hi - o);
                 switch (np) {
-                case 8: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 8, acc, &bacc); break;
-                case 7: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 7, acc, &bacc); break;
-                case 6: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 6, acc, &bacc); break;
-                case 5: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 5, acc, &bacc); break;
-                case 4: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 4, acc, &bacc); break;
-                case 3: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 3, acc, &bacc); break;
-                case 2: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 2, acc, &bacc); break;
-                default: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 1, acc, &bacc); break;
+                case 8: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 8, 0, acc, &bacc); break;
+                case 7: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 7, 0, acc, &bacc); break;
+                case 6: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 6, 0, acc, &bacc); break;
+                case 5: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 5, 0, acc, &bacc); break;
+                case 4: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 4, 0, acc, &bacc); break;
+                case 3: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 3, 0, acc, &bacc); break;
+                case 2: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 2, 0, acc, &bacc); break;
+                default: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 1, 0, acc, &bacc); break;
                 }
                 o += np;
                 continue;
