@@ -19,6 +19,8 @@ SCRIPT = textwrap.dedent("""
     w = np.random.default_rng(1).random((32, 64), dtype=np.float32)
     want = ops.linear_forward(x, w, None)          # the pool's worker now exists
     tile.set_dma("thread")
+    with tile.l1_budget(16 * 1024):                 # the DMA thread has started and copied
+        assert np.array_equal(tile.linear_forward(x, w, None), want)
     pid = os.fork()
     if pid == 0:
         got = ops.linear_forward(x, w, None)
