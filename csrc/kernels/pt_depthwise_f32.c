@@ -262,6 +262,21 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_range(const dw_job *j, const dw_row3
  * nothing is tested per tap; at np = 8: 8 accumulators, 10 columns and 9
  * weights in registers. */
 #define DW_ROW_PX 8
+/* DW_GROUP(N, EDGES) with the group size np (1..DW_ROW_PX) as a constant:
+ * one copy of the group per size, so nothing is tested per tap. The caller
+ * defines DW_GROUP. */
+#define DW_SWITCH_NP(np, EDGES)                                        \
+    switch (np) {                                                      \
+    case 8: DW_GROUP(8, EDGES); break;                                 \
+    case 7: DW_GROUP(7, EDGES); break;                                 \
+    case 6: DW_GROUP(6, EDGES); break;                                 \
+    case 5: DW_GROUP(5, EDGES); break;                                 \
+    case 4: DW_GROUP(4, EDGES); break;                                 \
+    case 3: DW_GROUP(3, EDGES); break;                                 \
+    case 2: DW_GROUP(2, EDGES); break;                                 \
+    default: DW_GROUP(1, EDGES); break;                                \
+    }
+typedef char dw_switch_np_covers_dw_row_px[DW_ROW_PX == 8 ? 1 : -1];
 PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_unit_group(const dw_job *j, const dw_row3 *r, int c, const dw_vec wv[9][2],
                                                        dw_vec init, int o0, const int np, const int edges,
                                                        const int grad, const float *x_row, float *restrict out_row)
@@ -318,30 +333,15 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_unit(const dw_job *j, const dw_row3 
         load_taps_3x3(j, c, 1, wv);
         init[0] = (dw_vec){0};
         if (!grad && j->b) __builtin_memcpy(&init[0], j->b + c, sizeof(dw_vec));
-        if (whole) {
-            switch (r->n_out) {
-            case 8: row3_unit_group(j, r, c, wv, init[0], 0, 8, 1, grad, x_row, out_row); break;
-            case 7: row3_unit_group(j, r, c, wv, init[0], 0, 7, 1, grad, x_row, out_row); break;
-            case 6: row3_unit_group(j, r, c, wv, init[0], 0, 6, 1, grad, x_row, out_row); break;
-            case 5: row3_unit_group(j, r, c, wv, init[0], 0, 5, 1, grad, x_row, out_row); break;
-            case 4: row3_unit_group(j, r, c, wv, init[0], 0, 4, 1, grad, x_row, out_row); break;
-            default: row3_unit_group(j, r, c, wv, init[0], 0, 3, 1, grad, x_row, out_row); break;
-            }
-            continue;
-        }
+#define DW_GROUP(N, EDGES) row3_unit_group(j, r, c, wv, init[0], o, N, EDGES, grad, x_row, out_row)
         for (int o = 0; o < r->n_out;) {
+            if (whole) {
+                DW_SWITCH_NP(r->n_out, 1);
+                break;
+            }
             if (o >= o_lo && o < o_hi) {
                 const int np = min_int(DW_ROW_PX, o_hi - o);
-                switch (np) {
-                case 8: row3_unit_group(j, r, c, wv, init[0], o, 8, 0, grad, x_row, out_row); break;
-                case 7: row3_unit_group(j, r, c, wv, init[0], o, 7, 0, grad, x_row, out_row); break;
-                case 6: row3_unit_group(j, r, c, wv, init[0], o, 6, 0, grad, x_row, out_row); break;
-                case 5: row3_unit_group(j, r, c, wv, init[0], o, 5, 0, grad, x_row, out_row); break;
-                case 4: row3_unit_group(j, r, c, wv, init[0], o, 4, 0, grad, x_row, out_row); break;
-                case 3: row3_unit_group(j, r, c, wv, init[0], o, 3, 0, grad, x_row, out_row); break;
-                case 2: row3_unit_group(j, r, c, wv, init[0], o, 2, 0, grad, x_row, out_row); break;
-                default: row3_unit_group(j, r, c, wv, init[0], o, 1, 0, grad, x_row, out_row); break;
-                }
+                DW_SWITCH_NP(np, 0);
                 o += np;
                 continue;
             }
@@ -351,6 +351,7 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_unit(const dw_job *j, const dw_row3 
             row3_outputs(j, r, c, wv, init, o, 1, 1, kw_lo, kw_hi, grad, x_row, out_row);
             ++o;
         }
+#undef DW_GROUP
     }
 }
 
@@ -629,47 +630,45 @@ PT_ALWAYS_INLINE void bwd_weight_block(const dw_job *j, int n, int c, int block)
  * from registers, so grad_y is loaded once per pixel instead of once per tap.
  * Each tap still sums the pixels it reaches in raster order, starting from
  * 0, so the result is bitwise bwd_weight_block's. */
-PT_ALWAYS_INLINE void bwd_weight_block_3x3(const dw_job *j, int n, int c, const int nv)
+/* One output pixel of grad-weight (3x3): its grad_y (gp, nv vectors) into
+ * the bias sum, and times each input pixel its taps read, inside the input,
+ * into that tap's sum, in (kh, kw) order. */
+PT_ALWAYS_INLINE void bwd_weight_pixel_3x3(const dw_job *j, const float *x_img, const float *gp, int ih0, int iw0,
+                                           const int nv, dw_vec acc[9][2], dw_vec bacc[2])
 {
     const pt_conv_params *p = j->p;
-    const int C = p->in.c, H = p->in.h, W = p->in.w, OH = j->out_h, OW = j->out_w;
-    const float *x_img = j->x + (size_t)n * H * W * C + c;
-    const float *gy_img = j->grad_y + (size_t)n * OH * OW * C + c;
-    dw_vec acc[9][2], bacc[2];
-#pragma GCC unroll 9
-    for (int t = 0; t < 9; ++t) acc[t][0] = acc[t][1] = (dw_vec){0};
-    bacc[0] = bacc[1] = (dw_vec){0};
-    for (int oh = 0; oh < OH; ++oh) {
-        const int ih0 = oh * p->stride_h - p->pad_top;
-        for (int ow = 0; ow < OW; ++ow) {
-            const int iw0 = ow * p->stride_w - p->pad_left;
-            const float *gp = gy_img + ((size_t)oh * OW + (size_t)ow) * C;
-            dw_vec g[2];
+    const int C = p->in.c, H = p->in.h, W = p->in.w;
+    dw_vec g[2];
+#pragma GCC unroll 2
+    for (int v = 0; v < nv; ++v) {
+        __builtin_memcpy(&g[v], gp + v * DW_VL, sizeof(dw_vec));
+        bacc[v] = bacc[v] + g[v];
+    }
+#pragma GCC unroll 3
+    for (int kh = 0; kh < 3; ++kh) {
+        const int ih = ih0 + kh;
+        if ((unsigned)ih >= (unsigned)H) continue;
+#pragma GCC unroll 3
+        for (int kw = 0; kw < 3; ++kw) {
+            const int iw = iw0 + kw;
+            if ((unsigned)iw >= (unsigned)W) continue;
+            const float *xp = x_img + ((size_t)ih * W + (size_t)iw) * C;
 #pragma GCC unroll 2
             for (int v = 0; v < nv; ++v) {
-                __builtin_memcpy(&g[v], gp + v * DW_VL, sizeof(dw_vec));
-                bacc[v] = bacc[v] + g[v];
-            }
-#pragma GCC unroll 3
-            for (int kh = 0; kh < 3; ++kh) {
-                const int ih = ih0 + kh;
-                if ((unsigned)ih >= (unsigned)H) continue;
-#pragma GCC unroll 3
-                for (int kw = 0; kw < 3; ++kw) {
-                    const int iw = iw0 + kw;
-                    if ((unsigned)iw >= (unsigned)W) continue;
-                    const float *xp = x_img + ((size_t)ih * W + (size_t)iw) * C;
-#pragma GCC unroll 2
-                    for (int v = 0; v < nv; ++v) {
-                        dw_vec xv;
-                        __builtin_memcpy(&xv, xp + v * DW_VL, sizeof xv);
-                        acc[kh * 3 + kw][v] = acc[kh * 3 + kw][v] + xv * g[v];
-                    }
-                }
+                dw_vec xv;
+                __builtin_memcpy(&xv, xp + v * DW_VL, sizeof xv);
+                acc[kh * 3 + kw][v] = acc[kh * 3 + kw][v] + xv * g[v];
             }
         }
     }
-    const int block = nv * DW_VL;
+}
+
+/* Image n's tap and bias sums of channels [c, c + nv * DW_VL) into the
+ * batch totals: the first image sets them, later ones add, in batch order. */
+PT_ALWAYS_INLINE void bwd_weight_flush_3x3(const dw_job *j, int n, int c, const int nv, dw_vec acc[9][2],
+                                           dw_vec bacc[2])
+{
+    const int C = j->p->in.c, block = nv * DW_VL;
     float sums[2 * DW_VL];
 #pragma GCC unroll 9
     for (int t = 0; t < 9; ++t) {
@@ -685,6 +684,25 @@ PT_ALWAYS_INLINE void bwd_weight_block_3x3(const dw_job *j, int n, int c, const 
         else for (int i = 0; i < block; ++i) gb[i] += sums[i];
     }
 }
+
+PT_ALWAYS_INLINE void bwd_weight_block_3x3(const dw_job *j, int n, int c, const int nv)
+{
+    const pt_conv_params *p = j->p;
+    const int C = p->in.c, H = p->in.h, W = p->in.w, OH = j->out_h, OW = j->out_w;
+    const float *x_img = j->x + (size_t)n * H * W * C + c;
+    const float *gy_img = j->grad_y + (size_t)n * OH * OW * C + c;
+    dw_vec acc[9][2], bacc[2];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) acc[t][0] = acc[t][1] = (dw_vec){0};
+    bacc[0] = bacc[1] = (dw_vec){0};
+    for (int oh = 0; oh < OH; ++oh) {
+        const int ih0 = oh * p->stride_h - p->pad_top;
+        for (int ow = 0; ow < OW; ++ow)
+            bwd_weight_pixel_3x3(j, x_img, gy_img + ((size_t)oh * OW + (size_t)ow) * C, ih0,
+                                 ow * p->stride_w - p->pad_left, nv, acc, bacc);
+    }
+    bwd_weight_flush_3x3(j, n, c, nv, acc, bacc);
+}
 #endif
 
 #if DW_VEC
@@ -697,7 +715,8 @@ PT_ALWAYS_INLINE void bwd_weight_block_3x3(const dw_job *j, int n, int c, const 
  * in the row), so the sums are bitwise bwd_weight_block_3x3's. np is a
  * constant; at 8: 9 + 1 sums, 8 grad_y and 10 columns in registers. */
 PT_ALWAYS_INLINE void bwd_weight_unit_group(const dw_job *j, const float *x_img, const float *gy_row, int ih0,
-                                            int o0, const int np, const int edges, dw_vec acc[9], dw_vec *bacc)
+                                            int o0, const int np, const int edges, dw_vec acc[9][2],
+                                            dw_vec bacc[2])
 {
     /* edges: a whole row padded by one column each side, as in
      * row3_unit_group: columns 0 and np + 1 are outside, their taps skipped */
@@ -708,7 +727,7 @@ PT_ALWAYS_INLINE void bwd_weight_unit_group(const dw_job *j, const float *x_img,
 #pragma GCC unroll 8
     for (int q = 0; q < np; ++q) {
         __builtin_memcpy(&g[q], gy_row + (size_t)(o0 + q) * C, sizeof(dw_vec));
-        *bacc = *bacc + g[q];
+        bacc[0] = bacc[0] + g[q];
     }
     const int b0 = o0 - p->pad_left;
 #pragma GCC unroll 3
@@ -723,7 +742,7 @@ PT_ALWAYS_INLINE void bwd_weight_unit_group(const dw_job *j, const float *x_img,
         for (int q = 0; q < np; ++q)
 #pragma GCC unroll 3
             for (int kw = 0; kw < 3; ++kw)
-                if (q + kw >= jlo && q + kw < jhi) acc[kh * 3 + kw] = acc[kh * 3 + kw] + col[q + kw] * g[q];
+                if (q + kw >= jlo && q + kw < jhi) acc[kh * 3 + kw][0] = acc[kh * 3 + kw][0] + col[q + kw] * g[q];
     }
 }
 
@@ -736,75 +755,32 @@ PT_ALWAYS_INLINE void bwd_weight_unit_3x3(const dw_job *j, int n, int c)
     /* interior outputs [o_lo, o_hi): input columns o - pad + {0, 1, 2} inside [0, W) */
     const int o_lo = min_int(p->pad_left, OW);
     const int o_hi = W - 3 + p->pad_left < 0 ? o_lo : min_int(W - 2 + p->pad_left, OW);
-    dw_vec acc[9], bacc = (dw_vec){0};
+    dw_vec acc[9][2], bacc[2] = {{0}, {0}};
 #pragma GCC unroll 9
-    for (int t = 0; t < 9; ++t) acc[t] = (dw_vec){0};
+    for (int t = 0; t < 9; ++t) acc[t][0] = acc[t][1] = (dw_vec){0};
     const int whole = o_lo == 1 && o_hi == OW - 1 && OW >= 3 && OW <= DW_ROW_PX;   /* as in row3_unit */
     for (int oh = 0; oh < OH; ++oh) {
         const int ih0 = oh * p->stride_h - p->pad_top;
         const float *gy_row = gy_img + (size_t)oh * OW * C;
-        if (whole) {
-            switch (OW) {
-            case 8: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 8, 1, acc, &bacc); break;
-            case 7: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 7, 1, acc, &bacc); break;
-            case 6: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 6, 1, acc, &bacc); break;
-            case 5: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 5, 1, acc, &bacc); break;
-            case 4: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 4, 1, acc, &bacc); break;
-            default: bwd_weight_unit_group(j, x_img, gy_row, ih0, 0, 3, 1, acc, &bacc); break;
-            }
-            continue;
-        }
+#define DW_GROUP(N, EDGES) bwd_weight_unit_group(j, x_img, gy_row, ih0, o, N, EDGES, acc, bacc)
         for (int o = 0; o < OW;) {
+            if (whole) {
+                DW_SWITCH_NP(OW, 1);
+                break;
+            }
             if (o >= o_lo && o < o_hi) {
                 const int np = min_int(DW_ROW_PX, o_hi - o);
-                switch (np) {
-                case 8: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 8, 0, acc, &bacc); break;
-                case 7: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 7, 0, acc, &bacc); break;
-                case 6: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 6, 0, acc, &bacc); break;
-                case 5: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 5, 0, acc, &bacc); break;
-                case 4: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 4, 0, acc, &bacc); break;
-                case 3: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 3, 0, acc, &bacc); break;
-                case 2: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 2, 0, acc, &bacc); break;
-                default: bwd_weight_unit_group(j, x_img, gy_row, ih0, o, 1, 0, acc, &bacc); break;
-                }
+                DW_SWITCH_NP(np, 0);
                 o += np;
                 continue;
             }
             /* an edge output: its taps inside the input, in (kh, kw) order */
-            const int iw0 = o - p->pad_left;
-            dw_vec g;
-            __builtin_memcpy(&g, gy_row + (size_t)o * C, sizeof g);
-            bacc = bacc + g;
-#pragma GCC unroll 3
-            for (int kh = 0; kh < 3; ++kh) {
-                const int ih = ih0 + kh;
-                if ((unsigned)ih >= (unsigned)H) continue;
-#pragma GCC unroll 3
-                for (int kw = 0; kw < 3; ++kw) {
-                    const int iw = iw0 + kw;
-                    if ((unsigned)iw >= (unsigned)W) continue;
-                    dw_vec xv;
-                    __builtin_memcpy(&xv, x_img + ((size_t)ih * W + (size_t)iw) * C, sizeof xv);
-                    acc[kh * 3 + kw] = acc[kh * 3 + kw] + xv * g;
-                }
-            }
+            bwd_weight_pixel_3x3(j, x_img, gy_row + (size_t)o * C, ih0, o - p->pad_left, 1, acc, bacc);
             ++o;
         }
+#undef DW_GROUP
     }
-    float sums[DW_VL];
-#pragma GCC unroll 9
-    for (int t = 0; t < 9; ++t) {
-        DW_STORE(sums, acc[t]);
-        float *restrict gw = j->out + (size_t)t * C + c;
-        if (n == 0) for (int i = 0; i < DW_VL; ++i) gw[i] = sums[i];
-        else for (int i = 0; i < DW_VL; ++i) gw[i] += sums[i];
-    }
-    if (j->grad_b) {
-        DW_STORE(sums, bacc);
-        float *restrict gb = j->grad_b + c;
-        if (n == 0) for (int i = 0; i < DW_VL; ++i) gb[i] = sums[i];
-        else for (int i = 0; i < DW_VL; ++i) gb[i] += sums[i];
-    }
+    bwd_weight_flush_3x3(j, n, c, 1, acc, bacc);
 }
 
 /* Channels [c_begin, c_end) of image n (3x3): blocks of 16 at unit column
