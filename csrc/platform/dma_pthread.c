@@ -15,7 +15,6 @@
  * long as fewer than 2^31 transfers are in flight (at most DMA_QUEUE are). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
-#include <string.h>
 #include "pulptrain/pt_dma.h"
 
 #define DMA_QUEUE 64
@@ -36,16 +35,6 @@ static struct {
     pthread_t thread;
 } eng = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .done_cv = PTHREAD_COND_INITIALIZER};
 
-static void run_job(const dma_job *j)
-{
-    unsigned char *d = (unsigned char *)j->dst;
-    const unsigned char *s = (const unsigned char *)j->src;
-    if (j->dst_stride == j->row_bytes && j->src_stride == j->row_bytes)
-        memcpy(d, s, j->row_bytes * j->rows);
-    else
-        for (size_t r = 0; r < j->rows; ++r) memcpy(d + r * j->dst_stride, s + r * j->src_stride, j->row_bytes);
-}
-
 static void *engine(void *arg)
 {
     (void)arg;
@@ -55,7 +44,9 @@ static void *engine(void *arg)
         if (eng.done == eng.issued) break;            /* stopping, queue drained */
         const dma_job job = eng.queue[eng.done % DMA_QUEUE];
         pthread_mutex_unlock(&eng.mu);
-        run_job(&job);
+        /* the copy itself is the memcpy backend's */
+        pt_dma_memcpy_backend.copy_2d(NULL, job.dst, job.src, job.row_bytes, job.rows, job.dst_stride,
+                                      job.src_stride);
         pthread_mutex_lock(&eng.mu);
         ++eng.done;
         pthread_cond_broadcast(&eng.done_cv);
