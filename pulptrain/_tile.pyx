@@ -43,7 +43,7 @@ cdef extern from "pulptrain/pt_dma.h" nogil:
     int pt_dma_thread_running()
 
 ALIGN = PT_TILE_ALIGN
-KINDS = {"linear": 0, "pointwise": 1, "depthwise": 2}
+KINDS = {"linear": 0, "pointwise": 1, "depthwise": 2, "conv2d": 3}
 STEPS = {"forward": 0, "grad_input": 1, "grad_weight": 2}
 _DIMS = "mnk"
 

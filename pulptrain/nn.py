@@ -20,9 +20,8 @@ NHWC float32 numpy.
   soon as the next layer has its output, so evaluation holds one activation
   at a time instead of all of them (``backward`` then needs a new forward).
 - With an L1 budget set (``with pulptrain.tile.l1_budget(128 * 1024):``),
-  the pointwise, depthwise and linear layers run through the tiled,
-  double-buffered executor (pulptrain.tile), bitwise the same; Conv2d stays
-  untiled.
+  the convolutions and linear layers run through the tiled, double-buffered
+  executor (pulptrain.tile), bitwise the same.
 - Weights are initialised with He (Kaiming) normal, std = sqrt(2 / fan_in),
   from a seeded generator: pass ``rng`` (a numpy Generator or an int seed) or
   call ``manual_seed``; biases start at 0.
@@ -249,10 +248,10 @@ class Conv2d(_WeightLayer):
 
     def forward(self, x):
         self._x = x
-        return ops.conv2d_forward(x, self.weight.data, self._bias_data(), self.stride, self.padding)
+        return tile.conv2d_forward(x, self.weight.data, self._bias_data(), self.stride, self.padding)
 
     def backward(self, grad_y):
-        return self._backward_with(ops.conv2d_backward, grad_y, self.stride, self.padding)
+        return self._backward_with(tile.conv2d_backward, grad_y, self.stride, self.padding)
 
 
 class DepthwiseConv2d(_WeightLayer):

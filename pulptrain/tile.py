@@ -9,7 +9,8 @@ which is bitwise equal to the untiled kernels (pulptrain.ops).
 
 Steps are ``"forward"``, ``"grad_input"`` and ``"grad_weight"``. Array layouts
 are those of :mod:`pulptrain.ops`: NHWC activations, pointwise w [Cout, Cin],
-depthwise w [KH, KW, C], linear x [N, In] and w [Out, In].
+depthwise w [KH, KW, C], conv2d w [Cout, KH, KW, Cin], linear x [N, In] and
+w [Out, In].
 """
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ import numpy as np
 from pulptrain import _alloc, _tile
 from pulptrain._threads import get_num_threads
 from pulptrain._validate import as_f32, conv_output_hw, conv_padding, positive_int
+from pulptrain.errors import StatusError
+
+PT_ERR_BUDGET = 12
 
 STEPS = ("forward", "grad_input", "grad_weight")
-KINDS = ("linear", "pointwise", "depthwise")
+KINDS = ("linear", "pointwise", "depthwise", "conv2d")
+_WINDOWED = ("depthwise", "conv2d")
 VEGA_L1_BYTES = 128 * 1024
 PULP_OPEN_L1_BYTES = 64 * 1024
 _GUARD = 64
@@ -34,9 +39,10 @@ _CANARY = 0xA5
 @dataclass(frozen=True)
 class Layer:
     """One layer to tile. ``kind`` is "linear" (x [n, cin] -> [n, cout]),
-    "pointwise" (x [n, h, w, cin] -> [n, h, w, cout]) or "depthwise"
+    "pointwise" (x [n, h, w, cin] -> [n, h, w, cout]), "depthwise"
     (``cout == cin``, a ``k`` x ``k`` window, ``stride``, ``padding`` as in
-    pulptrain.ops: int, (top, bottom, left, right) or "same")."""
+    pulptrain.ops: int, (top, bottom, left, right) or "same") or "conv2d"
+    (dense, im2col: a ``k`` x ``k`` window over all ``cin`` channels)."""
     kind: str
     n: int
     h: int
@@ -62,6 +68,11 @@ class Layer:
                   bias: bool = True, name: str = ""):
         return cls("depthwise", n, h, w, c, c, k, stride, padding, bias, name)
 
+    @classmethod
+    def conv2d(cls, n: int, h: int, w: int, cin: int, cout: int, k: int = 3, stride: int = 1, padding=1,
+               bias: bool = True, name: str = ""):
+        return cls("conv2d", n, h, w, cin, cout, k, stride, padding, bias, name)
+
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
@@ -69,7 +80,7 @@ class Layer:
             positive_int(attr, getattr(self, attr))
         if self.kind == "linear" and (self.h, self.w) != (1, 1):
             raise ValueError("a linear layer has h = w = 1")
-        if self.kind != "depthwise" and (self.k, self.stride, self.pads) != (1, 1, (0, 0, 0, 0)):
+        if self.kind not in _WINDOWED and (self.k, self.stride, self.pads) != (1, 1, (0, 0, 0, 0)):
             raise ValueError(f"a {self.kind} layer has k = stride = 1 and no padding")
         if self.kind == "depthwise" and self.cout != self.cin:
             raise ValueError(f"a depthwise layer has cout == cin, got {self.cout} != {self.cin}")
@@ -89,7 +100,8 @@ class Layer:
         if self.kind == "linear":
             return {"x": (self.n, self.cin), "w": (self.cout, self.cin), "b": (self.cout,),
                     "y": (self.n, self.cout)}
-        w = (self.k, self.k, self.cin) if self.kind == "depthwise" else (self.cout, self.cin)
+        w = {"depthwise": (self.k, self.k, self.cin), "conv2d": (self.cout, self.k, self.k, self.cin)}.get(
+            self.kind, (self.cout, self.cin))
         return {"x": (self.n, self.h, self.w, self.cin), "w": w, "b": (self.cout,),
                 "y": (self.n, oh, ow, self.cout)}
 
@@ -104,7 +116,11 @@ class TilePlan:
 
     ``tile`` holds m/n/k tile sizes and the loop order (outermost first) of
     the GEMM view for linear and pointwise layers, images/rows/channels for
-    depthwise. ``lower_bound_bytes`` moves every operand of the step once;
+    depthwise. For conv2d (pt_tile.h): forward and grad_weight give the
+    GEMM view's m/n/k and loop order (forward: m output pixels x n filters
+    per tile, k the whole patch; grad_weight: m filters, k pixels per tile,
+    "mkn" keeping a block of filters' sums in L1, "kmn" all of grad_w) and
+    grad_input images/rows/channels. ``lower_bound_bytes`` moves every operand of the step once;
     ``io_lower_bound_bytes`` adds, for GEMMs, the communication bound of any
     schedule with ``l1_budget`` bytes of fast memory, 2 M N K / sqrt(S) - 2 S
     words (Hong & Kung 1981; constant from Smith et al., 2019)."""
@@ -159,10 +175,22 @@ def plan(layer: Layer, step: str, l1_bytes: int) -> TilePlan:
     smallest tile fits; :func:`min_l1_bytes` gives the smallest budget that
     does."""
     step, budget = _step(step), _budget(l1_bytes)
-    d = _tile.plan(layer._params(), step, budget)
-    if layer.kind == "depthwise":
+    try:
+        d = _tile.plan(layer._params(), step, budget)
+    except StatusError as e:
+        if e.status != PT_ERR_BUDGET:
+            raise
+        need = min_l1_bytes(layer, step)
+        raise StatusError(e.status, "pulptrain.tile.plan",
+                          f"{layer.name or layer.kind} {step} does not fit in an L1 budget of {budget} bytes; "
+                          f"its smallest tile needs {need} bytes") from None
+    if layer.kind == "depthwise" or (layer.kind == "conv2d" and step == "grad_input"):
         images, rows, channels = d["tile_depthwise"]
         tile = {"images": images, "rows": rows, "channels": channels}
+        io_bound = d["lower_bound_bytes"]
+    elif layer.kind == "conv2d":
+        (m, n, k), (tm, tn, tk) = d["gemm"], d["tile_gemm"]
+        tile = {"m": tm, "n": tn, "k": tk, "order": d["order"], "gemm": (m, n, k)}
         io_bound = d["lower_bound_bytes"]
     else:
         (m, n, k), (tm, tn, tk) = d["gemm"], d["tile_gemm"]
@@ -394,6 +422,33 @@ def linear_backward(x, w, grad_y, *, need_grad_x: bool = True, input_activation=
     x, w = as_f32("x", x, 2), as_f32("w", w, 2)
     return _backward(Layer.linear(x.shape[0], x.shape[1], w.shape[0], bias=True), x, w, grad_y, need_grad_x,
                      input_activation)
+
+
+def _conv2d_layer(x, w, stride, padding) -> Layer:
+    from pulptrain._validate import pair
+    x, w = as_f32("x", x, 4), as_f32("w", w, 4)
+    sh, sw = pair("stride", stride)
+    if sh != sw or w.shape[1] != w.shape[2]:
+        raise ValueError("the tiled conv2d path takes square kernels and equal strides")
+    n, h, wd, c = x.shape
+    pads = conv_padding(padding, (h, wd), w.shape[1:3], (sh, sw))
+    return Layer.conv2d(n, h, wd, c, w.shape[0], w.shape[1], sh, pads, bias=True)
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """ops.conv2d_forward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.conv2d_forward(x, w, b, stride, padding)
+    return _tiled(_conv2d_layer(x, w, stride, padding), "forward")(x, w, b)
+
+
+def conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = True):
+    """ops.conv2d_backward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.conv2d_backward(x, w, grad_y, stride, padding, need_grad_x=need_grad_x)
+    return _backward(_conv2d_layer(x, w, stride, padding), x, w, grad_y, need_grad_x, None)
 
 
 def _depthwise_layer(x, w, stride, padding) -> Layer:

@@ -23,6 +23,13 @@ DEPTHWISE_LAYERS = [
     tile.Layer.depthwise(2, 6, 5, 3, 2, 3, (2, 0, 1, 1), name="dw stride > kernel"),
 ]
 
+CONV2D_LAYERS = [
+    tile.Layer.conv2d(3, 9, 7, 3, 10, 3, 2, "same", name="conv k3 s2 same (MobileNet conv1)"),
+    tile.Layer.conv2d(2, 6, 5, 4, 6, 3, 1, 1, bias=False, name="conv k3 s1 p1"),
+    tile.Layer.conv2d(3, 24, 24, 2, 5, 3, 1, 1, name="conv 1728 pixels: K tiles across images"),
+    tile.Layer.conv2d(2, 7, 8, 3, 5, 2, 3, (2, 0, 1, 1), name="conv pads >= kernel"),
+]
+
 
 def _arrays(layer, rng):
     s = layer.shapes()
@@ -37,6 +44,9 @@ def _untiled(layer, x, w, b, gy):
     elif layer.kind == "pointwise":
         y = ops.pointwise_conv2d_forward(x, w, b)
         gx, gw, gb = ops.pointwise_conv2d_backward(x, w, gy)
+    elif layer.kind == "conv2d":
+        y = ops.conv2d_forward(x, w, b, layer.stride, layer.pads)
+        gx, gw, gb = ops.conv2d_backward(x, w, gy, layer.stride, layer.pads)
     else:
         y = ops.depthwise_conv2d_forward(x, w, b, layer.stride, layer.pads)
         gx, gw, gb = ops.depthwise_conv2d_backward(x, w, gy, layer.stride, layer.pads)
@@ -90,6 +100,44 @@ def test_gemm_layers_bitwise_equal_untiled(layer, rng):
 @pytest.mark.parametrize("layer", DEPTHWISE_LAYERS, ids=lambda l: l.name)
 def test_depthwise_layers_bitwise_equal_untiled(layer, rng):
     _check_layer(layer, rng)
+
+
+@pytest.mark.parametrize("layer", CONV2D_LAYERS, ids=lambda l: l.name)
+def test_conv2d_layers_bitwise_equal_untiled(layer, rng):
+    _check_layer(layer, rng)
+
+
+def test_conv2d_report():
+    """MobileNetV1's conv1 at batch 128 in VEGA's L1: the im2col is built in
+    L1, so forward and grad_weight move within 5 % of their simple bound
+    (halo rows; the filters once per pixel tile). grad_input's tiles of input
+    rows fetch the grad_y rows that reach them, one more than their share at
+    stride 2 (1.24x at 6 rows)."""
+    layer = tile.Layer.conv2d(128, 128, 128, 3, 32, 3, 2, "same", name="conv1")
+    for step, most in (("forward", 1.05), ("grad_input", 1.3), ("grad_weight", 1.05)):
+        p = tile.plan(layer, step, tile.VEGA_L1_BYTES)
+        assert p.l1_bytes <= tile.VEGA_L1_BYTES
+        assert p.macs == 128 * 64 * 64 * 32 * 27
+        assert p.lower_bound_bytes <= p.bytes_moved <= most * p.lower_bound_bytes, (step, p.ratio_to_bound)
+    fwd = tile.plan(layer, "forward", tile.VEGA_L1_BYTES)
+    assert fwd.tile["gemm"] == (128 * 64 * 64, 32, 27) and fwd.tile["k"] == 27
+    assert tile.plan(layer, "grad_weight", tile.VEGA_L1_BYTES).tile["order"] == "kmn"
+    assert set(tile.plan(layer, "grad_input", tile.VEGA_L1_BYTES).tile) == {"images", "rows", "channels"}
+    big = tile.Layer.conv2d(1, 8, 8, 512, 512, 3, 1, 1)       # one row of grad-cols alone: 144 KiB
+    with pytest.raises(StatusError, match="budget"):
+        tile.plan(big, "grad_input", tile.VEGA_L1_BYTES)
+    assert tile.min_l1_bytes(big, "grad_input") > tile.VEGA_L1_BYTES
+
+
+def test_layer_too_large_for_the_budget_names_what_it_needs(rng):
+    x = rng.uniform(-1, 1, (2, 6, 5, 24)).astype(np.float32)
+    w = rng.uniform(-1, 1, (10, 3, 3, 24)).astype(np.float32)
+    gy = rng.uniform(-1, 1, (2, 3, 3, 10)).astype(np.float32)
+    need = tile.min_l1_bytes(tile.Layer.conv2d(2, 6, 5, 24, 10, 3, 2, "same"), "grad_weight")
+    with tile.l1_budget(need - 1), pytest.raises(StatusError, match=f"grad_weight does not fit .* needs {need} bytes"):
+        tile.conv2d_backward(x, w, gy, 2, "same", need_grad_x=False)
+    with tile.l1_budget(need):
+        tile.conv2d_backward(x, w, gy, 2, "same", need_grad_x=False)
 
 
 def test_thread_count_does_not_change_tiled_results(rng):
@@ -159,8 +207,16 @@ def test_budget_aware_layer_functions_match_ops(budget, rng):
     wp = rng.uniform(-1, 1, (10, 24)).astype(np.float32)
     wd = rng.uniform(-1, 1, (3, 3, 24)).astype(np.float32)
     x2 = rng.uniform(-1, 1, (9, 24)).astype(np.float32)
+    wc = rng.uniform(-1, 1, (10, 3, 3, 24)).astype(np.float32)
     b10, b24 = (rng.uniform(-1, 1, n).astype(np.float32) for n in (10, 24))
-    cases = [
+    gy_c = rng.uniform(-1, 1, (2, 3, 3, 10)).astype(np.float32)
+    cases = [] if budget is not None and budget < 64 * 1024 else [   # conv2d grad-input needs 19 KB here
+        (tile.conv2d_forward, ops.conv2d_forward, (x4, wc, b10, 2, "same"), {}),
+        (tile.conv2d_forward, ops.conv2d_forward, (x4, wc, None, 1, 1), {}),
+        (tile.conv2d_backward, ops.conv2d_backward, (x4, wc, gy_c, 2, "same"), {}),
+        (tile.conv2d_backward, ops.conv2d_backward, (x4, wc, gy_c, 2, "same"), {"need_grad_x": False}),
+    ]
+    cases += [
         (tile.pointwise_conv2d_forward, ops.pointwise_conv2d_forward, (x4, wp, b10), {}),
         (tile.linear_forward, ops.linear_forward, (x2, wp, b10), {}),
         (tile.depthwise_conv2d_forward, ops.depthwise_conv2d_forward, (x4, wd, b24, 2, "same"), {}),
@@ -186,7 +242,7 @@ def test_budget_aware_layer_functions_match_ops(budget, rng):
 
 
 def _random_layer(rng):
-    kind = ("linear", "pointwise", "depthwise")[rng.integers(3)]
+    kind = tile.KINDS[rng.integers(len(tile.KINDS))]
     bias = bool(rng.integers(2))
     if kind == "linear":
         return tile.Layer.linear(int(rng.integers(1, 300)), int(rng.integers(1, 600)), int(rng.integers(1, 70)),
@@ -199,6 +255,9 @@ def _random_layer(rng):
     pads = tuple(int(p) for p in rng.integers(0, k, 4))
     if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
         pads = (k, k, k, k)
+    if kind == "conv2d":
+        return tile.Layer.conv2d(n, h, w, int(rng.integers(1, 12)), int(rng.integers(1, 20)), k, stride, pads,
+                                 bias=bias, name="random conv2d")
     return tile.Layer.depthwise(n, h, w, int(rng.integers(1, 40)), k, stride, pads, bias=bias,
                                 name="random depthwise")
 
@@ -206,7 +265,7 @@ def _random_layer(rng):
 def test_random_layers_and_budgets_bitwise_equal_untiled(rng):
     """Random odd shapes, strides, paddings and budgets (seeded; the seed is
     printed on failure)."""
-    for _ in range(12):
+    for _ in range(16):
         layer = _random_layer(rng)
         x, w, b, gy = _arrays(layer, rng)
         want = _untiled(layer, x, w, b, gy)
@@ -274,6 +333,8 @@ def _small_model(seed):
     from pulptrain import nn
     nn.manual_seed(seed)
     return nn.Sequential(
+        ("conv1", nn.Conv2d(3, 16, 3, 2, "same")),
+        ("relu1", nn.ReLU6()),
         ("dw1", nn.DepthwiseConv2d(16, 3, 1, "same", activation="relu6")),
         ("pw1", nn.PointwiseConv2d(16, 24, activation="relu6")),
         ("dw2", nn.DepthwiseConv2d(24, 3, 2, "same", activation="relu6")),
@@ -298,11 +359,11 @@ def _train(model, x, labels, steps=3):
 @pytest.mark.parametrize("dma", tile.DMA_BACKENDS)
 @pytest.mark.parametrize("budget", [6 * 1024, 32 * 1024])
 def test_nn_model_trains_bitwise_the_same_tiled(budget, dma, rng):
-    """A pulptrain.nn model run under an L1 budget (every pointwise, depthwise
-    and linear step through the tiled executor) trains bitwise as untiled,
-    with either DMA backend."""
-    x = rng.uniform(0, 6, (5, 9, 7, 16)).astype(np.float32)
-    labels = rng.integers(0, 7, 5).astype(np.int64)
+    """A pulptrain.nn model run under an L1 budget (every conv2d, pointwise,
+    depthwise and linear step through the tiled executor) trains bitwise as
+    untiled, with either DMA backend."""
+    x = rng.uniform(0, 6, (3, 9, 7, 3)).astype(np.float32)    # conv1's steps fit in 6 KB
+    labels = rng.integers(0, 7, 3).astype(np.int64)
     plain, tiled = _small_model(3), _small_model(3)
     want = _train(plain, x, labels)
     tile._prepared.clear()

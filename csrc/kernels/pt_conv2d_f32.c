@@ -91,54 +91,54 @@ size_t pt_conv2d_f32_bwd_weight_scratch_bytes(const pt_conv_params *p, int num_t
 /* ------------------------------------------------------- im2col / col2im */
 typedef struct cols_job {
     const pt_conv_params *p;
-    const conv_plan *c;
-    size_t img0, imgs;          /* the chunk */
+    pt_conv2d_geom g;
+    size_t first, count;        /* im2col: output pixels (n * OH * OW + pixel) */
+    int tap0, tap1;             /* im2col: taps (kh * KW + kw) [tap0, tap1) of each row */
     const float *src;
     float *dst;
 } cols_job;
 
-/* cols[r, (kh, kw, ci)] = x at the (kh, kw) tap of output pixel r, or 0. */
+/* cols[r, (kh, kw, ci)] = x at the (kh, kw) tap of output pixel first + r, or
+ * 0; taps [tap0, tap1) only, so a row is (tap1 - tap0) * Cin long. */
 static void im2col_task(void *arg, int core, int ncores)
 {
     const cols_job *job = (const cols_job *)arg;
     const pt_conv_params *p = job->p;
-    const size_t ow = job->c->g.ow, cin = (size_t)p->in.c, patch = job->c->g.patch;
+    const size_t ow = job->g.ow, img_rows = job->g.oh * job->g.ow;
+    const size_t cin = (size_t)p->in.c, width = (size_t)(job->tap1 - job->tap0) * cin;
     size_t rb, re;
-    pt_split(job->imgs * job->c->img_rows, core, ncores, &rb, &re);
+    pt_split(job->count, core, ncores, &rb, &re);
     for (size_t r = rb; r < re; ++r) {
-        size_t n = job->img0 + r / job->c->img_rows, pix = r % job->c->img_rows;
+        size_t n = (job->first + r) / img_rows, pix = (job->first + r) % img_rows;
         long ih0 = (long)(pix / ow) * p->stride_h - p->pad_top;
         long iw0 = (long)(pix % ow) * p->stride_w - p->pad_left;
-        float *row = job->dst + r * patch;
-        for (int kh = 0; kh < p->kh; ++kh) {
-            long ih = ih0 + kh;
-            for (int kw = 0; kw < p->kw; ++kw, row += cin) {
-                long iw = iw0 + kw;
-                if (ih < 0 || ih >= p->in.h || iw < 0 || iw >= p->in.w) {
-                    memset(row, 0, cin * sizeof(float));
-                } else {
-                    const float *px = job->src + ((n * (size_t)p->in.h + (size_t)ih) * (size_t)p->in.w +
-                                                  (size_t)iw) * cin;
-                    memcpy(row, px, cin * sizeof(float));
-                }
+        float *row = job->dst + r * width;
+        for (int tap = job->tap0; tap < job->tap1; ++tap, row += cin) {
+            long ih = ih0 + tap / p->kw, iw = iw0 + tap % p->kw;
+            if (ih < 0 || ih >= p->in.h || iw < 0 || iw >= p->in.w) {
+                memset(row, 0, cin * sizeof(float));
+            } else {
+                const float *px = job->src + ((n * (size_t)p->in.h + (size_t)ih) * (size_t)p->in.w +
+                                              (size_t)iw) * cin;
+                memcpy(row, px, cin * sizeof(float));
             }
         }
     }
 }
 
 /* grad_x[n, ih, iw, :] = sum over taps (kh, kw), in that order, of the
- * grad-cols row of the output pixel that tap reads it from. */
+ * grad-cols row of the output pixel that tap reads it from; all of p's images. */
 static void col2im_task(void *arg, int core, int ncores)
 {
     const cols_job *job = (const cols_job *)arg;
     const pt_conv_params *p = job->p;
-    const size_t oh = job->c->g.oh, ow = job->c->g.ow, cin = (size_t)p->in.c;
-    const size_t patch = job->c->g.patch, in_w = (size_t)p->in.w;
+    const size_t oh = job->g.oh, ow = job->g.ow, cin = (size_t)p->in.c;
+    const size_t patch = job->g.patch, in_w = (size_t)p->in.w;
     size_t rb, re;
-    pt_split(job->imgs * (size_t)p->in.h, core, ncores, &rb, &re);
+    pt_split((size_t)p->in.n * (size_t)p->in.h, core, ncores, &rb, &re);
     for (size_t r = rb; r < re; ++r) {
-        size_t n_local = r / (size_t)p->in.h, ih = r % (size_t)p->in.h;
-        float *out_row = job->dst + ((job->img0 + n_local) * (size_t)p->in.h + ih) * in_w * cin;
+        size_t n = r / (size_t)p->in.h, ih = r % (size_t)p->in.h;
+        float *out_row = job->dst + (n * (size_t)p->in.h + ih) * in_w * cin;
         memset(out_row, 0, in_w * cin * sizeof(float));
         for (int kh = 0; kh < p->kh; ++kh) {
             long th = (long)ih + p->pad_top - kh;
@@ -152,7 +152,7 @@ static void col2im_task(void *arg, int core, int ncores)
                     if (tw < 0 || tw % p->stride_w) continue;
                     size_t out_w = (size_t)(tw / p->stride_w);
                     if (out_w >= ow) continue;
-                    const float *src = job->src + ((n_local * oh + out_h) * ow + out_w) * patch +
+                    const float *src = job->src + ((n * oh + out_h) * ow + out_w) * patch +
                                        ((size_t)kh * (size_t)p->kw + (size_t)kw) * cin;
                     for (size_t ci = 0; ci < cin; ++ci) out[ci] += src[ci];
                 }
@@ -161,10 +161,49 @@ static void col2im_task(void *arg, int core, int ncores)
     }
 }
 
-/* ------------------------------------------------------------ the kernels */
 /* Rows of im2col / col2im work below which one core does it all. */
 #define COLS_PARALLEL_MIN_ROWS 64
 
+pt_status pt_conv2d_im2col(const pt_ctx *ctx, const pt_conv_params *p, const float *x, size_t first,
+                           size_t count, int tap0, int tap1, float *cols)
+{
+    cols_job job;
+    job.p = p;
+    pt_status st = pt_conv2d_geometry(p, &job.g);
+    if (st != PT_OK) return st;
+    if (first + count > (size_t)p->in.n * job.g.oh * job.g.ow) return PT_ERR_SHAPE;
+    if (tap0 < 0 || tap0 >= tap1 || tap1 > p->kh * p->kw) return PT_ERR_PARAM;
+    job.first = first;
+    job.count = count;
+    job.tap0 = tap0;
+    job.tap1 = tap1;
+    job.src = x;
+    job.dst = cols;
+    return pt_fork(pt_threads_for(ctx, count, COLS_PARALLEL_MIN_ROWS), im2col_task, &job);
+}
+
+pt_status pt_conv2d_col2im(const pt_ctx *ctx, const pt_conv_params *p, const float *grad_cols,
+                           float *grad_x)
+{
+    cols_job job;
+    job.p = p;
+    pt_status st = pt_conv2d_geometry(p, &job.g);
+    if (st != PT_OK) return st;
+    job.first = job.count = 0;
+    job.tap0 = job.tap1 = 0;
+    job.src = grad_cols;
+    job.dst = grad_x;
+    size_t rows = (size_t)p->in.n * (size_t)p->in.h;
+    return pt_fork(pt_threads_for(ctx, rows, COLS_PARALLEL_MIN_ROWS), col2im_task, &job);
+}
+
+size_t pt_conv2d_chunk_images(const pt_conv_params *p)
+{
+    conv_plan c;
+    return make_plan(p, &c) == PT_OK ? c.chunk_imgs : 0;
+}
+
+/* ------------------------------------------------------------ the kernels */
 typedef struct conv_run {
     conv_plan plan;
     float *cols;                /* im2col buffer in the scratch */
@@ -191,11 +230,6 @@ static pt_status prepare(const pt_ctx *ctx, const pt_conv_params *p,
     return PT_OK;
 }
 
-static pt_status run_cols(const pt_ctx *ctx, pt_task_fn fn, cols_job *job, size_t rows)
-{
-    return pt_fork(pt_threads_for(ctx, rows, COLS_PARALLEL_MIN_ROWS), fn, job);
-}
-
 static pt_gemm_params bwd_weight_gemm_first(const pt_conv_params *p, const conv_plan *c, size_t rows)
 {
     return bwd_weight_gemm(p, c, rows, 0);
@@ -217,9 +251,9 @@ static pt_status im2col(const pt_ctx *ctx, const pt_conv_params *p, const conv_r
         *cols = x;
         return PT_OK;
     }
-    cols_job job = {p, &run->plan, img0, imgs, x, run->cols};
     *cols = run->cols;
-    return run_cols(ctx, im2col_task, &job, imgs * run->plan.img_rows);
+    return pt_conv2d_im2col(ctx, p, x, img0 * run->plan.img_rows, imgs * run->plan.img_rows, 0,
+                            p->kh * p->kw, run->cols);
 }
 
 pt_status pt_conv2d_f32_fwd(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
@@ -250,8 +284,10 @@ pt_status pt_conv2d_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, co
         const float *gy = grad_y + img0 * c->img_rows * (size_t)p->out_c;
         st = pt_sgemm_f32(&run.gemm_ctx, &g, gy, w, NULL, c->direct ? grad_x : run.cols);
         if (st == PT_OK && !c->direct) {
-            cols_job job = {p, c, img0, imgs, run.cols, grad_x};
-            st = run_cols(ctx, col2im_task, &job, imgs * (size_t)p->in.h);
+            pt_conv_params chunk = *p;
+            chunk.in.n = (int)imgs;
+            st = pt_conv2d_col2im(ctx, &chunk, run.cols,
+                                  grad_x + img0 * (size_t)p->in.h * (size_t)p->in.w * (size_t)p->in.c);
         }
     }
     return st;

@@ -147,4 +147,21 @@ static inline pt_status pt_conv2d_geometry(const pt_conv_params *p, pt_conv2d_ge
     return PT_OK;
 }
 
+/* The conv2d kernels' building blocks, shared with the tiled executor
+ * (csrc/tile), which runs them on L1 tiles described as smaller convs:
+ *   im2col: rows [first, first + count) of p's im2col matrix (output pixel
+ *           n * OH * OW + oh * OW + ow), from x, into cols; only the columns
+ *           of taps (kh * KW + kw) [tap0, tap1), so cols is count x
+ *           ((tap1 - tap0) * Cin);
+ *   col2im: grad_x of all p's images from the grad-cols matrix (one row per
+ *           output pixel), each input pixel summing its taps in kh, kw order;
+ *   chunk_images: images per im2col chunk of the untiled kernels (their
+ *           grad-weight adds one GEMM per chunk into grad_w, in chunk order);
+ *           0 for bad params. */
+pt_status pt_conv2d_im2col(const pt_ctx *ctx, const pt_conv_params *p, const float *x, size_t first,
+                           size_t count, int tap0, int tap1, float *cols);
+pt_status pt_conv2d_col2im(const pt_ctx *ctx, const pt_conv_params *p, const float *grad_cols,
+                           float *grad_x);
+size_t pt_conv2d_chunk_images(const pt_conv_params *p);
+
 #endif

@@ -1,5 +1,5 @@
 /* Public entry points of the tiled executors: argument checks shared by every
- * layer kind, then dispatch to the GEMM or depthwise executor. */
+ * layer kind, then dispatch to the GEMM, depthwise or conv2d executor. */
 #include "pt_tile_internal.h"
 
 size_t pt_tile_scratch_bytes(const pt_tile_plan *plan, int num_threads)
@@ -8,6 +8,7 @@ size_t pt_tile_scratch_bytes(const pt_tile_plan *plan, int num_threads)
     switch (plan->layer.kind) {
     case PT_TILE_LINEAR:
     case PT_TILE_POINTWISE: return pt_tile_gemm_scratch_bytes(plan, num_threads);
+    case PT_TILE_CONV2D: return pt_tile_conv_scratch_bytes(plan, num_threads);
     default: return 0;
     }
 }
@@ -20,6 +21,7 @@ pt_status pt_tile_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, siz
     case PT_TILE_LINEAR:
     case PT_TILE_POINTWISE: return pt_tile_gemm_fwd(ctx, plan, l1, l1_bytes, x, w, b, y);
     case PT_TILE_DEPTHWISE: return pt_tile_dw_fwd(ctx, plan, l1, l1_bytes, x, w, b, y);
+    case PT_TILE_CONV2D: return pt_tile_conv_fwd(ctx, plan, l1, l1_bytes, x, w, b, y);
     default: return PT_ERR_UNSUPPORTED;
     }
 }
@@ -32,6 +34,7 @@ pt_status pt_tile_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l
     case PT_TILE_LINEAR:
     case PT_TILE_POINTWISE: return pt_tile_gemm_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
     case PT_TILE_DEPTHWISE: return pt_tile_dw_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
+    case PT_TILE_CONV2D: return pt_tile_conv_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
     default: return PT_ERR_UNSUPPORTED;
     }
 }
@@ -46,6 +49,8 @@ pt_status pt_tile_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *
         return pt_tile_gemm_bwd_weight(ctx, plan, l1, l1_bytes, x, grad_y, grad_w, grad_b);
     case PT_TILE_DEPTHWISE:
         return pt_tile_dw_bwd_weight(ctx, plan, l1, l1_bytes, x, grad_y, grad_w, grad_b);
+    case PT_TILE_CONV2D:
+        return pt_tile_conv_bwd_weight(ctx, plan, l1, l1_bytes, x, grad_y, grad_w, grad_b);
     default: return PT_ERR_UNSUPPORTED;
     }
 }

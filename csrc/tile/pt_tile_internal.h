@@ -84,6 +84,52 @@ typedef struct pt_tile_dw_layout {
 pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step step, int has_bias,
                                        int images, int rows, int channels);
 
+/* --------------------------------------------------------- conv2d geometry */
+typedef struct pt_tile_conv_geom {
+    pt_tile_dw_geom g;     /* the window geometry, c = Cin */
+    int oc;                /* Cout */
+    int patch;             /* KH * KW * Cin */
+    size_t img_px;         /* output pixels per image, OH * OW */
+    size_t pixels;         /* N * OH * OW */
+    size_t chunk_px;       /* pixels per chunk of the untiled grad-weight */
+    int spans_cuttable;    /* pads < kernel: every output row reads a real input row */
+} pt_tile_conv_geom;
+
+pt_status pt_tile_conv_geom_of(const pt_tile_layer *layer, pt_tile_conv_geom *g);
+
+/* The pixel span a fwd / bwd_weight tile that starts at pixel q0 covers:
+ * up to `len` pixels, and for bwd_weight never past the end of q0's chunk. */
+size_t pt_tile_conv_span_end(const pt_tile_conv_geom *g, pt_tile_step step, size_t q0, size_t len);
+
+/* The part of span [q0, q1) in image n: its pixels [a, b) of the image, the
+ * output rows [oa, ob) they lie in and the input rows those read
+ * (pt_tile_dw_rows_of, fwd). */
+typedef struct pt_tile_conv_piece {
+    size_t a, b;
+    int oa, ob;
+    pt_tile_dw_rows rows;
+} pt_tile_conv_piece;
+
+pt_tile_conv_piece pt_tile_conv_piece_of(const pt_tile_conv_geom *g, int n, size_t q0, size_t q1);
+
+/* Byte offsets of the conv2d executor's buffers inside L1. */
+typedef struct pt_tile_conv_layout {
+    size_t src[2];  /* x rows of a span (fwd, bwd_weight) or grad_y rows (bwd_input) */
+    size_t gy[2];   /* bwd_weight: the grad_y tile */
+    size_t w[2];    /* fwd: a block of tile_n filters; bwd_input: all of w (one buffer) */
+    size_t b[2];    /* fwd: the bias block */
+    size_t cols;    /* im2col (fwd, bwd_weight) or grad-cols (bwd_input) */
+    size_t out[2];  /* y tile (fwd) or grad_x rows (bwd_input) */
+    size_t acc;     /* bwd_weight: the grad_w block, then its grad_b */
+    size_t total;
+} pt_tile_conv_layout;
+
+/* Layout of a conv2d plan's tile shape (its step, tile_m / n / k and
+ * tile_images / rows); *src_rows_sum, if not NULL, receives the input (fwd,
+ * bwd_weight) or grad_y (bwd_input) rows all tiles fetch, summed. */
+pt_tile_conv_layout pt_tile_conv_layout_of(const pt_tile_conv_geom *g, const pt_tile_plan *shape,
+                                           uint64_t *src_rows_sum);
+
 /* -------------------------------------------------------- the executors */
 size_t pt_tile_gemm_scratch_bytes(const pt_tile_plan *plan, int num_threads);
 pt_status pt_tile_gemm_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
@@ -91,6 +137,14 @@ pt_status pt_tile_gemm_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
 pt_status pt_tile_gemm_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
                                  size_t l1_bytes, const float *w, const float *grad_y, float *grad_x);
 pt_status pt_tile_gemm_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                                  size_t l1_bytes, const float *x, const float *grad_y,
+                                  float *grad_w, float *grad_b);
+size_t pt_tile_conv_scratch_bytes(const pt_tile_plan *plan, int num_threads);
+pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
+                           const float *x, const float *w, const float *b, float *y);
+pt_status pt_tile_conv_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                                 size_t l1_bytes, const float *w, const float *grad_y, float *grad_x);
+pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
                                   size_t l1_bytes, const float *x, const float *grad_y,
                                   float *grad_w, float *grad_b);
 pt_status pt_tile_dw_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,

@@ -9,8 +9,10 @@
  * it does not depend on, running outside its innermost varying index, makes
  * it stream once more per iteration. C tiles visited again because K is
  * outside M/N are read back (accumulate) and written again. */
+#include <string.h>
 #include "pt_tile_internal.h"
 #include "pulptrain/internal.h"
+#include "../kernels/pt_gemm_internal.h"
 
 #define FLOAT_BYTES ((uint64_t)sizeof(float))
 
@@ -220,12 +222,12 @@ static pt_status plan_gemm(const pt_tile_layer *layer, pt_tile_step step, size_t
 }
 
 /* ------------------------------------------------------------- depthwise */
-pt_status pt_tile_dw_geom_of(const pt_tile_layer *layer, pt_tile_dw_geom *g)
+/* The window geometry of a depthwise or conv2d layer (c = Cin). */
+static pt_status window_geom(const pt_tile_layer *layer, pt_tile_dw_geom *g)
 {
     pt_status st = layer_check(layer);
     if (st != PT_OK) return st;
     const pt_conv_params *p = &layer->conv;
-    if (p->out_c != p->in.c) return PT_ERR_SHAPE;
     if (p->kh < 1 || p->kw < 1 || p->stride_h < 1 || p->stride_w < 1 || p->pad_top < 0 ||
         p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
         return PT_ERR_PARAM;
@@ -238,6 +240,14 @@ pt_status pt_tile_dw_geom_of(const pt_tile_layer *layer, pt_tile_dw_geom *g)
     r.rows_cuttable = r.sh <= r.kh && r.pt < r.kh && r.pb < r.kh;
     *g = r;
     return PT_OK;
+}
+
+pt_status pt_tile_dw_geom_of(const pt_tile_layer *layer, pt_tile_dw_geom *g)
+{
+    pt_status st = layer_check(layer);
+    if (st != PT_OK) return st;
+    if (layer->conv.out_c != layer->conv.in.c) return PT_ERR_SHAPE;
+    return window_geom(layer, g);
 }
 
 pt_tile_dw_rows pt_tile_dw_rows_of(const pt_tile_dw_geom *g, pt_tile_step step, int r0, int r1)
@@ -405,6 +415,270 @@ static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, s
     return PT_OK;
 }
 
+/* ---------------------------------------------------------------- conv2d */
+pt_status pt_tile_conv_geom_of(const pt_tile_layer *layer, pt_tile_conv_geom *cg)
+{
+    pt_tile_dw_geom g;
+    pt_status st = window_geom(layer, &g);
+    if (st != PT_OK) return st;
+    pt_conv2d_geom kg;
+    st = pt_conv2d_geometry(&layer->conv, &kg);
+    if (st != PT_OK) return st;
+    cg->g = g;
+    cg->oc = layer->conv.out_c;
+    cg->patch = (int)kg.patch;
+    cg->img_px = (size_t)g.oh * (size_t)g.ow;
+    cg->pixels = (size_t)g.n * cg->img_px;
+    cg->chunk_px = pt_conv2d_chunk_images(&layer->conv) * cg->img_px;
+    cg->spans_cuttable = g.pt < g.kh && g.pb < g.kh;
+    return PT_OK;
+}
+
+size_t pt_tile_conv_span_end(const pt_tile_conv_geom *g, pt_tile_step step, size_t q0, size_t len)
+{
+    size_t limit = g->pixels;
+    if (step == PT_TILE_BWD_WEIGHT) limit = (q0 / g->chunk_px + 1) * g->chunk_px;
+    else if (len < (size_t)g->g.ow) limit = (q0 / (size_t)g->g.ow + 1) * (size_t)g->g.ow;
+    else if (len < g->img_px) limit = (q0 / g->img_px + 1) * g->img_px;
+    if (limit > g->pixels) limit = g->pixels;
+    return len < limit - q0 ? q0 + len : limit;
+}
+
+pt_tile_conv_piece pt_tile_conv_piece_of(const pt_tile_conv_geom *g, int n, size_t q0, size_t q1)
+{
+    pt_tile_conv_piece p;
+    const size_t base = (size_t)n * g->img_px, end = base + g->img_px;
+    p.a = (q0 > base ? q0 : base) - base;
+    p.b = (q1 < end ? q1 : end) - base;
+    p.oa = (int)(p.a / (size_t)g->g.ow);
+    p.ob = (int)((p.b - 1) / (size_t)g->g.ow) + 1;
+    p.rows = pt_tile_dw_rows_of(&g->g, PT_TILE_FWD, p.oa, p.ob);
+    return p;
+}
+
+/* What a tile shape's tiles span: the longest tile (pixels; bwd_input: L1
+ * rows of grad_x), the most source rows one tile fetches (input rows; bwd_input:
+ * grad_y rows per image), those rows summed over all tiles, and the tiles. */
+typedef struct conv_stats {
+    size_t max_len;
+    int max_rows;
+    uint64_t sum_rows, tiles;
+} conv_stats;
+
+static conv_stats span_stats(const pt_tile_conv_geom *g, pt_tile_step step, size_t len)
+{
+    conv_stats s = {0, 0, 0, 0};
+    /* fwd tiles shorter than an image repeat in every image: count one */
+    const int per_image = step == PT_TILE_FWD && len < g->img_px;
+    const size_t end = per_image ? g->img_px : g->pixels;
+    for (size_t q0 = 0; q0 < end;) {
+        size_t q1 = pt_tile_conv_span_end(g, step, q0, len);
+        int rows = 0;
+        for (int n = (int)(q0 / g->img_px); (size_t)n * g->img_px < q1; ++n) {
+            pt_tile_conv_piece p = pt_tile_conv_piece_of(g, n, q0, q1);
+            rows += p.rows.src_hi - p.rows.src_lo;
+        }
+        if (q1 - q0 > s.max_len) s.max_len = q1 - q0;
+        if (rows > s.max_rows) s.max_rows = rows;
+        s.sum_rows += (uint64_t)rows;
+        s.tiles += 1;
+        q0 = q1;
+    }
+    if (per_image) {
+        s.sum_rows *= (uint64_t)g->g.n;
+        s.tiles *= (uint64_t)g->g.n;
+    }
+    return s;
+}
+
+static conv_stats conv_stats_of(const pt_tile_conv_geom *g, const pt_tile_plan *t)
+{
+    if (t->step != PT_TILE_BWD_INPUT)
+        return span_stats(g, t->step, (size_t)(t->step == PT_TILE_FWD ? t->tile_m : t->tile_k));
+    int src_max, buf_max;
+    uint64_t src_sum;
+    dw_row_extents(&g->g, PT_TILE_BWD_INPUT, t->tile_rows, &src_max, &buf_max, &src_sum);
+    conv_stats s = {(size_t)buf_max, src_max, src_sum * (uint64_t)g->g.n,
+                    (uint64_t)pt_tile_ceil_div(g->g.n, t->tile_images) *
+                        (uint64_t)pt_tile_ceil_div(g->g.h, t->tile_rows)};
+    return s;
+}
+
+static pt_tile_conv_layout conv_layout(const pt_tile_conv_geom *cg, const pt_tile_plan *t,
+                                       const conv_stats *s)
+{
+    const pt_tile_dw_geom *g = &cg->g;
+    const size_t f = sizeof(float), patch = (size_t)cg->patch, oc = (size_t)cg->oc, cin = (size_t)g->c;
+    size_t src = 0, gy = 0, w = 0, b = 0, cols = 0, out = 0, acc = 0;
+    /* a stream gets two buffers when it has more than one tile */
+    const int block = t->step == PT_TILE_FWD ? t->tile_n : t->step == PT_TILE_BWD_WEIGHT ? t->tile_m : cg->oc;
+    const uint64_t blocks = (uint64_t)pt_tile_ceil_div(cg->oc, block);
+    int src_bufs = s->tiles > 1 ? 2 : 1, out_bufs = src_bufs, w_bufs = 1;
+    if (t->step == PT_TILE_FWD) {
+        const size_t tn = (size_t)t->tile_n;
+        w_bufs = blocks > 1 ? 2 : 1;
+        out_bufs = s->tiles * blocks > 1 ? 2 : 1;
+        src = pt_tile_align((size_t)s->max_rows * g->w * cin * f);
+        cols = pt_tile_align(s->max_len * patch * f);
+        w = pt_tile_align(tn * patch * f);
+        b = t->layer.has_bias ? pt_tile_align(tn * f) : 0;
+        out = pt_tile_align(s->max_len * tn * f);
+    } else if (t->step == PT_TILE_BWD_INPUT) {
+        const size_t images = (size_t)t->tile_images;
+        src = pt_tile_align(images * s->max_rows * g->ow * oc * f);
+        w = pt_tile_align(oc * patch * f);
+        cols = pt_tile_align(images * s->max_rows * g->ow * patch * f);
+        out = pt_tile_align(images * s->max_len * g->w * cin * f);
+    } else {
+        /* filter blocks outermost: a block's sums stay in L1 and every
+         * block refetches the input; pixel tiles outermost: all of grad_w
+         * stays and each input tile comes once */
+        const int k_outer = t->order[0] == PT_TILE_DIM_K;
+        const size_t tm = (size_t)t->tile_m, acc_rows = k_outer ? oc : tm;
+        src_bufs = (k_outer ? s->tiles : s->tiles * blocks) > 1 ? 2 : 1;
+        out_bufs = s->tiles * blocks > 1 ? 2 : 1; /* the grad_y tiles */
+        src = pt_tile_align((size_t)s->max_rows * g->w * cin * f);
+        gy = pt_tile_align(s->max_len * tm * f);
+        cols = pt_tile_align(s->max_len * (size_t)t->tile_n * f);
+        acc = pt_tile_align((acc_rows * patch + (t->layer.has_bias ? acc_rows : 0)) * f);
+    }
+    pt_tile_conv_layout l;
+    size_t at = 0;
+    /* an operand with one buffer has its second at the same offset */
+#define PLACE(field, bytes, bufs)                          \
+    do {                                                   \
+        l.field[0] = at;                                   \
+        at += (bytes);                                     \
+        l.field[1] = (bufs) == 2 ? at : l.field[0];        \
+        at += (bufs) == 2 ? (bytes) : 0;                   \
+    } while (0)
+    PLACE(src, src, src_bufs);
+    PLACE(gy, gy, t->step == PT_TILE_BWD_WEIGHT ? out_bufs : 1);
+    PLACE(w, w, w_bufs);
+    PLACE(b, b, w_bufs);
+    l.cols = at;
+    at += cols;
+    PLACE(out, out, out_bufs);
+#undef PLACE
+    l.acc = at;
+    l.total = at + acc;
+    return l;
+}
+
+pt_tile_conv_layout pt_tile_conv_layout_of(const pt_tile_conv_geom *g, const pt_tile_plan *shape,
+                                           uint64_t *src_rows_sum)
+{
+    conv_stats s = conv_stats_of(g, shape);
+    if (src_rows_sum) *src_rows_sum = s.sum_rows;
+    return conv_layout(g, shape, &s);
+}
+
+/* Plan a conv2d step; *smallest (if not NULL) receives the smallest L1 of
+ * any tile shape considered, fitting or not. */
+static pt_status plan_conv2d(const pt_tile_layer *layer, pt_tile_step step, size_t budget,
+                             pt_tile_plan *plan, size_t *smallest)
+{
+    pt_tile_conv_geom cg;
+    pt_status st = pt_tile_conv_geom_of(layer, &cg);
+    if (st != PT_OK) return st;
+    const pt_tile_dw_geom *g = &cg.g;
+    const uint64_t f = FLOAT_BYTES, oc = (uint64_t)cg.oc, patch = (uint64_t)cg.patch;
+    const uint64_t x_bytes = (uint64_t)g->n * g->h * g->w * g->c * f;
+    const uint64_t y_bytes = (uint64_t)cg.pixels * oc * f;
+    const uint64_t w_bytes = oc * patch * f, b_bytes = layer->has_bias ? oc * f : 0;
+    const uint64_t x_row = (uint64_t)g->w * g->c * f;
+    pt_tile_plan t, best;
+    memset(&t, 0, sizeof t);
+    t.layer = *layer;
+    t.step = step;
+    int have_best = 0;
+    size_t least = (size_t)-1;
+
+/* Keep shape t if it fits and moves fewer bytes (then: fewer tiles). */
+#define CONSIDER(in_bytes, out_bytes, stats, tiles)                                  \
+    do {                                                                            \
+        size_t l1_ = conv_layout(&cg, &t, &(stats)).total;                          \
+        if (l1_ < least) least = l1_;                                               \
+        if (l1_ <= budget && better((in_bytes) + (out_bytes), (tiles), &best, have_best)) { \
+            best = t;                                                               \
+            best.bytes_in = (in_bytes);                                             \
+            best.bytes_out = (out_bytes);                                           \
+            best.num_tiles = (tiles);                                               \
+            best.l1_bytes = l1_;                                                    \
+            have_best = 1;                                                          \
+        }                                                                           \
+    } while (0)
+
+    if (step == PT_TILE_FWD) {
+        t.gemm_m = (int)cg.pixels, t.gemm_n = cg.oc, t.gemm_k = cg.patch;
+        t.order[0] = PT_TILE_DIM_M, t.order[1] = PT_TILE_DIM_N, t.order[2] = PT_TILE_DIM_K;
+        /* tiles of whole images, else (pads < kernel) of rows of one image,
+         * else of pixels of one row */
+        for (int pass = 0; pass < (cg.spans_cuttable ? 3 : 1); ++pass) {
+            const int total = pass == 0 ? g->n : pass == 1 ? g->oh : g->ow;
+            const size_t unit = pass == 0 ? cg.img_px : pass == 1 ? (size_t)g->ow : 1;
+            for (int count = total; count >= 1; count = count == 1 ? 0 : next_tile(total, count)) {
+                if (pass > 0 && count == total) continue; /* the previous pass's 1 */
+                const conv_stats s = span_stats(&cg, step, (size_t)count * unit);
+                for (int tn = cg.oc; tn >= 1; tn = tn == 1 ? 0 : next_tile(cg.oc, tn)) {
+                    t.tile_m = (int)((size_t)count * unit), t.tile_n = tn, t.tile_k = cg.patch;
+                    const int blocks = pt_tile_ceil_div(cg.oc, tn);
+                    const uint64_t in = s.sum_rows * x_row + (blocks > 1 ? s.tiles : 1) * (w_bytes + b_bytes);
+                    CONSIDER(in, y_bytes, s, s.tiles * (uint64_t)blocks);
+                }
+            }
+        }
+    } else if (step == PT_TILE_BWD_INPUT) {
+        t.gemm_m = (int)cg.pixels, t.gemm_n = cg.patch, t.gemm_k = cg.oc;
+        t.tile_channels = g->c;
+        for (int rows = g->h; rows >= (g->rows_cuttable ? 1 : g->h); --rows) {
+            t.tile_rows = rows;
+            const int batched = rows == g->h && pt_tile_dw_whole_images(g, step);
+            for (int images = batched ? g->n : 1; images >= 1;
+                 images = images == 1 ? 0 : next_tile(g->n, images)) {
+                t.tile_images = images;
+                const conv_stats s = conv_stats_of(&cg, &t);
+                const uint64_t in = s.sum_rows * (uint64_t)g->ow * oc * f + w_bytes;
+                CONSIDER(in, x_bytes, s, s.tiles);
+            }
+        }
+    } else {
+        t.gemm_m = cg.oc, t.gemm_n = cg.patch, t.gemm_k = (int)cg.pixels;
+        t.order[2] = PT_TILE_DIM_N;
+        /* a whole chunk, or (pads < kernel) a multiple of the GEMM's K block */
+        const size_t chunk = cg.chunk_px < cg.pixels ? cg.chunk_px : cg.pixels;
+        for (size_t tk = chunk;;) {
+            const conv_stats s = span_stats(&cg, step, tk);
+            for (int tm = cg.oc; tm >= 1; tm = tm == 1 ? 0 : next_tile(cg.oc, tm)) {
+                const int blocks = pt_tile_ceil_div(cg.oc, tm);
+                /* columns of the patch per GEMM: whole taps (no bytes change) */
+                for (int taps = g->kh * g->kw; taps >= 1; taps = taps == 1 ? 0 : next_tile(g->kh * g->kw, taps)) {
+                    t.tile_m = tm, t.tile_n = taps * g->c, t.tile_k = (int)tk;
+                    const uint64_t tiles = s.tiles * (uint64_t)blocks * (uint64_t)pt_tile_ceil_div(g->kh * g->kw, taps);
+                    for (int k_outer = 0; k_outer < 2; ++k_outer) {
+                        t.order[0] = k_outer ? PT_TILE_DIM_K : PT_TILE_DIM_M;
+                        t.order[1] = k_outer ? PT_TILE_DIM_M : PT_TILE_DIM_K;
+                        const uint64_t in = (k_outer ? 1 : (uint64_t)blocks) * s.sum_rows * x_row + y_bytes;
+                        CONSIDER(in, w_bytes + b_bytes, s, tiles);
+                    }
+                }
+            }
+            size_t next_k = (tk - 1) / PT_GEMM_KC * PT_GEMM_KC;
+            if (!cg.spans_cuttable || next_k == 0) break;
+            tk = next_k;
+        }
+    }
+#undef CONSIDER
+    if (smallest) *smallest = least;
+    if (!have_best) return PT_ERR_BUDGET;
+    best.macs = (uint64_t)cg.pixels * oc * patch;
+    if (step == PT_TILE_FWD) best.lower_bound_bytes = x_bytes + w_bytes + b_bytes + y_bytes;
+    else if (step == PT_TILE_BWD_INPUT) best.lower_bound_bytes = y_bytes + w_bytes + x_bytes;
+    else best.lower_bound_bytes = x_bytes + y_bytes + w_bytes + b_bytes;
+    *plan = best;
+    return PT_OK;
+}
+
 /* ------------------------------------------------------------ public API */
 pt_status pt_tile_plan_layer(const pt_tile_layer *layer, pt_tile_step step, size_t l1_budget,
                              pt_tile_plan *plan)
@@ -413,12 +687,20 @@ pt_status pt_tile_plan_layer(const pt_tile_layer *layer, pt_tile_step step, size
     if (step != PT_TILE_FWD && step != PT_TILE_BWD_INPUT && step != PT_TILE_BWD_WEIGHT)
         return PT_ERR_PARAM;
     if (layer->kind == PT_TILE_DEPTHWISE) return plan_depthwise(layer, step, l1_budget, plan);
+    if (layer->kind == PT_TILE_CONV2D) return plan_conv2d(layer, step, l1_budget, plan, NULL);
     return plan_gemm(layer, step, l1_budget, plan);
 }
 
 size_t pt_tile_min_l1_bytes(const pt_tile_layer *layer, pt_tile_step step)
 {
     if (!layer) return 0;
+    if (layer->kind == PT_TILE_CONV2D) {
+        pt_tile_plan unused;
+        size_t smallest = 0;
+        if (step != PT_TILE_FWD && step != PT_TILE_BWD_INPUT && step != PT_TILE_BWD_WEIGHT) return 0;
+        pt_status st = plan_conv2d(layer, step, 0, &unused, &smallest);
+        return st == PT_OK || st == PT_ERR_BUDGET ? smallest : 0;
+    }
     if (layer->kind == PT_TILE_DEPTHWISE) {
         pt_tile_dw_geom g;
         if (pt_tile_dw_geom_of(layer, &g) != PT_OK) return 0;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include "pt_test.h"
 #include "pulptrain/pulptrain.h"
+#include "../../csrc/tile/pt_tile_internal.h"
 
 #define GUARD 64
 #define CANARY 0xA5
@@ -115,9 +116,9 @@ static pt_ctx ctx_with(int threads, size_t need)
     return ctx;
 }
 
-/* Sizes of one layer's arrays, in floats. */
+/* Sizes of one layer's arrays, in floats (cols: conv2d's im2col matrix). */
 typedef struct layer_arrays {
-    size_t x, w, b, y;
+    size_t x, w, b, y, cols;
 } layer_arrays;
 
 static layer_arrays sizes_of(const pt_tile_layer *l)
@@ -125,12 +126,18 @@ static layer_arrays sizes_of(const pt_tile_layer *l)
     const pt_conv_params *p = &l->conv;
     layer_arrays s;
     size_t pixels = (size_t)p->in.n * p->in.h * p->in.w;
+    int oh = pt_out_extent(p->in.h, p->kh, p->stride_h, p->pad_top, p->pad_bottom);
+    int ow = pt_out_extent(p->in.w, p->kw, p->stride_w, p->pad_left, p->pad_right);
+    s.cols = 0;
     if (l->kind == PT_TILE_DEPTHWISE) {
-        int oh = pt_out_extent(p->in.h, p->kh, p->stride_h, p->pad_top, p->pad_bottom);
-        int ow = pt_out_extent(p->in.w, p->kw, p->stride_w, p->pad_left, p->pad_right);
         s.x = pixels * p->in.c;
         s.w = (size_t)p->kh * p->kw * p->in.c;
         s.y = (size_t)p->in.n * oh * ow * p->in.c;
+    } else if (l->kind == PT_TILE_CONV2D) {
+        s.x = pixels * p->in.c;
+        s.w = (size_t)p->out_c * p->kh * p->kw * p->in.c;
+        s.y = (size_t)p->in.n * oh * ow * p->out_c;
+        s.cols = (size_t)p->in.n * oh * ow * p->kh * p->kw * p->in.c;
     } else {
         s.x = pixels * p->in.c;
         s.w = (size_t)p->out_c * p->in.c;
@@ -150,6 +157,15 @@ static pt_status untiled(const pt_tile_layer *l, pt_tile_step step, const float 
         if (step == PT_TILE_FWD) return pt_depthwise_f32_fwd(&ctx, p, x, w, b, out);
         if (step == PT_TILE_BWD_INPUT) return pt_depthwise_f32_bwd_input(&ctx, p, w, gy, out);
         return pt_depthwise_f32_bwd_weight(&ctx, p, x, gy, out, out2);
+    }
+    if (l->kind == PT_TILE_CONV2D) {
+        size_t need = step == PT_TILE_FWD        ? pt_conv2d_f32_fwd_scratch_bytes(p, 2)
+                      : step == PT_TILE_BWD_INPUT ? pt_conv2d_f32_bwd_input_scratch_bytes(p, 2)
+                                                  : pt_conv2d_f32_bwd_weight_scratch_bytes(p, 2);
+        pt_ctx ctx = ctx_with(2, need);
+        if (step == PT_TILE_FWD) return pt_conv2d_f32_fwd(&ctx, p, x, w, b, out);
+        if (step == PT_TILE_BWD_INPUT) return pt_conv2d_f32_bwd_input(&ctx, p, w, gy, out);
+        return pt_conv2d_f32_bwd_weight(&ctx, p, x, gy, out, out2);
     }
     size_t need = 0;
     pt_linear_params lp = {p->in.n * p->in.h * p->in.w, p->in.c, p->out_c};
@@ -239,10 +255,10 @@ static void check_layer(const char *name, const pt_tile_layer *l, pt_rng *rng)
         size_t lo = pt_tile_min_l1_bytes(l, (pt_tile_step)step);
         pt_tile_plan all;
         PT_CHECK(lo > 0, "%s: min budget", name);
-        /* everything fits (every operand, double-buffered): one tile, or
-         * one per image for depthwise windows that skip edge rows */
-        size_t hi = 3 * sizeof(float) * (s.x + s.w + s.y + s.b) + 1024;
-        uint64_t most = l->kind == PT_TILE_DEPTHWISE ? (uint64_t)l->conv.in.n : 1;
+        /* everything fits (every operand, double-buffered, and an im2col
+         * matrix): one tile, or one per image for windows that skip edge rows */
+        size_t hi = 3 * sizeof(float) * (s.x + s.w + s.y + s.b) + sizeof(float) * s.cols + 1024;
+        uint64_t most = l->kind == PT_TILE_DEPTHWISE || l->kind == PT_TILE_CONV2D ? (uint64_t)l->conv.in.n : 1;
         PT_CHECK(pt_tile_plan_layer(l, (pt_tile_step)step, hi, &all) == PT_OK && all.num_tiles <= most &&
                      all.bytes_in + all.bytes_out <= all.lower_bound_bytes,
                  "%s %s: a budget holding everything gives %llu tiles", name, step_names[step],
@@ -310,6 +326,68 @@ static pt_tile_layer depthwise_layer(int n, int h, int w, int c, int k, int stri
     return l;
 }
 
+static pt_tile_layer conv2d_layer(int n, int h, int w, int cin, int cout, int k, int stride, int pt,
+                                  int pb, int pl, int pr, int bias)
+{
+    pt_tile_layer l = depthwise_layer(n, h, w, cin, k, stride, pt, pb, pl, pr, bias);
+    l.kind = PT_TILE_CONV2D;
+    l.conv.out_c = cout;
+    return l;
+}
+
+/* conv2d grad-weight in tile shapes the planner rarely picks (several
+ * filter blocks in either loop order, short pixel tiles), made by hand. */
+static void check_conv2d_bwd_weight_orders(const char *name, const pt_tile_layer *l, pt_rng *rng)
+{
+    layer_arrays s = sizes_of(l);
+    float *x = random_floats(rng, s.x), *gy = random_floats(rng, s.y);
+    float *want = nan_floats(s.w), *want_b = nan_floats(s.b);
+    PT_CHECK(untiled(l, PT_TILE_BWD_WEIGHT, x, NULL, NULL, gy, want, want_b) == PT_OK, "%s untiled", name);
+    pt_tile_conv_geom g;
+    PT_CHECK(pt_tile_conv_geom_of(l, &g) == PT_OK, "%s geometry", name);
+    pt_tile_plan plan;
+    PT_CHECK(pt_tile_plan_layer(l, PT_TILE_BWD_WEIGHT, (size_t)1 << 30, &plan) == PT_OK, "%s plan", name);
+    const int tms[3] = {1, 3, l->conv.out_c}, tks[2] = {PT_GEMM_KC, plan.tile_k};
+    const int tns[3] = {l->conv.in.c, 4 * l->conv.in.c, g.patch}; /* 1, 4 or all taps */
+    for (int k_outer = 0; k_outer < 2; ++k_outer)
+        for (int i = 0; i < 3 * 3; ++i)
+            for (int j = 0; j < 2; ++j) {
+                pt_tile_plan p = plan;
+                p.tile_m = pt_tile_min_int(tms[i % 3], l->conv.out_c);
+                p.tile_n = pt_tile_min_int(tns[i / 3], g.patch);
+                p.tile_k = pt_tile_min_int(tks[j], plan.tile_k);
+                p.order[0] = k_outer ? PT_TILE_DIM_K : PT_TILE_DIM_M;
+                p.order[1] = k_outer ? PT_TILE_DIM_M : PT_TILE_DIM_K;
+                p.l1_bytes = pt_tile_conv_layout_of(&g, &p, NULL).total;
+                float *out = nan_floats(s.w), *out_b = nan_floats(s.b);
+                void *mem = malloc(p.l1_bytes + PT_TILE_ALIGN);
+                char *l1 = (char *)mem + (PT_TILE_ALIGN - (uintptr_t)mem % PT_TILE_ALIGN) % PT_TILE_ALIGN;
+                memset(l1, CANARY, p.l1_bytes);
+                for (int dma = 0; dma < NUM_DMA_MODES; ++dma) {
+                    pt_dma_set_backend(dma == 1 ? &late_backend : NULL);
+#if HAVE_DMA_THREAD
+                    if (dma == 2) pt_dma_thread_start();
+#endif
+                    pt_status st = tiled(&p, 2, l1, p.l1_bytes, x, NULL, NULL, gy, out, out_b);
+#if HAVE_DMA_THREAD
+                    if (dma == 2) pt_dma_thread_stop();
+#endif
+                    PT_CHECK(st == PT_OK && pt_first_bit_diff(out, want, s.w) < 0 &&
+                                 pt_first_bit_diff(out_b, want_b, s.b) < 0,
+                             "%s grad-weight m%d n%d k%d %s-outer dma %d: status %d or results differ", name,
+                             p.tile_m, p.tile_n, p.tile_k, k_outer ? "K" : "M", dma, st);
+                }
+                pt_dma_set_backend(NULL);
+                free(mem);
+                free(out);
+                free(out_b);
+            }
+    free(x);
+    free(gy);
+    free(want);
+    free(want_b);
+}
+
 static void test_bad_arguments(void)
 {
     pt_tile_layer l = linear_layer(5, 7, 3, 1);
@@ -350,6 +428,21 @@ static void test_bad_arguments(void)
     float dx[180], dw[12], dy[36];
     PT_CHECK(pt_tile_fwd(&ctx, &broken, l1, plan.l1_bytes, dx, dw, NULL, dy) == PT_ERR_PARAM,
              "depthwise rows cut where the geometry does not allow it");
+    pt_tile_layer cl = conv2d_layer(2, 6, 5, 3, 4, 2, 3, 2, 0, 1, 1, 1); /* pads >= kernel */
+    PT_CHECK(pt_tile_plan_layer(&cl, PT_TILE_FWD, 1 << 20, &plan) == PT_OK, "conv2d plan");
+    broken = plan;
+    broken.tile_m = 1;
+    PT_CHECK(pt_tile_fwd(&ctx, &broken, l1, plan.l1_bytes, dx, dw, NULL, dy) == PT_ERR_PARAM,
+             "conv2d pixel tiles where the pads do not allow them");
+    PT_CHECK(pt_tile_plan_layer(&cl, PT_TILE_BWD_WEIGHT, 1 << 20, &plan) == PT_OK, "conv2d plan");
+    broken = plan;
+    broken.tile_k = 3;
+    PT_CHECK(pt_tile_bwd_weight(&ctx, &broken, l1, plan.l1_bytes, dx, dy, dw, NULL) == PT_ERR_PARAM,
+             "conv2d grad-weight K tile not a K-block multiple");
+    cl = conv2d_layer(1, 8, 8, 512, 512, 3, 1, 1, 1, 1, 1, 0); /* one row's grad-cols alone: 144 KiB */
+    PT_CHECK(pt_tile_plan_layer(&cl, PT_TILE_BWD_INPUT, 128 * 1024, &plan) == PT_ERR_BUDGET,
+             "conv2d too large for the budget");
+    PT_CHECK(pt_tile_min_l1_bytes(&cl, PT_TILE_BWD_INPUT) > 128 * 1024, "conv2d min budget");
     PT_CHECK(pt_dma_set_backend(&(pt_dma_backend){NULL, late_wait, NULL}) == PT_ERR_NULL,
              "backend without copy");
 }
@@ -381,6 +474,22 @@ int main(void)
     check_layer("depthwise 2x6x5x3 k2 s3", &l, &rng);
     l = depthwise_layer(2, 5, 6, 17, 5, 1, 2, 2, 2, 2, 1);
     check_layer("depthwise 2x5x6x17 k5 s1 p2", &l, &rng);
+    l = conv2d_layer(3, 9, 7, 3, 10, 3, 2, 0, 1, 0, 1, 1); /* MobileNet's conv1: TF 'same' at stride 2 */
+    check_layer("conv2d 3x9x7 3->10 k3 s2 same", &l, &rng);
+    l = conv2d_layer(2, 6, 5, 4, 6, 3, 1, 1, 1, 1, 1, 1);
+    check_layer("conv2d 2x6x5 4->6 k3 s1 p1", &l, &rng);
+    l = conv2d_layer(3, 24, 24, 2, 5, 3, 1, 1, 1, 1, 1, 0); /* 1728 pixels: K tiles across images */
+    check_layer("conv2d 3x24x24 2->5 k3 s1 p1", &l, &rng);
+    l.has_bias = 1;
+    check_conv2d_bwd_weight_orders("conv2d 3x24x24 2->5 k3 s1 p1", &l, &rng);
+    l = conv2d_layer(2, 8, 7, 3, 4, 3, 2, 0, 0, 0, 0, 1); /* last input row reached by no window */
+    check_layer("conv2d 2x8x7 3->4 k3 s2 valid", &l, &rng);
+    l = conv2d_layer(2, 7, 8, 3, 5, 2, 3, 2, 0, 1, 1, 1); /* pads >= kernel: whole images only */
+    check_layer("conv2d 2x7x8 3->5 k2 s3", &l, &rng);
+    l = conv2d_layer(2, 4, 5, 6, 7, 1, 1, 0, 0, 0, 0, 1); /* 1x1: im2col is a copy */
+    check_layer("conv2d 2x4x5 6->7 k1", &l, &rng);
+    l = conv2d_layer(9, 9, 9, 3, 10, 3, 2, 0, 1, 0, 1, 1); /* 6 images per chunk when built small */
+    check_layer("conv2d 9x9x9 3->10 k3 s2 same", &l, &rng);
     free(scratch_mem);
     return pt_test_finish("tile");
 }

@@ -25,6 +25,26 @@
  *     (fwd), or the grad_y rows that reach them (bwd_input, which needs
  *     stride <= kernel size to cut rows). bwd_weight keeps whole images and
  *     adds the per-image sums in batch order, as the kernel does.
+ *   conv2d (im2col + GEMM, see pt_conv2d.h): the im2col matrix is built in
+ *     L1 from the input rows a tile's windows read, so each input pixel
+ *     crosses once per tile (plus halo rows), not KH*KW times. The patch
+ *     (KH*KW*Cin, the GEMM's K in fwd) is never cut.
+ *       fwd:        tiles of tile_m consecutive output pixels (any count
+ *                   when the pads are smaller than the kernel, else whole
+ *                   images) times tile_n output channels; the pixel tile's
+ *                   im2col is built once and reused across channel blocks.
+ *       bwd_input:  (images, input rows) tiles as for depthwise, all
+ *                   channels: the grad_y rows that reach them times the
+ *                   whole w (in L1 once) give the tile's grad-cols, and
+ *                   col2im gathers each input pixel's taps in kh, kw order.
+ *       bwd_weight: tiles of tile_k pixels stream through while the sums
+ *                   of tile_m filters (order M, K, N) or of all of grad_w
+ *                   (order K, M, N) stay in L1; tile_k is a multiple of
+ *                   PT_GEMM_KC or a whole chunk of the untiled kernel, and
+ *                   no tile crosses a chunk, so the GEMM adds the same
+ *                   K-block sums in the same order. The im2col is built
+ *                   tile_n columns (whole taps) at a time.
+ *     Plans report the GEMM view of the step in gemm_m/n/k and tile_m/n/k.
  *
  * Buffering: an operand tile that stays in L1 for fewer than
  * PT_TILE_STATIONARY_RUN consecutive tiles gets two buffers (the DMA fills one
@@ -33,10 +53,12 @@
  * tiles) gets one: refetching it stalls once per run, and the L1 it frees
  * buys larger tiles, i.e. fewer bytes moved.
  *
- * Layer descriptions: pointwise and depthwise use the kernels' pt_conv_params;
- * linear uses in = {batch, 1, 1, in_features} and out_c = out_features.
+ * Layer descriptions: pointwise, depthwise and conv2d use the kernels'
+ * pt_conv_params; linear uses in = {batch, 1, 1, in_features} and out_c =
+ * out_features.
  *
- * The budget covers the tile buffers (operands, bias / grad-bias). The
+ * The budget covers the tile buffers (operands, bias / grad-bias, conv2d's
+ * im2col and grad-cols; a conv2d stream with one tile gets one buffer). The
  * kernels' own scratch (GEMM packing, pt_tile_scratch_bytes()) comes from
  * ctx->scratch as for the untiled calls. The executor issues DMA from the
  * calling core only and forks the kernels on ctx->num_threads cores. */
@@ -53,7 +75,8 @@ extern "C" {
 typedef enum pt_tile_kind {
     PT_TILE_LINEAR = 0,
     PT_TILE_POINTWISE = 1,
-    PT_TILE_DEPTHWISE = 2
+    PT_TILE_DEPTHWISE = 2,
+    PT_TILE_CONV2D = 3
 } pt_tile_kind;
 
 typedef enum pt_tile_step {
@@ -84,13 +107,14 @@ enum { PT_TILE_DIM_M = 0, PT_TILE_DIM_N = 1, PT_TILE_DIM_K = 2 };
 typedef struct pt_tile_plan {
     pt_tile_layer layer;
     pt_tile_step step;
-    /* GEMM view (linear, pointwise) */
+    /* GEMM view (linear, pointwise, conv2d: see above) */
     int gemm_m, gemm_n, gemm_k;
     int tile_m, tile_n, tile_k;
     int order[3];          /* loop order, outermost first (PT_TILE_DIM_*) */
     int buffers[3];        /* L1 buffers of the op(A), op(B) and C tiles (1 or 2) */
     /* depthwise: images, rows (output rows; input rows for bwd_input) and
-     * channels per tile; loops run channels outermost */
+     * channels per tile; loops run channels outermost. conv2d bwd_input:
+     * images and input rows per tile, channels = Cin */
     int tile_images, tile_rows, tile_channels;
     /* outcome */
     uint64_t num_tiles;    /* kernel calls (GEMM tiles or depthwise tiles) */

@@ -1,0 +1,439 @@
+/* Tiled, double-buffered execution of dense (im2col) convolutions. The
+ * im2col matrix of a tile is built in L1 from the input rows its windows
+ * read, by the untiled kernel's own im2col / col2im run on the tile as a
+ * smaller conv (its rows and the padding that makes its windows the untiled
+ * ones); the GEMMs are the untiled kernel's with the same K. See pt_tile.h
+ * for the tile shapes and why each step stays bitwise equal to
+ * pt_conv2d_f32_*. While tile i is computed, the DMA fetches tile i + 1's
+ * source rows into the other buffer and tile i - 1's result drains. */
+#include <string.h>
+#include "pt_tile_internal.h"
+#include "pulptrain/pt_dma.h"
+#include "pulptrain/internal.h"
+#include "../kernels/pt_gemm_internal.h"
+
+#define NO_DMA ((pt_dma_id)-1)
+
+static void wait_and_clear(pt_dma_id *id)
+{
+    if (*id != NO_DMA) pt_dma_wait(*id);
+    *id = NO_DMA;
+}
+
+typedef struct conv_run {
+    const pt_tile_plan *plan;
+    pt_tile_conv_geom g;
+    pt_tile_conv_layout lay;
+    char *l1;
+    pt_ctx gemm_ctx;       /* ctx with the whole scratch, for the GEMMs */
+} conv_run;
+
+/* A plan as plan_conv2d() makes them (see pt_tile.h for the tile shapes). */
+static int plan_valid(const pt_tile_plan *p, const pt_tile_conv_geom *g)
+{
+    const size_t ow = (size_t)g->g.ow;
+    if (p->step == PT_TILE_FWD) {
+        const size_t m = (size_t)p->tile_m;
+        if (p->tile_m < 1 || m > g->pixels || p->tile_n < 1 || p->tile_n > g->oc) return 0;
+        if (m >= g->img_px || !g->spans_cuttable) return m % g->img_px == 0 || m == g->pixels;
+        return m < ow || m % ow == 0;
+    }
+    if (p->step == PT_TILE_BWD_INPUT) {
+        if (p->tile_images < 1 || p->tile_images > g->g.n || p->tile_rows < 1 || p->tile_rows > g->g.h)
+            return 0;
+        if (p->tile_images > 1 && (p->tile_rows != g->g.h || !pt_tile_dw_whole_images(&g->g, p->step)))
+            return 0;
+        return p->tile_rows == g->g.h || g->g.rows_cuttable;
+    }
+    const size_t chunk = g->chunk_px < g->pixels ? g->chunk_px : g->pixels, k = (size_t)p->tile_k;
+    if (p->tile_m < 1 || p->tile_m > g->oc || p->tile_k < 1 || p->tile_n < 1 || p->tile_n > g->patch ||
+        p->tile_n % g->g.c)
+        return 0;
+    if (!(p->order[0] == PT_TILE_DIM_M && p->order[1] == PT_TILE_DIM_K) &&
+        !(p->order[0] == PT_TILE_DIM_K && p->order[1] == PT_TILE_DIM_M))
+        return 0;
+    return k == chunk || (g->spans_cuttable && k < chunk && k % PT_GEMM_KC == 0);
+}
+
+static pt_status conv_setup(conv_run *r, const pt_ctx *ctx, const pt_tile_plan *plan, pt_tile_step step,
+                            void *l1, size_t l1_bytes)
+{
+    if (plan->step != step || plan->layer.kind != PT_TILE_CONV2D) return PT_ERR_PARAM;
+    pt_status st = pt_tile_conv_geom_of(&plan->layer, &r->g);
+    if (st != PT_OK) return st;
+    if (!plan_valid(plan, &r->g)) return PT_ERR_PARAM;
+    r->lay = pt_tile_conv_layout_of(&r->g, plan, NULL);
+    if (r->lay.total != plan->l1_bytes || l1_bytes < r->lay.total) return PT_ERR_SCRATCH;
+    if ((uintptr_t)l1 % PT_TILE_ALIGN) return PT_ERR_PARAM;
+    st = pt_check_ctx(ctx, pt_tile_scratch_bytes(plan, ctx ? ctx->num_threads : 1));
+    if (st != PT_OK) return st;
+    r->plan = plan;
+    r->l1 = (char *)l1;
+    r->gemm_ctx = *ctx;
+    return PT_OK;
+}
+
+/* The kernel's view of image piece p of a span: one image, the input rows
+ * it reads, and the padding that makes its windows the untiled ones. */
+static pt_conv_params piece_params(const conv_run *r, const pt_tile_conv_piece *p)
+{
+    pt_conv_params c = r->plan->layer.conv;
+    c.in.n = 1;
+    c.in.h = p->rows.src_hi - p->rows.src_lo;
+    c.pad_top = p->rows.pad_lo;
+    c.pad_bottom = p->rows.pad_hi;
+    return c;
+}
+
+static size_t x_row_floats(const conv_run *r) { return (size_t)r->g.g.w * (size_t)r->g.g.c; }
+
+/* Fetch the input rows span [q0, q1) reads, image piece after image piece,
+ * in at most three copies: a part of an image, a run of whole images (one
+ * 2-D copy: they read the same rows), a part of an image. */
+#define SPAN_COPIES 3
+
+static void fetch_span(const conv_run *r, float *dst, const float *x, size_t q0, size_t q1,
+                       pt_dma_id ids[SPAN_COPIES])
+{
+    const size_t row = x_row_floats(r), img_px = r->g.img_px;
+    int k = 0;
+    for (int i = 0; i < SPAN_COPIES; ++i) ids[i] = NO_DMA;
+    for (int n = (int)(q0 / img_px); (size_t)n * img_px < q1;) {
+        pt_tile_conv_piece p = pt_tile_conv_piece_of(&r->g, n, q0, q1);
+        const size_t rows = (size_t)(p.rows.src_hi - p.rows.src_lo), bytes = rows * row * sizeof(float);
+        size_t images = 1;
+        if (p.a == 0 && p.b == img_px) /* whole images, up to the span's end */
+            while ((size_t)(n + images + 1) * img_px <= q1) ++images;
+        ids[k++] = pt_dma_copy_2d_async(dst, x + ((size_t)n * r->g.g.h + (size_t)p.rows.src_lo) * row, bytes,
+                                        images, bytes, (size_t)r->g.g.h * row * sizeof(float));
+        dst += images * rows * row;
+        n += (int)images;
+    }
+}
+
+static void wait_span(pt_dma_id ids[SPAN_COPIES])
+{
+    for (int i = 0; i < SPAN_COPIES; ++i) wait_and_clear(&ids[i]);
+}
+
+/* im2col of span [q0, q1) from its fetched rows (src) into cols, the
+ * columns of taps [tap0, tap1). */
+static pt_status im2col_span(const conv_run *r, const pt_ctx *ctx, const float *src, size_t q0, size_t q1,
+                             int tap0, int tap1, float *cols)
+{
+    pt_status st = PT_OK;
+    for (int n = (int)(q0 / r->g.img_px); st == PT_OK && (size_t)n * r->g.img_px < q1; ++n) {
+        pt_tile_conv_piece p = pt_tile_conv_piece_of(&r->g, n, q0, q1);
+        pt_conv_params c = piece_params(r, &p);
+        const size_t first = p.a - (size_t)p.oa * (size_t)r->g.g.ow;
+        st = pt_conv2d_im2col(ctx, &c, src, first, p.b - p.a, tap0, tap1, cols);
+        src += (size_t)c.in.h * x_row_floats(r);
+        cols += (p.b - p.a) * (size_t)(tap1 - tap0) * (size_t)r->g.g.c;
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------ fwd */
+/* Pixel tiles outermost, filter blocks inside: a tile's im2col is built
+ * once, then every block of tile_n filters multiplies it. */
+pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
+                           const float *x, const float *w, const float *b, float *y)
+{
+    conv_run r;
+    pt_status st = conv_setup(&r, ctx, plan, PT_TILE_FWD, l1, l1_bytes);
+    if (st != PT_OK) return st;
+    if (b && !plan->layer.has_bias) return PT_ERR_PARAM;
+    const pt_tile_conv_geom *g = &r.g;
+    const int oc = g->oc, patch = g->patch, tn = plan->tile_n, blocks = pt_tile_ceil_div(oc, tn);
+    const size_t span = (size_t)plan->tile_m;
+    float *cols = (float *)(r.l1 + r.lay.cols);
+    pt_dma_id x_dma[2][SPAN_COPIES], w_dma[2][2] = {{NO_DMA, NO_DMA}, {NO_DMA, NO_DMA}};
+    pt_dma_id out_dma[2] = {NO_DMA, NO_DMA};
+    int cur_x = 0, cur_w = 0, cur_out = 0;
+    for (int i = 0; i < SPAN_COPIES; ++i) x_dma[1][i] = NO_DMA;
+
+#define FETCH_W(block, buf)                                                                        \
+    do {                                                                                            \
+        const int c0_ = (block) * tn, c1_ = pt_tile_min_int(c0_ + tn, oc);                          \
+        w_dma[buf][0] = pt_dma_copy_1d_async(r.l1 + r.lay.w[buf], w + (size_t)c0_ * patch,          \
+                                             (size_t)(c1_ - c0_) * patch * sizeof(float));          \
+        if (b) w_dma[buf][1] = pt_dma_copy_1d_async(r.l1 + r.lay.b[buf], b + c0_,                   \
+                                                    (size_t)(c1_ - c0_) * sizeof(float));           \
+    } while (0)
+
+    size_t q0 = 0, q1 = pt_tile_conv_span_end(g, PT_TILE_FWD, 0, span);
+    fetch_span(&r, (float *)(r.l1 + r.lay.src[0]), x, q0, q1, x_dma[0]);
+    FETCH_W(0, 0);
+    while (st == PT_OK && q0 < g->pixels) {
+        const size_t n0 = q1, n1 = n0 < g->pixels ? pt_tile_conv_span_end(g, PT_TILE_FWD, n0, span) : n0;
+        if (n0 < n1) fetch_span(&r, (float *)(r.l1 + r.lay.src[cur_x ^ 1]), x, n0, n1, x_dma[cur_x ^ 1]);
+        wait_span(x_dma[cur_x]);
+        st = im2col_span(&r, ctx, (const float *)(r.l1 + r.lay.src[cur_x]), q0, q1, 0, g->g.kh * g->g.kw, cols);
+        for (int blk = 0; st == PT_OK && blk < blocks; ++blk) {
+            /* the next (tile, block)'s filters, when they change */
+            const int next_blk = blk + 1 < blocks ? blk + 1 : 0;
+            if (blocks > 1 && (blk + 1 < blocks || n0 < n1)) FETCH_W(next_blk, cur_w ^ 1);
+            wait_and_clear(&w_dma[cur_w][0]);
+            wait_and_clear(&w_dma[cur_w][1]);
+            wait_and_clear(&out_dma[cur_out]);
+            const int c0 = blk * tn, cn = pt_tile_min_int(c0 + tn, oc) - c0;
+            float *out = (float *)(r.l1 + r.lay.out[cur_out]);
+            pt_gemm_params gp = {(int)(q1 - q0), cn, patch, 0, 1, patch, patch, cn, 0, PT_ACT_NONE};
+            st = pt_sgemm_f32(&r.gemm_ctx, &gp, cols, (const float *)(r.l1 + r.lay.w[cur_w]),
+                              b ? (const float *)(r.l1 + r.lay.b[cur_w]) : NULL, out);
+            if (st != PT_OK) break;
+            const size_t width = (size_t)cn * sizeof(float);
+            out_dma[cur_out] = pt_dma_copy_2d_async(y + q0 * (size_t)oc + c0, out, width, q1 - q0,
+                                                    (size_t)oc * sizeof(float), width);
+            cur_out = r.lay.out[1] != r.lay.out[0] ? cur_out ^ 1 : cur_out;
+            if (blocks > 1) cur_w ^= 1;
+        }
+        cur_x = r.lay.src[1] != r.lay.src[0] ? cur_x ^ 1 : cur_x;
+        q0 = n0;
+        q1 = n1;
+    }
+#undef FETCH_W
+    for (int i = 0; i < 2; ++i) {
+        wait_span(x_dma[i]);
+        wait_and_clear(&w_dma[i][0]);
+        wait_and_clear(&w_dma[i][1]);
+        wait_and_clear(&out_dma[i]);
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------ bwd_input */
+/* (images, input rows) tiles: the grad_y rows that reach them times all of
+ * w give their grad-cols, then col2im of the tile as a smaller conv. */
+pt_status pt_tile_conv_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                                 size_t l1_bytes, const float *w, const float *grad_y, float *grad_x)
+{
+    conv_run r;
+    pt_status st = conv_setup(&r, ctx, plan, PT_TILE_BWD_INPUT, l1, l1_bytes);
+    if (st != PT_OK) return st;
+    const pt_tile_dw_geom *g = &r.g.g;
+    const int oc = r.g.oc, patch = r.g.patch;
+    const int count_r = pt_tile_ceil_div(g->h, plan->tile_rows);
+    const uint64_t total = (uint64_t)pt_tile_ceil_div(g->n, plan->tile_images) * (uint64_t)count_r;
+    const size_t gy_row = (size_t)g->ow * oc, x_row = x_row_floats(&r);
+    const int two = r.lay.src[1] != r.lay.src[0];
+    float *gcols = (float *)(r.l1 + r.lay.cols);
+    float *wt = (float *)(r.l1 + r.lay.w[0]);
+    pt_dma_id in_dma[2] = {NO_DMA, NO_DMA}, out_dma[2] = {NO_DMA, NO_DMA};
+    int cur = 0;
+    pt_dma_wait(pt_dma_copy_1d_async(wt, w, (size_t)oc * patch * sizeof(float)));
+
+    typedef struct { int n0, n1, r0, r1; pt_tile_dw_rows rows; } in_tile;
+#define TILE_AT(i, t)                                                                 \
+    do {                                                                              \
+        (t).r0 = (int)((i) % (uint64_t)count_r) * plan->tile_rows;                    \
+        (t).r1 = pt_tile_min_int((t).r0 + plan->tile_rows, g->h);                     \
+        (t).n0 = (int)((i) / (uint64_t)count_r) * plan->tile_images;                  \
+        (t).n1 = pt_tile_min_int((t).n0 + plan->tile_images, g->n);                   \
+        (t).rows = pt_tile_dw_rows_of(g, PT_TILE_BWD_INPUT, (t).r0, (t).r1);          \
+    } while (0)
+#define FETCH_GY(t, buf)                                                                          \
+    ((t).rows.src_hi > (t).rows.src_lo                                                            \
+         ? pt_dma_copy_1d_async(r.l1 + r.lay.src[buf],                                            \
+                                grad_y + ((size_t)(t).n0 * g->oh + (size_t)(t).rows.src_lo) * gy_row, \
+                                (size_t)((t).n1 - (t).n0) *                                       \
+                                    (size_t)((t).rows.src_hi - (t).rows.src_lo) * gy_row * sizeof(float)) \
+         : NO_DMA)
+
+    in_tile t, next;
+    TILE_AT(0, t);
+    in_dma[0] = FETCH_GY(t, 0);
+    for (uint64_t i = 0; i < total; ++i) {
+        const int has_next = i + 1 < total;
+        next = t;
+        if (has_next) {
+            TILE_AT(i + 1, next);
+            in_dma[cur ^ two] = FETCH_GY(next, cur ^ two);
+        }
+        wait_and_clear(&in_dma[cur]);
+        wait_and_clear(&out_dma[cur]);
+        const int images = t.n1 - t.n0;
+        float *out = (float *)(r.l1 + r.lay.out[cur]);
+        const int buf_lo = pt_tile_min_int(t.rows.ext_lo, t.r0);
+        const int buf_hi = pt_tile_max_int(t.rows.ext_hi, t.r1);
+        const int ext_rows = t.rows.ext_hi - t.rows.ext_lo;
+        if (ext_rows < buf_hi - buf_lo) /* rows no window reaches get 0 */
+            memset(out, 0, (size_t)images * (size_t)(buf_hi - buf_lo) * x_row * sizeof(float));
+        if (t.rows.src_hi > t.rows.src_lo) {
+            const int gy_rows = t.rows.src_hi - t.rows.src_lo;
+            pt_gemm_params gp = {images * gy_rows * g->ow, patch, oc, 0, 0, oc, patch, patch, 0, PT_ACT_NONE};
+            st = pt_sgemm_f32(&r.gemm_ctx, &gp, (const float *)(r.l1 + r.lay.src[cur]), wt, NULL, gcols);
+            if (st != PT_OK) break;
+            pt_conv_params c = plan->layer.conv;
+            c.in.n = images;
+            c.in.h = ext_rows;
+            c.pad_top = t.rows.pad_lo;
+            c.pad_bottom = t.rows.pad_hi;
+            st = pt_conv2d_col2im(ctx, &c, gcols, out + (size_t)(t.rows.ext_lo - buf_lo) * x_row);
+            if (st != PT_OK) break;
+        }
+        out_dma[cur] = pt_dma_copy_1d_async(grad_x + ((size_t)t.n0 * g->h + (size_t)t.r0) * x_row,
+                                            out + (size_t)(t.r0 - buf_lo) * x_row,
+                                            (size_t)images * (size_t)(t.r1 - t.r0) * x_row * sizeof(float));
+        cur ^= two;
+        t = next;
+    }
+#undef TILE_AT
+#undef FETCH_GY
+    for (int i = 0; i < 2; ++i) {
+        wait_and_clear(&in_dma[i]);
+        wait_and_clear(&out_dma[i]);
+    }
+    return st;
+}
+
+/* ----------------------------------------------------------- bwd_weight */
+/* Tiles of tile_m filters x tile_k pixels, pixels in chunk order for each
+ * filter. order[0] == M: filter blocks outermost, a block's sums stay in L1
+ * while all pixel tiles stream (each block refetches the input). order[0] ==
+ * K: pixel tiles outermost, all of grad_w stays in L1. Inside a tile the
+ * patch's columns go tile_n at a time (whole taps): the im2col of those
+ * taps, then their columns of grad_w - the GEMM's N, cut freely. */
+typedef struct bw_tile {
+    int blk;
+    size_t q0, q1;
+} bw_tile;
+
+static bw_tile bw_next(const conv_run *r, bw_tile t, int k_outer, int blocks, int *done)
+{
+    const pt_tile_conv_geom *g = &r->g;
+    const size_t span = (size_t)r->plan->tile_k;
+    *done = 0;
+    if (k_outer && t.blk + 1 < blocks) {
+        t.blk += 1;
+        return t;
+    }
+    if (k_outer) t.blk = 0;
+    if (t.q1 < g->pixels) {
+        t.q0 = t.q1;
+    } else if (!k_outer && t.blk + 1 < blocks) {
+        t.blk += 1;
+        t.q0 = 0;
+    } else {
+        *done = 1;
+        return t;
+    }
+    t.q1 = pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, t.q0, span);
+    return t;
+}
+
+pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
+                                  size_t l1_bytes, const float *x, const float *grad_y,
+                                  float *grad_w, float *grad_b)
+{
+    conv_run r;
+    pt_status st = conv_setup(&r, ctx, plan, PT_TILE_BWD_WEIGHT, l1, l1_bytes);
+    if (st != PT_OK) return st;
+    if (grad_b && !plan->layer.has_bias) return PT_ERR_PARAM;
+    const pt_tile_conv_geom *g = &r.g;
+    const int oc = g->oc, patch = g->patch, tm = plan->tile_m, blocks = pt_tile_ceil_div(oc, tm);
+    const int k_outer = plan->order[0] == PT_TILE_DIM_K;
+    const int taps = g->g.kh * g->g.kw, tap_block = plan->tile_n / g->g.c;
+    const int two_x = r.lay.src[1] != r.lay.src[0], two_y = r.lay.gy[1] != r.lay.gy[0];
+    float *cols = (float *)(r.l1 + r.lay.cols);
+    float *acc_w = (float *)(r.l1 + r.lay.acc);
+    float *acc_b = acc_w + (size_t)(k_outer ? oc : tm) * patch;
+    pt_dma_id x_dma[2][SPAN_COPIES], y_dma[2] = {NO_DMA, NO_DMA}, acc_dma[2] = {NO_DMA, NO_DMA};
+    int cur_x = 0, cur_y = 0;
+    for (int i = 0; i < SPAN_COPIES; ++i) x_dma[1][i] = NO_DMA;
+
+#define FETCH_GY(t, buf)                                                                            \
+    do {                                                                                             \
+        const int c0_ = (t).blk * tm, c1_ = pt_tile_min_int(c0_ + tm, oc);                           \
+        const size_t width_ = (size_t)(c1_ - c0_) * sizeof(float);                                   \
+        y_dma[buf] = pt_dma_copy_2d_async(r.l1 + r.lay.gy[buf], grad_y + (t).q0 * (size_t)oc + c0_,  \
+                                          width_, (t).q1 - (t).q0, width_, (size_t)oc * sizeof(float)); \
+    } while (0)
+#define STORE(c0, rows)                                                                             \
+    do {                                                                                             \
+        acc_dma[0] = pt_dma_copy_1d_async(grad_w + (size_t)(c0) * patch, acc_w,                      \
+                                          (size_t)(rows) * patch * sizeof(float));                   \
+        if (grad_b) acc_dma[1] = pt_dma_copy_1d_async(grad_b + (c0), acc_b, (size_t)(rows) * sizeof(float)); \
+    } while (0)
+
+    bw_tile t = {0, 0, pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, 0, (size_t)plan->tile_k)};
+    fetch_span(&r, (float *)(r.l1 + r.lay.src[0]), x, t.q0, t.q1, x_dma[0]);
+    FETCH_GY(t, 0);
+    for (int done = 0; !done && st == PT_OK;) {
+        const bw_tile next = bw_next(&r, t, k_outer, blocks, &done);
+        const int new_span = !k_outer || t.blk == 0;               /* cols must be built */
+        const int next_new_span = !done && (!k_outer || next.blk == 0); /* its input must come */
+        if (next_new_span)
+            fetch_span(&r, (float *)(r.l1 + r.lay.src[cur_x ^ two_x]), x, next.q0, next.q1, x_dma[cur_x ^ two_x]);
+        if (!done) FETCH_GY(next, cur_y ^ two_y);
+        const int c0 = t.blk * tm, cm = pt_tile_min_int(c0 + tm, oc) - c0;
+        float *blk_w = acc_w + (k_outer ? (size_t)c0 * patch : 0);
+        float *blk_b = acc_b + (k_outer ? c0 : 0);
+        if (t.q0 == 0 && (!k_outer || t.blk == 0)) { /* new sums: the last ones have drained */
+            wait_and_clear(&acc_dma[0]);
+            wait_and_clear(&acc_dma[1]);
+        }
+        if (new_span) wait_span(x_dma[cur_x]);
+        wait_and_clear(&y_dma[cur_y]);
+        const float *gy = (const float *)(r.l1 + r.lay.gy[cur_y]);
+        const int rows = (int)(t.q1 - t.q0);
+        for (int tap0 = 0; tap0 < taps && st == PT_OK; tap0 += tap_block) {
+            const int tap1 = pt_tile_min_int(tap0 + tap_block, taps), n = (tap1 - tap0) * g->g.c;
+            /* one tap block's columns stay from the last filter block */
+            if (new_span || tap_block < taps)
+                st = im2col_span(&r, ctx, (const float *)(r.l1 + r.lay.src[cur_x]), t.q0, t.q1, tap0, tap1, cols);
+            if (st != PT_OK) break;
+            /* accumulate from the second pixel tile on: the same K-block
+             * sums, added in the same order, as the untiled chunks' GEMMs */
+            pt_gemm_params gp = {cm, n, rows, 1, 0, cm, n, patch, t.q0 > 0, PT_ACT_NONE};
+            st = pt_sgemm_f32(&r.gemm_ctx, &gp, gy, cols, NULL, blk_w + (size_t)tap0 * g->g.c);
+        }
+        if (st != PT_OK) break;
+        if (grad_b) { /* column sums of grad_y in row order, as pt_colsum_f32 */
+            if (t.q0 == 0) memset(blk_b, 0, (size_t)cm * sizeof(float));
+            for (int k = 0; k < rows; ++k)
+                for (int j = 0; j < cm; ++j) blk_b[j] += gy[(size_t)k * cm + j];
+        }
+        if (!k_outer && t.q1 == g->pixels) STORE(c0, cm); /* the block is final */
+        if (k_outer && done) STORE(0, oc);
+        cur_y ^= two_y;
+        if (next_new_span) cur_x ^= two_x;
+        t = next;
+    }
+#undef FETCH_GY
+#undef STORE
+    for (int i = 0; i < 2; ++i) {
+        wait_span(x_dma[i]);
+        wait_and_clear(&y_dma[i]);
+        wait_and_clear(&acc_dma[i]);
+    }
+    return st;
+}
+
+/* The GEMMs' packing scratch for the largest tile (it grows with m, n, k). */
+size_t pt_tile_conv_scratch_bytes(const pt_tile_plan *plan, int num_threads)
+{
+    pt_tile_conv_geom g;
+    if (pt_tile_conv_geom_of(&plan->layer, &g) != PT_OK) return 0;
+    pt_gemm_params gp = {0};
+    if (plan->step == PT_TILE_FWD) {
+        pt_gemm_params f = {plan->tile_m, plan->tile_n, g.patch, 0, 1, 0, 0, 0, 0, PT_ACT_NONE};
+        gp = f;
+    } else if (plan->step == PT_TILE_BWD_INPUT) {
+        int src_max = 0;
+        for (int r0 = 0; r0 < g.g.h; r0 += plan->tile_rows) {
+            pt_tile_dw_rows t = pt_tile_dw_rows_of(&g.g, PT_TILE_BWD_INPUT, r0,
+                                                   pt_tile_min_int(r0 + plan->tile_rows, g.g.h));
+            src_max = pt_tile_max_int(src_max, t.src_hi - t.src_lo);
+        }
+        pt_gemm_params bi = {plan->tile_images * pt_tile_max_int(src_max, 1) * g.g.ow, g.patch, g.oc,
+                             0, 0, 0, 0, 0, 0, PT_ACT_NONE};
+        gp = bi;
+    } else {
+        const size_t chunk = g.chunk_px < g.pixels ? g.chunk_px : g.pixels;
+        const int k = (size_t)plan->tile_k < chunk ? plan->tile_k : (int)chunk;
+        pt_gemm_params bw = {plan->tile_m, plan->tile_n, k, 1, 0, 0, 0, 0, 0, PT_ACT_NONE};
+        gp = bw;
+    }
+    return pt_sgemm_f32_scratch_bytes(&gp, num_threads);
+}
