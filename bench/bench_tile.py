@@ -212,6 +212,52 @@ def timing(layers: list[Layer], l1: int, reps: int) -> list[dict]:
     return results
 
 
+def plot(report: dict, path: str) -> None:
+    """Bytes moved per layer against the two bounds and, when timed, tiled /
+    untiled time per step (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = "timing" in report
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(13 if timed else 7, 4.8), squeeze=False)
+    ax = axes[0][0]
+    layers = report["layers"] + report.get("conv2d", {}).get("layers", [])
+    ys = np.arange(len(layers))
+    for i, (key, label, colour) in enumerate((("bytes_moved", "moved", "#2b6cb0"),
+                                               ("io_lower_bound_bytes", "communication bound", "#a0aec0"),
+                                               ("lower_bound_bytes", "every operand once", "#4a5568"))):
+        ax.barh(ys + (i - 1) * 0.27, [t[key] / 2**20 for t in layers], 0.27, label=label, color=colour)
+    for y, t in zip(ys, layers):
+        ax.text(t["bytes_moved"] / 2**20, y - 0.27, f" {t['ratio_to_bound']:.2f}x", va="center", fontsize=7)
+    ax.set_yticks(ys, [t["layer"] for t in layers])
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("MiB per training step (fwd + grad-in + grad-w)")
+    ax.set_title(f"L2 <-> L1 bytes, batch {report['batch']}, L1 {report['l1_budget'] // 1024} KiB", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
+    if timed:
+        ax = axes[0][1]
+        res = report["timing"]["results"] + report.get("conv2d", {}).get("timing", [])
+        ys = np.arange(len(res))
+        ax.barh(ys - 0.2, [r["tiled_over_untiled"] for r in res], 0.4, label="memcpy DMA", color="#2b6cb0")
+        ax.barh(ys + 0.2, [r["tiled_dma_thread_over_untiled"] for r in res], 0.4, label="DMA thread",
+                color="#38a169")
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_yticks(ys, [f"{r['layer']} {r['step']}" for r in res], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("tiled / untiled time (min of reps; < 1: tiled faster)")
+        t = report["timing"]
+        ax.set_title(f"native, tiled into {t['l1_budget'] // 1024} KiB, {t['threads']} thread(s); geo-mean "
+                     f"{t['geomean_tiled_over_untiled']:.2f} / {t['geomean_tiled_dma_thread_over_untiled']:.2f}",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    fig.suptitle(report.get("cpu", ""), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=128)
@@ -253,7 +299,9 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1, default=str)
-    print(f"\nwrote {args.out}")
+    png = os.path.splitext(args.out)[0] + ".png"
+    plot(report, png)
+    print(f"\nwrote {args.out} and {png}")
 
 
 if __name__ == "__main__":

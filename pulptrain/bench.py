@@ -311,6 +311,40 @@ def _cpu_model() -> str:
         return ""
 
 
+def plot(result: dict, path) -> None:
+    """Bars of each workload's time, pulptrain beside PyTorch when measured,
+    labelled with the ratio (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    names = [r["workload"] for r in rows]
+    ours = [1e3 * r["pulptrain_s"] for r in rows]
+    theirs = [1e3 * r["torch_best_s"] if r.get("torch_best_s") else 0.0 for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.7 * len(rows)))
+    ys = range(len(rows))
+    h = 0.38 if any(theirs) else 0.6
+    ax.barh([y - h / 2 for y in ys] if any(theirs) else list(ys), ours, h, label="pulptrain", color="#2b6cb0")
+    if any(theirs):
+        ax.barh([y + h / 2 for y in ys], theirs, h, label="PyTorch (best malloc setting)", color="#c05621")
+    for y, r in zip(ys, rows):
+        ratio = r.get("ratio_pulptrain_over_torch")
+        top = max(ours[y], theirs[y])
+        ax.text(top, y, f"  {ours[y]:.1f} ms" + (f", ratio {ratio:.2f}" if ratio else ""), va="center",
+                fontsize=8)
+    ax.set_yticks(list(ys), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms (median; frozen_int8: pulptrain INT8 vs PyTorch FP32)")
+    ax.set_xlim(0, max(ours + theirs) * 1.45)
+    ax.set_title(f"LR {result['lr_layer']}, batch {result['batch']}, {result['threads']} threads\n"
+                 f"{result.get('cpu', '')}", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def table(result: dict) -> str:
     head = f"{'workload':<20} {'pulptrain ms':>12} {'GFLOP/s':>8} {'torch ms':>9} {'ratio':>6}"
     lines = [head, "-" * len(head)]

@@ -282,6 +282,7 @@ def _cmd_bench(args) -> int:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "bench.json"), "w") as f:
             json.dump(result, f, indent=2)
+        bench.plot(result, os.path.join(args.out, "bench.png"))
     print(json.dumps(result, indent=2) if args.json else bench.table(result))
     return 0
 

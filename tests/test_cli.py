@@ -18,10 +18,12 @@ def test_version_and_help():
     assert res.returncode == 2 and "run" in res.stdout and "sweep" in res.stdout and "plan" in res.stdout
 
 
-def test_bench_json_vs_torch():
+def test_bench_json_vs_torch(tmp_path):
     res = cli("bench", "--batch", "2", "--repeats", "1", "--workloads", "pointwise_fwd,depthwise_fwd_bwd",
-              "--vs-torch", "--json")
+              "--vs-torch", "--json", "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = json.loads(res.stdout)
     assert [r["workload"] for r in out["rows"]] == ["pointwise_fwd", "depthwise_fwd_bwd"]
     assert isinstance(out["cpu"], str)
