@@ -424,15 +424,18 @@ def linear_backward(x, w, grad_y, *, need_grad_x: bool = True, input_activation=
                      input_activation)
 
 
-def _conv2d_layer(x, w, stride, padding) -> Layer:
+def _window_layer(kind: str, x, w, stride, padding) -> Layer:
+    """The Layer of a conv2d (w [Cout, KH, KW, Cin]) or depthwise (w [KH, KW, C]) call."""
     from pulptrain._validate import pair
-    x, w = as_f32("x", x, 4), as_f32("w", w, 4)
+    x, w = as_f32("x", x, 4), as_f32("w", w, 4 if kind == "conv2d" else 3)
+    kernel = w.shape[1:3] if kind == "conv2d" else w.shape[:2]
     sh, sw = pair("stride", stride)
-    if sh != sw or w.shape[1] != w.shape[2]:
-        raise ValueError("the tiled conv2d path takes square kernels and equal strides")
+    if sh != sw or kernel[0] != kernel[1]:
+        raise ValueError(f"the tiled {kind} path takes square kernels and equal strides")
     n, h, wd, c = x.shape
-    pads = conv_padding(padding, (h, wd), w.shape[1:3], (sh, sw))
-    return Layer.conv2d(n, h, wd, c, w.shape[0], w.shape[1], sh, pads, bias=True)
+    pads = conv_padding(padding, (h, wd), kernel, (sh, sw))
+    cout = w.shape[0] if kind == "conv2d" else c
+    return Layer(kind, n, h, wd, c, cout, kernel[0], sh, pads, True)
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
@@ -440,7 +443,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     from pulptrain import ops
     if _l1_budget is None:
         return ops.conv2d_forward(x, w, b, stride, padding)
-    return _tiled(_conv2d_layer(x, w, stride, padding), "forward")(x, w, b)
+    return _tiled(_window_layer("conv2d", x, w, stride, padding), "forward")(x, w, b)
 
 
 def conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = True):
@@ -448,18 +451,7 @@ def conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = Tr
     from pulptrain import ops
     if _l1_budget is None:
         return ops.conv2d_backward(x, w, grad_y, stride, padding, need_grad_x=need_grad_x)
-    return _backward(_conv2d_layer(x, w, stride, padding), x, w, grad_y, need_grad_x, None)
-
-
-def _depthwise_layer(x, w, stride, padding) -> Layer:
-    from pulptrain._validate import pair
-    x, w = as_f32("x", x, 4), as_f32("w", w, 3)
-    sh, sw = pair("stride", stride)
-    if sh != sw or w.shape[0] != w.shape[1]:
-        raise ValueError("the tiled depthwise path takes square kernels and equal strides")
-    n, h, wd, c = x.shape
-    pads = conv_padding(padding, (h, wd), w.shape[:2], (sh, sw))
-    return Layer.depthwise(n, h, wd, c, w.shape[0], sh, pads, bias=True)
+    return _backward(_window_layer("conv2d", x, w, stride, padding), x, w, grad_y, need_grad_x, None)
 
 
 def depthwise_conv2d_forward(x, w, b, stride=1, padding=0, *, activation=None):
@@ -467,7 +459,7 @@ def depthwise_conv2d_forward(x, w, b, stride=1, padding=0, *, activation=None):
     from pulptrain import ops
     if _l1_budget is None:
         return ops.depthwise_conv2d_forward(x, w, b, stride, padding, activation=activation)
-    return _activate(_tiled(_depthwise_layer(x, w, stride, padding), "forward")(x, w, b), activation)
+    return _activate(_tiled(_window_layer("depthwise", x, w, stride, padding), "forward")(x, w, b), activation)
 
 
 def depthwise_conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = True,
@@ -477,4 +469,4 @@ def depthwise_conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x:
     if _l1_budget is None:
         return ops.depthwise_conv2d_backward(x, w, grad_y, stride, padding, need_grad_x=need_grad_x,
                                              input_activation=input_activation)
-    return _backward(_depthwise_layer(x, w, stride, padding), x, w, grad_y, need_grad_x, input_activation)
+    return _backward(_window_layer("depthwise", x, w, stride, padding), x, w, grad_y, need_grad_x, input_activation)

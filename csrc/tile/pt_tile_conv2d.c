@@ -147,10 +147,10 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
     const int oc = g->oc, patch = g->patch, tn = plan->tile_n, blocks = pt_tile_ceil_div(oc, tn);
     const size_t span = (size_t)plan->tile_m;
     float *cols = (float *)(r.l1 + r.lay.cols);
-    pt_dma_id x_dma[2][SPAN_COPIES], w_dma[2][2] = {{NO_DMA, NO_DMA}, {NO_DMA, NO_DMA}};
+    float *x_l1 = (float *)(r.l1 + r.lay.src[0]);
+    pt_dma_id x_dma[SPAN_COPIES], w_dma[2][2] = {{NO_DMA, NO_DMA}, {NO_DMA, NO_DMA}};
     pt_dma_id out_dma[2] = {NO_DMA, NO_DMA};
-    int cur_x = 0, cur_w = 0, cur_out = 0;
-    for (int i = 0; i < SPAN_COPIES; ++i) x_dma[1][i] = NO_DMA;
+    int cur_w = 0, cur_out = 0;
 
 #define FETCH_W(block, buf)                                                                        \
     do {                                                                                            \
@@ -162,13 +162,14 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
     } while (0)
 
     size_t q0 = 0, q1 = pt_tile_conv_span_end(g, PT_TILE_FWD, 0, span);
-    fetch_span(&r, (float *)(r.l1 + r.lay.src[0]), x, q0, q1, x_dma[0]);
+    fetch_span(&r, x_l1, x, q0, q1, x_dma);
     FETCH_W(0, 0);
     while (st == PT_OK && q0 < g->pixels) {
         const size_t n0 = q1, n1 = n0 < g->pixels ? pt_tile_conv_span_end(g, PT_TILE_FWD, n0, span) : n0;
-        if (n0 < n1) fetch_span(&r, (float *)(r.l1 + r.lay.src[cur_x ^ 1]), x, n0, n1, x_dma[cur_x ^ 1]);
-        wait_span(x_dma[cur_x]);
-        st = im2col_span(&r, ctx, (const float *)(r.l1 + r.lay.src[cur_x]), q0, q1, 0, g->g.kh * g->g.kw, cols);
+        wait_span(x_dma);
+        st = im2col_span(&r, ctx, x_l1, q0, q1, 0, g->g.kh * g->g.kw, cols);
+        /* the rows are in cols now: the next tile's come while the GEMMs run */
+        if (n0 < n1) fetch_span(&r, x_l1, x, n0, n1, x_dma);
         for (int blk = 0; st == PT_OK && blk < blocks; ++blk) {
             /* the next (tile, block)'s filters, when they change */
             const int next_blk = blk + 1 < blocks ? blk + 1 : 0;
@@ -188,13 +189,12 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
             cur_out = r.lay.out[1] != r.lay.out[0] ? cur_out ^ 1 : cur_out;
             if (blocks > 1) cur_w ^= 1;
         }
-        cur_x = r.lay.src[1] != r.lay.src[0] ? cur_x ^ 1 : cur_x;
         q0 = n0;
         q1 = n1;
     }
 #undef FETCH_W
+    wait_span(x_dma);
     for (int i = 0; i < 2; ++i) {
-        wait_span(x_dma[i]);
         wait_and_clear(&w_dma[i][0]);
         wait_and_clear(&w_dma[i][1]);
         wait_and_clear(&out_dma[i]);
@@ -334,13 +334,13 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
     const int oc = g->oc, patch = g->patch, tm = plan->tile_m, blocks = pt_tile_ceil_div(oc, tm);
     const int k_outer = plan->order[0] == PT_TILE_DIM_K;
     const int taps = g->g.kh * g->g.kw, tap_block = plan->tile_n / g->g.c;
-    const int two_x = r.lay.src[1] != r.lay.src[0], two_y = r.lay.gy[1] != r.lay.gy[0];
+    const int two_y = r.lay.gy[1] != r.lay.gy[0];
+    float *x_l1 = (float *)(r.l1 + r.lay.src[0]);
     float *cols = (float *)(r.l1 + r.lay.cols);
     float *acc_w = (float *)(r.l1 + r.lay.acc);
     float *acc_b = acc_w + (size_t)(k_outer ? oc : tm) * patch;
-    pt_dma_id x_dma[2][SPAN_COPIES], y_dma[2] = {NO_DMA, NO_DMA}, acc_dma[2] = {NO_DMA, NO_DMA};
-    int cur_x = 0, cur_y = 0;
-    for (int i = 0; i < SPAN_COPIES; ++i) x_dma[1][i] = NO_DMA;
+    pt_dma_id x_dma[SPAN_COPIES], y_dma[2] = {NO_DMA, NO_DMA}, acc_dma[2] = {NO_DMA, NO_DMA};
+    int cur_y = 0;
 
 #define FETCH_GY(t, buf)                                                                            \
     do {                                                                                             \
@@ -357,14 +357,20 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
     } while (0)
 
     bw_tile t = {0, 0, pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, 0, (size_t)plan->tile_k)};
-    fetch_span(&r, (float *)(r.l1 + r.lay.src[0]), x, t.q0, t.q1, x_dma[0]);
+    fetch_span(&r, x_l1, x, t.q0, t.q1, x_dma);
     FETCH_GY(t, 0);
     for (int done = 0; !done && st == PT_OK;) {
         const bw_tile next = bw_next(&r, t, k_outer, blocks, &done);
-        const int new_span = !k_outer || t.blk == 0;               /* cols must be built */
-        const int next_new_span = !done && (!k_outer || next.blk == 0); /* its input must come */
-        if (next_new_span)
-            fetch_span(&r, (float *)(r.l1 + r.lay.src[cur_x ^ two_x]), x, next.q0, next.q1, x_dma[cur_x ^ two_x]);
+        const int new_span = !k_outer || t.blk == 0; /* the span's input rows are needed */
+        /* the tile that reads the span's rows last (then the next span's
+         * rows come while the GEMMs run), and the next span */
+        const int last_read = !k_outer || (tap_block == taps ? t.blk == 0 : t.blk == blocks - 1);
+        size_t s0 = next.q0;
+        int has_next_span = !done && (!k_outer || next.blk == 0);
+        if (k_outer && last_read) {
+            s0 = t.q1;
+            has_next_span = t.q1 < g->pixels;
+        }
         if (!done) FETCH_GY(next, cur_y ^ two_y);
         const int c0 = t.blk * tm, cm = pt_tile_min_int(c0 + tm, oc) - c0;
         float *blk_w = acc_w + (k_outer ? (size_t)c0 * patch : 0);
@@ -373,16 +379,18 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
             wait_and_clear(&acc_dma[0]);
             wait_and_clear(&acc_dma[1]);
         }
-        if (new_span) wait_span(x_dma[cur_x]);
+        if (new_span) wait_span(x_dma);
         wait_and_clear(&y_dma[cur_y]);
         const float *gy = (const float *)(r.l1 + r.lay.gy[cur_y]);
         const int rows = (int)(t.q1 - t.q0);
         for (int tap0 = 0; tap0 < taps && st == PT_OK; tap0 += tap_block) {
             const int tap1 = pt_tile_min_int(tap0 + tap_block, taps), n = (tap1 - tap0) * g->g.c;
-            /* one tap block's columns stay from the last filter block */
-            if (new_span || tap_block < taps)
-                st = im2col_span(&r, ctx, (const float *)(r.l1 + r.lay.src[cur_x]), t.q0, t.q1, tap0, tap1, cols);
+            /* all taps' columns stay from the last filter block */
+            if (new_span || tap_block < taps) st = im2col_span(&r, ctx, x_l1, t.q0, t.q1, tap0, tap1, cols);
             if (st != PT_OK) break;
+            if (tap1 == taps && last_read && has_next_span)
+                fetch_span(&r, x_l1, x, s0, pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, s0, (size_t)plan->tile_k),
+                           x_dma);
             /* accumulate from the second pixel tile on: the same K-block
              * sums, added in the same order, as the untiled chunks' GEMMs */
             pt_gemm_params gp = {cm, n, rows, 1, 0, cm, n, patch, t.q0 > 0, PT_ACT_NONE};
@@ -397,13 +405,12 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
         if (!k_outer && t.q1 == g->pixels) STORE(c0, cm); /* the block is final */
         if (k_outer && done) STORE(0, oc);
         cur_y ^= two_y;
-        if (next_new_span) cur_x ^= two_x;
         t = next;
     }
 #undef FETCH_GY
 #undef STORE
+    wait_span(x_dma);
     for (int i = 0; i < 2; ++i) {
-        wait_span(x_dma[i]);
         wait_and_clear(&y_dma[i]);
         wait_and_clear(&acc_dma[i]);
     }

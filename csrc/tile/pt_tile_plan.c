@@ -510,12 +510,15 @@ static pt_tile_conv_layout conv_layout(const pt_tile_conv_geom *cg, const pt_til
     const pt_tile_dw_geom *g = &cg->g;
     const size_t f = sizeof(float), patch = (size_t)cg->patch, oc = (size_t)cg->oc, cin = (size_t)g->c;
     size_t src = 0, gy = 0, w = 0, b = 0, cols = 0, out = 0, acc = 0;
-    /* a stream gets two buffers when it has more than one tile */
+    /* a stream gets two buffers when it has more than one tile, except the
+     * input rows of fwd / bwd_weight: the next tile's are fetched once the
+     * last im2col has read them, while the GEMMs run */
     const int block = t->step == PT_TILE_FWD ? t->tile_n : t->step == PT_TILE_BWD_WEIGHT ? t->tile_m : cg->oc;
     const uint64_t blocks = (uint64_t)pt_tile_ceil_div(cg->oc, block);
     int src_bufs = s->tiles > 1 ? 2 : 1, out_bufs = src_bufs, w_bufs = 1;
     if (t->step == PT_TILE_FWD) {
         const size_t tn = (size_t)t->tile_n;
+        src_bufs = 1;
         w_bufs = blocks > 1 ? 2 : 1;
         out_bufs = s->tiles * blocks > 1 ? 2 : 1;
         src = pt_tile_align((size_t)s->max_rows * g->w * cin * f);
@@ -535,7 +538,7 @@ static pt_tile_conv_layout conv_layout(const pt_tile_conv_geom *cg, const pt_til
          * stays and each input tile comes once */
         const int k_outer = t->order[0] == PT_TILE_DIM_K;
         const size_t tm = (size_t)t->tile_m, acc_rows = k_outer ? oc : tm;
-        src_bufs = (k_outer ? s->tiles : s->tiles * blocks) > 1 ? 2 : 1;
+        src_bufs = 1;
         out_bufs = s->tiles * blocks > 1 ? 2 : 1; /* the grad_y tiles */
         src = pt_tile_align((size_t)s->max_rows * g->w * cin * f);
         gy = pt_tile_align(s->max_len * tm * f);
