@@ -252,7 +252,7 @@ def _random_layer(rng):
         return tile.Layer.pointwise(n, h, w, int(rng.integers(1, 40)), int(rng.integers(1, 40)), bias=bias,
                                     name="random pointwise")
     k, stride = int(rng.integers(1, 5)), int(rng.integers(1, 4))
-    pads = tuple(int(p) for p in rng.integers(0, k, 4))
+    pads = tuple(int(p) for p in rng.integers(0, k + 1, 4))   # up to k: windows that read only padding
     if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
         pads = (k, k, k, k)
     if kind == "conv2d":

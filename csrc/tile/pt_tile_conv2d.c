@@ -104,7 +104,8 @@ static void fetch_span(const conv_run *r, float *dst, const float *x, size_t q0,
         size_t images = 1;
         if (p.a == 0 && p.b == img_px) /* whole images, up to the span's end */
             while ((size_t)(n + images + 1) * img_px <= q1) ++images;
-        ids[k++] = pt_dma_copy_2d_async(dst, x + ((size_t)n * r->g.g.h + (size_t)p.rows.src_lo) * row, bytes,
+        if (rows > 0)
+            ids[k++] = pt_dma_copy_2d_async(dst, x + ((size_t)n * r->g.g.h + (size_t)p.rows.src_lo) * row, bytes,
                                         images, bytes, (size_t)r->g.g.h * row * sizeof(float));
         dst += images * rows * row;
         n += (int)images;
@@ -126,9 +127,13 @@ static pt_status im2col_span(const conv_run *r, const pt_ctx *ctx, const float *
         pt_tile_conv_piece p = pt_tile_conv_piece_of(&r->g, n, q0, q1);
         pt_conv_params c = piece_params(r, &p);
         const size_t first = p.a - (size_t)p.oa * (size_t)r->g.g.ow;
-        st = pt_conv2d_im2col(ctx, &c, src, first, p.b - p.a, tap0, tap1, cols);
+        const size_t floats = (p.b - p.a) * (size_t)(tap1 - tap0) * (size_t)r->g.g.c;
+        if (c.in.h > 0)
+            st = pt_conv2d_im2col(ctx, &c, src, first, p.b - p.a, tap0, tap1, cols);
+        else /* windows entirely in the padding (pads >= kernel) */
+            memset(cols, 0, floats * sizeof(float));
         src += (size_t)c.in.h * x_row_floats(r);
-        cols += (p.b - p.a) * (size_t)(tap1 - tap0) * (size_t)r->g.g.c;
+        cols += floats;
     }
     return st;
 }

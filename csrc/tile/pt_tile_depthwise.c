@@ -161,7 +161,13 @@ static pt_status dw_stream(const pt_ctx *ctx, const dw_run *r, char *l1, const f
         const int buf_lo = pt_tile_min_int(t.rows.ext_lo, t.r0);
         const int buf_hi = pt_tile_max_int(t.rows.ext_hi, t.r1);
         const size_t row_floats = (size_t)dst_w * ct;
-        if (fwd) {
+        if (fwd && t.rows.src_hi <= t.rows.src_lo) {
+            /* every window lies in the padding (pads >= kernel): y = b, or 0 */
+            const float *bt = b ? (const float *)(l1 + r->lay.b[cur_w]) : NULL;
+            const size_t pixels = (size_t)images * (size_t)(t.r1 - t.r0) * (size_t)dst_w;
+            for (size_t px = 0; px < pixels; ++px)
+                for (int c = 0; c < ct; ++c) out[px * ct + c] = bt ? bt[c] : 0.0f;
+        } else if (fwd) {
             pt_conv_params p = tile_params(r, &t, t.rows.src_hi - t.rows.src_lo);
             st = pt_depthwise_f32_fwd(ctx, &p, in, wt, b ? (const float *)(l1 + r->lay.b[cur_w]) : NULL, out);
         } else {

@@ -472,6 +472,8 @@ int main(void)
     check_layer("depthwise 2x8x7x5 k3 s2 valid", &l, &rng);
     l = depthwise_layer(2, 6, 5, 3, 2, 3, 2, 0, 1, 1, 1); /* stride > kernel: whole images only */
     check_layer("depthwise 2x6x5x3 k2 s3", &l, &rng);
+    l = depthwise_layer(4, 1, 2, 9, 3, 3, 3, 0, 3, 2, 1); /* windows that read only padding */
+    check_layer("depthwise 4x1x2x9 k3 s3 pads 3,0,3,2", &l, &rng);
     l = depthwise_layer(2, 5, 6, 17, 5, 1, 2, 2, 2, 2, 1);
     check_layer("depthwise 2x5x6x17 k5 s1 p2", &l, &rng);
     l = conv2d_layer(3, 9, 7, 3, 10, 3, 2, 0, 1, 0, 1, 1); /* MobileNet's conv1: TF 'same' at stride 2 */
@@ -486,6 +488,8 @@ int main(void)
     check_layer("conv2d 2x8x7 3->4 k3 s2 valid", &l, &rng);
     l = conv2d_layer(2, 7, 8, 3, 5, 2, 3, 2, 0, 1, 1, 1); /* pads >= kernel: whole images only */
     check_layer("conv2d 2x7x8 3->5 k2 s3", &l, &rng);
+    l = conv2d_layer(3, 1, 10, 1, 16, 3, 3, 3, 1, 0, 1, 0); /* windows that read only padding */
+    check_layer("conv2d 3x1x10 1->16 k3 s3 pads 3,1", &l, &rng);
     l = conv2d_layer(2, 4, 5, 6, 7, 1, 1, 0, 0, 0, 0, 1); /* 1x1: im2col is a copy */
     check_layer("conv2d 2x4x5 6->7 k1", &l, &rng);
     l = conv2d_layer(9, 9, 9, 3, 10, 3, 2, 0, 1, 0, 1, 1); /* 6 images per chunk when built small */
