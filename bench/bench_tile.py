@@ -53,7 +53,8 @@ def adaptive_stage(batch: int) -> list[Layer]:
 
 def conv_layers(batch: int) -> list[Layer]:
     """MobileNetV1's one dense (im2col) conv, reported beside the stage: it
-    is trained only when the latent replay layer sits at conv1."""
+    is in the frozen stage for every LR layer, so it is trained only when the
+    whole network is (e.g. fine-tuned before deployment)."""
     return [Layer.conv2d(batch, 128, 128, 3, 32, 3, 2, "same", bias=False, name="conv1")]
 
 
@@ -277,7 +278,7 @@ def main():
     conv = [tile.training_step(layer, args.l1) for layer in conv_layers(args.batch)]
     report["conv2d"] = {"steps": [p.to_dict() for plans in conv for p in plans],
                         "layers": [layer_totals(plans) for plans in conv]}
-    print("\nOutside the stage (trained when the LR layer is at conv1):")
+    print("\nOutside the stage (conv1: trained only when the whole network is):")
     for plans in conv:
         for p in plans:
             print(f"{p.layer.name:13s} {p.step:11s} {str(p.tile):60s} {p.num_tiles:7d} {mib(p.bytes_moved)} "
