@@ -335,9 +335,11 @@ def plot(result: dict, path) -> None:
                 fontsize=8)
     ax.set_yticks(list(ys), names)
     ax.invert_yaxis()
-    ax.set_xlabel("ms (median; frozen_int8: pulptrain INT8 vs PyTorch FP32)")
+    frozen = any(r["workload"] == "frozen_int8" for r in rows)
+    ax.set_xlabel("ms (median" + ("; frozen_int8: pulptrain INT8 vs PyTorch FP32)" if frozen else ")"))
     ax.set_xlim(0, max(ours + theirs) * 1.45)
-    ax.set_title(f"LR {result['lr_layer']}, batch {result['batch']}, {result['threads']} threads\n"
+    threads = result["threads"]
+    ax.set_title(f"LR {result['lr_layer']}, batch {result['batch']}, {threads} thread{'s' if threads > 1 else ''}\n"
                  f"{result.get('cpu', '')}", fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
