@@ -1,6 +1,7 @@
-"""Bad-input sweep: every public function of pulptrain.ops, pulptrain.replay,
-pulptrain.plan (and pulptrain.nn / pulptrain.quant when present) and the
-``pulptrain`` command line, fed each kind of bad input.
+"""Bad-input sweep: every public function of pulptrain.ops (and its tiled
+twins in pulptrain.tile, under an L1 budget), pulptrain.replay, pulptrain.plan
+(and pulptrain.nn / pulptrain.quant when present) and the ``pulptrain``
+command line, fed each kind of bad input.
 
 A (function, bad input) pair passes when the call raises the documented
 exception (TypeError for wrong types / dtypes, ValueError naming the argument
@@ -121,14 +122,20 @@ def option_cases(prefix, fn, build, values):
 
 
 # ------------------------------------------------------------------ pulptrain.ops
-def ops_cases():
+WINDOW_OPTS = [("stride", 0, ValueError), ("stride", -1, ValueError), ("stride", "2", TypeError),
+               ("stride", 1.5, TypeError), ("stride", (1, 2, 3), ValueError), ("stride", 2**40, ValueError),
+               ("padding", -1, ValueError), ("padding", "full", ValueError), ("padding", (1, 2, 3), ValueError),
+               ("padding", 1.5, TypeError), ("padding", 2**40, ValueError), ("padding", None, TypeError)]
+
+
+def layer_cases(mod, prefix="", wrap=lambda fn: fn):
+    """The convolution and linear layer functions of mod (pulptrain.ops, or
+    pulptrain.tile under an L1 budget, whose functions take the same
+    arguments), each call through wrap."""
     x4, w_conv, w_dw, w_pw = f32(2, 5, 5, 3), f32(4, 3, 3, 3), f32(3, 3, 3), f32(4, 3)
     x2, w_lin = f32(2, 6), f32(4, 6)
     cases = []
-    window_opts = [("stride", 0, ValueError), ("stride", -1, ValueError), ("stride", "2", TypeError),
-                   ("stride", 1.5, TypeError), ("stride", (1, 2, 3), ValueError), ("stride", 2**40, ValueError),
-                   ("padding", -1, ValueError), ("padding", "full", ValueError), ("padding", (1, 2, 3), ValueError),
-                   ("padding", 1.5, TypeError), ("padding", 2**40, ValueError), ("padding", None, TypeError)]
+    window_opts = WINDOW_OPTS
 
     def conv_fwd():
         return dict(x=x4.copy(), w=w_conv.copy(), b=f32(4), stride=1, padding=1)
@@ -136,15 +143,15 @@ def ops_cases():
     def conv_bwd():
         return dict(x=x4.copy(), w=w_conv.copy(), grad_y=np.ones((2, 5, 5, 4), np.float32), stride=1, padding=1)
 
-    cases += array_cases("conv2d_forward", ops.conv2d_forward, conv_fwd, "x", 4, grow_last, ("w",))
-    cases += array_cases("conv2d_forward", ops.conv2d_forward, conv_fwd, "w", 4, grow_last, ("x",))
-    cases += array_cases("conv2d_forward", ops.conv2d_forward, conv_fwd, "b", 1, grow_last)
-    cases += option_cases("conv2d_forward", ops.conv2d_forward, conv_fwd, window_opts)
-    cases += [Case("conv2d_forward:w=larger-than-input", lambda: ops.conv2d_forward(x4, f32(4, 9, 9, 3), None),
+    cases += array_cases(prefix + "conv2d_forward", wrap(mod.conv2d_forward), conv_fwd, "x", 4, grow_last, ("w",))
+    cases += array_cases(prefix + "conv2d_forward", wrap(mod.conv2d_forward), conv_fwd, "w", 4, grow_last, ("x",))
+    cases += array_cases(prefix + "conv2d_forward", wrap(mod.conv2d_forward), conv_fwd, "b", 1, grow_last)
+    cases += option_cases(prefix + "conv2d_forward", wrap(mod.conv2d_forward), conv_fwd, window_opts)
+    cases += [Case(prefix + "conv2d_forward:w=larger-than-input", lambda: wrap(mod.conv2d_forward)(x4, f32(4, 9, 9, 3), None),
                    ValueError, ("kernel",))]
-    cases += array_cases("conv2d_backward", ops.conv2d_backward, conv_bwd, "x", 4, grow_last, ("w",))
-    cases += array_cases("conv2d_backward", ops.conv2d_backward, conv_bwd, "grad_y", 4, grow_first)
-    cases += option_cases("conv2d_backward", ops.conv2d_backward, conv_bwd, window_opts[:6])
+    cases += array_cases(prefix + "conv2d_backward", wrap(mod.conv2d_backward), conv_bwd, "x", 4, grow_last, ("w",))
+    cases += array_cases(prefix + "conv2d_backward", wrap(mod.conv2d_backward), conv_bwd, "grad_y", 4, grow_first)
+    cases += option_cases(prefix + "conv2d_backward", wrap(mod.conv2d_backward), conv_bwd, window_opts[:6])
 
     def dw_fwd():
         return dict(x=x4.copy(), w=w_dw.copy(), b=f32(3), stride=2, padding="same")
@@ -152,12 +159,12 @@ def ops_cases():
     def dw_bwd():
         return dict(x=x4.copy(), w=w_dw.copy(), grad_y=np.ones((2, 3, 3, 3), np.float32), stride=2, padding="same")
 
-    cases += array_cases("depthwise_conv2d_forward", ops.depthwise_conv2d_forward, dw_fwd, "x", 4, grow_last, ("w",))
-    cases += array_cases("depthwise_conv2d_forward", ops.depthwise_conv2d_forward, dw_fwd, "w", 3, grow_last)
-    cases += array_cases("depthwise_conv2d_forward", ops.depthwise_conv2d_forward, dw_fwd, "b", 1, grow_last)
-    cases += option_cases("depthwise_conv2d_forward", ops.depthwise_conv2d_forward, dw_fwd, window_opts)
-    cases += array_cases("depthwise_conv2d_backward", ops.depthwise_conv2d_backward, dw_bwd, "grad_y", 4, grow_first)
-    cases += array_cases("depthwise_conv2d_backward", ops.depthwise_conv2d_backward, dw_bwd, "w", 3, grow_last)
+    cases += array_cases(prefix + "depthwise_conv2d_forward", wrap(mod.depthwise_conv2d_forward), dw_fwd, "x", 4, grow_last, ("w",))
+    cases += array_cases(prefix + "depthwise_conv2d_forward", wrap(mod.depthwise_conv2d_forward), dw_fwd, "w", 3, grow_last)
+    cases += array_cases(prefix + "depthwise_conv2d_forward", wrap(mod.depthwise_conv2d_forward), dw_fwd, "b", 1, grow_last)
+    cases += option_cases(prefix + "depthwise_conv2d_forward", wrap(mod.depthwise_conv2d_forward), dw_fwd, window_opts)
+    cases += array_cases(prefix + "depthwise_conv2d_backward", wrap(mod.depthwise_conv2d_backward), dw_bwd, "grad_y", 4, grow_first)
+    cases += array_cases(prefix + "depthwise_conv2d_backward", wrap(mod.depthwise_conv2d_backward), dw_bwd, "w", 3, grow_last)
 
     def pw_fwd():
         return dict(x=x4.copy(), w=w_pw.copy(), b=None)
@@ -165,9 +172,9 @@ def ops_cases():
     def pw_bwd():
         return dict(x=x4.copy(), w=w_pw.copy(), grad_y=np.ones((2, 5, 5, 4), np.float32))
 
-    cases += array_cases("pointwise_conv2d_forward", ops.pointwise_conv2d_forward, pw_fwd, "x", 4, grow_last, ("w",))
-    cases += array_cases("pointwise_conv2d_forward", ops.pointwise_conv2d_forward, pw_fwd, "w", 2, grow_last, ("x",))
-    cases += array_cases("pointwise_conv2d_backward", ops.pointwise_conv2d_backward, pw_bwd, "grad_y", 4, grow_last)
+    cases += array_cases(prefix + "pointwise_conv2d_forward", wrap(mod.pointwise_conv2d_forward), pw_fwd, "x", 4, grow_last, ("w",))
+    cases += array_cases(prefix + "pointwise_conv2d_forward", wrap(mod.pointwise_conv2d_forward), pw_fwd, "w", 2, grow_last, ("x",))
+    cases += array_cases(prefix + "pointwise_conv2d_backward", wrap(mod.pointwise_conv2d_backward), pw_bwd, "grad_y", 4, grow_last)
 
     def lin_fwd():
         return dict(x=x2.copy(), w=w_lin.copy(), b=f32(4))
@@ -175,11 +182,33 @@ def ops_cases():
     def lin_bwd():
         return dict(x=x2.copy(), w=w_lin.copy(), grad_y=np.ones((2, 4), np.float32))
 
-    cases += array_cases("linear_forward", ops.linear_forward, lin_fwd, "x", 2, grow_last, ("w",))
-    cases += array_cases("linear_forward", ops.linear_forward, lin_fwd, "w", 2, grow_last, ("x",))
-    cases += array_cases("linear_forward", ops.linear_forward, lin_fwd, "b", 1, grow_last)
-    cases += array_cases("linear_backward", ops.linear_backward, lin_bwd, "grad_y", 2, grow_last)
-    cases += array_cases("linear_backward", ops.linear_backward, lin_bwd, "x", 2, grow_first, ("grad_y",))
+    cases += array_cases(prefix + "linear_forward", wrap(mod.linear_forward), lin_fwd, "x", 2, grow_last, ("w",))
+    cases += array_cases(prefix + "linear_forward", wrap(mod.linear_forward), lin_fwd, "w", 2, grow_last, ("x",))
+    cases += array_cases(prefix + "linear_forward", wrap(mod.linear_forward), lin_fwd, "b", 1, grow_last)
+    cases += array_cases(prefix + "linear_backward", wrap(mod.linear_backward), lin_bwd, "grad_y", 2, grow_last)
+    cases += array_cases(prefix + "linear_backward", wrap(mod.linear_backward), lin_bwd, "x", 2, grow_first, ("grad_y",))
+
+    return cases
+
+
+def under_budget(fn, l1_bytes=64 * 1024):
+    """fn run inside ``with pulptrain.tile.l1_budget(l1_bytes)`` (the tiled path)."""
+    from pulptrain import tile
+
+    def call(*args, **kwargs):
+        with tile.l1_budget(l1_bytes):
+            return fn(*args, **kwargs)
+    return call
+
+
+def tile_cases():
+    from pulptrain import tile
+    return layer_cases(tile, "tile.", under_budget)
+
+
+def ops_cases():
+    x4 = f32(2, 5, 5, 3)
+    cases = layer_cases(ops)
 
     for name in ("relu_forward", "relu6_forward"):
         cases += array_cases(name, getattr(ops, name), lambda: dict(x=x4.copy()), "x", None, accepts_any_shape=True)
@@ -658,7 +687,7 @@ def run_cli_cases() -> dict:
 
 # ------------------------------------------------------------------ worker
 def all_cases():
-    cases = ops_cases() + replay_cases() + plan_cases() + nn_cases() + quant_cases()
+    cases = ops_cases() + tile_cases() + replay_cases() + plan_cases() + nn_cases() + quant_cases()
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
     return cases
