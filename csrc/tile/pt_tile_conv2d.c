@@ -46,8 +46,9 @@ static int plan_valid(const pt_tile_plan *p, const pt_tile_conv_geom *g)
         return p->tile_rows == g->g.h || g->g.rows_cuttable;
     }
     const size_t chunk = g->chunk_px < g->pixels ? g->chunk_px : g->pixels, k = (size_t)p->tile_k;
+    /* tile_n: whole taps, or fewer channels than one tap has */
     if (p->tile_m < 1 || p->tile_m > g->oc || p->tile_k < 1 || p->tile_n < 1 || p->tile_n > g->patch ||
-        p->tile_n % g->g.c)
+        (p->tile_n > g->g.c && p->tile_n % g->g.c))
         return 0;
     if (!(p->order[0] == PT_TILE_DIM_M && p->order[1] == PT_TILE_DIM_K) &&
         !(p->order[0] == PT_TILE_DIM_K && p->order[1] == PT_TILE_DIM_M))
@@ -74,12 +75,14 @@ static pt_status conv_setup(conv_run *r, const pt_ctx *ctx, const pt_tile_plan *
 }
 
 /* The kernel's view of image piece p of a span: one image, the input rows
- * it reads, and the padding that makes its windows the untiled ones. */
-static pt_conv_params piece_params(const conv_run *r, const pt_tile_conv_piece *p)
+ * it reads, the padding that makes its windows the untiled ones, and the cn
+ * channels fetched of them. */
+static pt_conv_params piece_params(const conv_run *r, const pt_tile_conv_piece *p, int cn)
 {
     pt_conv_params c = r->plan->layer.conv;
     c.in.n = 1;
     c.in.h = p->rows.src_hi - p->rows.src_lo;
+    c.in.c = cn;
     c.pad_top = p->rows.pad_lo;
     c.pad_bottom = p->rows.pad_hi;
     return c;
@@ -87,52 +90,76 @@ static pt_conv_params piece_params(const conv_run *r, const pt_tile_conv_piece *
 
 static size_t x_row_floats(const conv_run *r) { return (size_t)r->g.g.w * (size_t)r->g.g.c; }
 
-/* Fetch the input rows span [q0, q1) reads, image piece after image piece,
- * in at most three copies: a part of an image, a run of whole images (one
- * 2-D copy: they read the same rows), a part of an image. */
-#define SPAN_COPIES 3
+/* The copies that fill one L1 buffer, waited for together. A buffer filled
+ * by more copies than this waits for its oldest (the issuing core stalls,
+ * results do not change). */
+#define SPAN_IDS 8
+typedef struct span_dma {
+    pt_dma_id id[SPAN_IDS];
+    int n;
+} span_dma;
 
-static void fetch_span(const conv_run *r, float *dst, const float *x, size_t q0, size_t q1,
-                       pt_dma_id ids[SPAN_COPIES])
+static void span_issue(span_dma *d, pt_dma_id id)
 {
-    const size_t row = x_row_floats(r), img_px = r->g.img_px;
-    int k = 0;
-    for (int i = 0; i < SPAN_COPIES; ++i) ids[i] = NO_DMA;
+    if (d->n == SPAN_IDS) {
+        pt_dma_wait(d->id[0]);
+        memmove(d->id, d->id + 1, (SPAN_IDS - 1) * sizeof(pt_dma_id));
+        d->n--;
+    }
+    d->id[d->n++] = id;
+}
+
+static void wait_span(span_dma *d)
+{
+    for (int i = 0; i < d->n; ++i) pt_dma_wait(d->id[i]);
+    d->n = 0;
+}
+
+/* Fetch channels [c0, c1) of the input rows span [q0, q1) reads, image
+ * piece after image piece, densely. All channels: whole rows, a run of whole
+ * images (they read the same rows) in one 2-D copy. Some: one 2-D copy of
+ * the pixels' channel slices per piece. */
+static void fetch_span(const conv_run *r, float *dst, const float *x, size_t q0, size_t q1, int c0, int c1,
+                       span_dma *ids)
+{
+    const size_t cin = (size_t)r->g.g.c, cn = (size_t)(c1 - c0), img_px = r->g.img_px;
+    const size_t w = (size_t)r->g.g.w, h = (size_t)r->g.g.h;
     for (int n = (int)(q0 / img_px); (size_t)n * img_px < q1;) {
         pt_tile_conv_piece p = pt_tile_conv_piece_of(&r->g, n, q0, q1);
-        const size_t rows = (size_t)(p.rows.src_hi - p.rows.src_lo), bytes = rows * row * sizeof(float);
+        const size_t rows = (size_t)(p.rows.src_hi - p.rows.src_lo);
+        const float *src = x + ((size_t)n * h + (size_t)p.rows.src_lo) * w * cin + (size_t)c0;
         size_t images = 1;
-        if (p.a == 0 && p.b == img_px) /* whole images, up to the span's end */
-            while ((size_t)(n + images + 1) * img_px <= q1) ++images;
-        if (rows > 0)
-            ids[k++] = pt_dma_copy_2d_async(dst, x + ((size_t)n * r->g.g.h + (size_t)p.rows.src_lo) * row, bytes,
-                                        images, bytes, (size_t)r->g.g.h * row * sizeof(float));
-        dst += images * rows * row;
+        if (cn == cin) {
+            const size_t bytes = rows * w * cin * sizeof(float);
+            if (p.a == 0 && p.b == img_px) /* whole images, up to the span's end */
+                while ((size_t)(n + images + 1) * img_px <= q1) ++images;
+            if (rows > 0)
+                span_issue(ids, pt_dma_copy_2d_async(dst, src, bytes, images, bytes, h * w * cin * sizeof(float)));
+        } else if (rows > 0) {
+            span_issue(ids, pt_dma_copy_2d_async(dst, src, cn * sizeof(float), rows * w, cn * sizeof(float),
+                                                 cin * sizeof(float)));
+        }
+        dst += images * rows * w * cn;
         n += (int)images;
     }
 }
 
-static void wait_span(pt_dma_id ids[SPAN_COPIES])
-{
-    for (int i = 0; i < SPAN_COPIES; ++i) wait_and_clear(&ids[i]);
-}
-
-/* im2col of span [q0, q1) from its fetched rows (src) into cols, the
- * columns of taps [tap0, tap1). */
+/* im2col of span [q0, q1) from its fetched rows (src, cn channels) into
+ * cols, the columns of taps [tap0, tap1). */
 static pt_status im2col_span(const conv_run *r, const pt_ctx *ctx, const float *src, size_t q0, size_t q1,
-                             int tap0, int tap1, float *cols)
+                             int tap0, int tap1, int cn, float *cols)
 {
     pt_status st = PT_OK;
     for (int n = (int)(q0 / r->g.img_px); st == PT_OK && (size_t)n * r->g.img_px < q1; ++n) {
         pt_tile_conv_piece p = pt_tile_conv_piece_of(&r->g, n, q0, q1);
-        pt_conv_params c = piece_params(r, &p);
+        pt_conv_params c = piece_params(r, &p, cn);
         const size_t first = p.a - (size_t)p.oa * (size_t)r->g.g.ow;
-        const size_t floats = (p.b - p.a) * (size_t)(tap1 - tap0) * (size_t)r->g.g.c;
+        const size_t floats = (p.b - p.a) * (size_t)(tap1 - tap0) * (size_t)cn;
         if (c.in.h > 0)
             st = pt_conv2d_im2col(ctx, &c, src, first, p.b - p.a, tap0, tap1, cols);
         else /* windows entirely in the padding (pads >= kernel) */
             memset(cols, 0, floats * sizeof(float));
-        src += (size_t)c.in.h * x_row_floats(r);
+        src += (size_t)c.in.h * (size_t)r->g.g.w * (size_t)cn;
         cols += floats;
     }
     return st;
@@ -153,8 +180,8 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
     const size_t span = (size_t)plan->tile_m;
     float *cols = (float *)(r.l1 + r.lay.cols);
     float *x_l1 = (float *)(r.l1 + r.lay.src[0]);
-    pt_dma_id x_dma[SPAN_COPIES], w_dma[2][2] = {{NO_DMA, NO_DMA}, {NO_DMA, NO_DMA}};
-    pt_dma_id out_dma[2] = {NO_DMA, NO_DMA};
+    span_dma x_dma = {{0}, 0};
+    pt_dma_id w_dma[2][2] = {{NO_DMA, NO_DMA}, {NO_DMA, NO_DMA}}, out_dma[2] = {NO_DMA, NO_DMA};
     int cur_w = 0, cur_out = 0;
 
 #define FETCH_W(block, buf)                                                                        \
@@ -167,14 +194,15 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
     } while (0)
 
     size_t q0 = 0, q1 = pt_tile_conv_span_end(g, PT_TILE_FWD, 0, span);
-    fetch_span(&r, x_l1, x, q0, q1, x_dma);
+    const int cin = g->g.c;
+    fetch_span(&r, x_l1, x, q0, q1, 0, cin, &x_dma);
     FETCH_W(0, 0);
     while (st == PT_OK && q0 < g->pixels) {
         const size_t n0 = q1, n1 = n0 < g->pixels ? pt_tile_conv_span_end(g, PT_TILE_FWD, n0, span) : n0;
-        wait_span(x_dma);
-        st = im2col_span(&r, ctx, x_l1, q0, q1, 0, g->g.kh * g->g.kw, cols);
+        wait_span(&x_dma);
+        st = im2col_span(&r, ctx, x_l1, q0, q1, 0, g->g.kh * g->g.kw, cin, cols);
         /* the rows are in cols now: the next tile's come while the GEMMs run */
-        if (n0 < n1) fetch_span(&r, x_l1, x, n0, n1, x_dma);
+        if (n0 < n1) fetch_span(&r, x_l1, x, n0, n1, 0, cin, &x_dma);
         for (int blk = 0; st == PT_OK && blk < blocks; ++blk) {
             /* the next (tile, block)'s filters, when they change */
             const int next_blk = blk + 1 < blocks ? blk + 1 : 0;
@@ -198,7 +226,7 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
         q1 = n1;
     }
 #undef FETCH_W
-    wait_span(x_dma);
+    wait_span(&x_dma);
     for (int i = 0; i < 2; ++i) {
         wait_and_clear(&w_dma[i][0]);
         wait_and_clear(&w_dma[i][1]);
@@ -297,8 +325,10 @@ pt_status pt_tile_conv_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, vo
  * filter. order[0] == M: filter blocks outermost, a block's sums stay in L1
  * while all pixel tiles stream (each block refetches the input). order[0] ==
  * K: pixel tiles outermost, all of grad_w stays in L1. Inside a tile the
- * patch's columns go tile_n at a time (whole taps): the im2col of those
- * taps, then their columns of grad_w - the GEMM's N, cut freely. */
+ * patch's columns go tile_n at a time: whole taps, or, when tile_n is less
+ * than Cin, tile_n channels of one tap, the input rows then fetched one
+ * channel slice at a time (and by every tile). Each block of columns: its
+ * im2col, then its columns of grad_w - the GEMM's N, cut freely. */
 typedef struct bw_tile {
     int blk;
     size_t q0, q1;
@@ -338,13 +368,17 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
     const pt_tile_conv_geom *g = &r.g;
     const int oc = g->oc, patch = g->patch, tm = plan->tile_m, blocks = pt_tile_ceil_div(oc, tm);
     const int k_outer = plan->order[0] == PT_TILE_DIM_K;
-    const int taps = g->g.kh * g->g.kw, tap_block = plan->tile_n / g->g.c;
+    const int cin = g->g.c, taps = g->g.kh * g->g.kw;
+    /* column blocks: tap_block whole taps, or (channel blocks) cb channels of one tap */
+    const int cb = pt_tile_min_int(plan->tile_n, cin), cblocks = pt_tile_ceil_div(cin, cb);
+    const int tap_block = cblocks > 1 ? 1 : plan->tile_n / cin;
     const int two_y = r.lay.gy[1] != r.lay.gy[0];
     float *x_l1 = (float *)(r.l1 + r.lay.src[0]);
     float *cols = (float *)(r.l1 + r.lay.cols);
     float *acc_w = (float *)(r.l1 + r.lay.acc);
     float *acc_b = acc_w + (size_t)(k_outer ? oc : tm) * patch;
-    pt_dma_id x_dma[SPAN_COPIES], y_dma[2] = {NO_DMA, NO_DMA}, acc_dma[2] = {NO_DMA, NO_DMA};
+    span_dma x_dma = {{0}, 0};
+    pt_dma_id y_dma[2] = {NO_DMA, NO_DMA}, acc_dma[2] = {NO_DMA, NO_DMA};
     int cur_y = 0;
 
 #define FETCH_GY(t, buf)                                                                            \
@@ -362,11 +396,13 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
     } while (0)
 
     bw_tile t = {0, 0, pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, 0, (size_t)plan->tile_k)};
-    fetch_span(&r, x_l1, x, t.q0, t.q1, x_dma);
+    fetch_span(&r, x_l1, x, t.q0, t.q1, 0, cb, &x_dma);
     FETCH_GY(t, 0);
     for (int done = 0; !done && st == PT_OK;) {
         const bw_tile next = bw_next(&r, t, k_outer, blocks, &done);
-        const int new_span = !k_outer || t.blk == 0; /* the span's input rows are needed */
+        /* the span's input rows are needed (with channel blocks, every tile
+         * fetches its slices anew) */
+        const int new_span = !k_outer || t.blk == 0 || cblocks > 1;
         /* the tile that reads the span's rows last (then the next span's
          * rows come while the GEMMs run), and the next span */
         const int last_read = !k_outer || (tap_block == taps ? t.blk == 0 : t.blk == blocks - 1);
@@ -384,22 +420,33 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
             wait_and_clear(&acc_dma[0]);
             wait_and_clear(&acc_dma[1]);
         }
-        if (new_span) wait_span(x_dma);
         wait_and_clear(&y_dma[cur_y]);
         const float *gy = (const float *)(r.l1 + r.lay.gy[cur_y]);
         const int rows = (int)(t.q1 - t.q0);
-        for (int tap0 = 0; tap0 < taps && st == PT_OK; tap0 += tap_block) {
-            const int tap1 = pt_tile_min_int(tap0 + tap_block, taps), n = (tap1 - tap0) * g->g.c;
-            /* all taps' columns stay from the last filter block */
-            if (new_span || tap_block < taps) st = im2col_span(&r, ctx, x_l1, t.q0, t.q1, tap0, tap1, cols);
-            if (st != PT_OK) break;
-            if (tap1 == taps && last_read && has_next_span)
-                fetch_span(&r, x_l1, x, s0, pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, s0, (size_t)plan->tile_k),
-                           x_dma);
-            /* accumulate from the second pixel tile on: the same K-block
-             * sums, added in the same order, as the untiled chunks' GEMMs */
-            pt_gemm_params gp = {cm, n, rows, 1, 0, cm, n, patch, t.q0 > 0, PT_ACT_NONE};
-            st = pt_sgemm_f32(&r.gemm_ctx, &gp, gy, cols, NULL, blk_w + (size_t)tap0 * g->g.c);
+        for (int ch = 0; ch < cblocks && st == PT_OK; ++ch) {
+            const int c0 = ch * cb, cn = pt_tile_min_int(cb, cin - c0);
+            if (new_span) wait_span(&x_dma);
+            for (int tap0 = 0; tap0 < taps && st == PT_OK; tap0 += tap_block) {
+                const int tap1 = pt_tile_min_int(tap0 + tap_block, taps), n = (tap1 - tap0) * cn;
+                /* all taps' columns stay from the last filter block */
+                if (new_span || tap_block < taps)
+                    st = im2col_span(&r, ctx, x_l1, t.q0, t.q1, tap0, tap1, cn, cols);
+                if (st != PT_OK) break;
+                /* the slice's last im2col: the next slice (or span) comes
+                 * while the GEMMs run */
+                if (tap1 == taps && cblocks > 1 && ch + 1 < cblocks)
+                    fetch_span(&r, x_l1, x, t.q0, t.q1, c0 + cb, pt_tile_min_int(c0 + 2 * cb, cin), &x_dma);
+                else if (tap1 == taps && cblocks > 1 && !done)
+                    fetch_span(&r, x_l1, x, next.q0, next.q1, 0, cb, &x_dma);
+                else if (tap1 == taps && cblocks == 1 && last_read && has_next_span)
+                    fetch_span(&r, x_l1, x, s0,
+                               pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, s0, (size_t)plan->tile_k), 0, cin,
+                               &x_dma);
+                /* accumulate from the second pixel tile on: the same K-block
+                 * sums, added in the same order, as the untiled chunks' GEMMs */
+                pt_gemm_params gp = {cm, n, rows, 1, 0, cm, n, patch, t.q0 > 0, PT_ACT_NONE};
+                st = pt_sgemm_f32(&r.gemm_ctx, &gp, gy, cols, NULL, blk_w + (size_t)tap0 * cin + c0);
+            }
         }
         if (st != PT_OK) break;
         if (grad_b) { /* column sums of grad_y in row order, as pt_colsum_f32 */
@@ -414,7 +461,7 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
     }
 #undef FETCH_GY
 #undef STORE
-    wait_span(x_dma);
+    wait_span(&x_dma);
     for (int i = 0; i < 2; ++i) {
         wait_and_clear(&y_dma[i]);
         wait_and_clear(&acc_dma[i]);

@@ -540,7 +540,8 @@ static pt_tile_conv_layout conv_layout(const pt_tile_conv_geom *cg, const pt_til
         const size_t tm = (size_t)t->tile_m, acc_rows = k_outer ? oc : tm;
         src_bufs = 1;
         out_bufs = s->tiles * blocks > 1 ? 2 : 1; /* the grad_y tiles */
-        src = pt_tile_align((size_t)s->max_rows * g->w * cin * f);
+        /* the input rows of a tile, or one channel slice of them */
+        src = pt_tile_align((size_t)s->max_rows * g->w * (t->tile_n < g->c ? (size_t)t->tile_n : cin) * f);
         gy = pt_tile_align(s->max_len * tm * f);
         cols = pt_tile_align(s->max_len * (size_t)t->tile_n * f);
         acc = pt_tile_align((acc_rows * patch + (t->layer.has_bias ? acc_rows : 0)) * f);
@@ -653,16 +654,26 @@ static pt_status plan_conv2d(const pt_tile_layer *layer, pt_tile_step step, size
         for (size_t tk = chunk;;) {
             const conv_stats s = span_stats(&cg, step, tk);
             for (int tm = cg.oc; tm >= 1; tm = tm == 1 ? 0 : next_tile(cg.oc, tm)) {
-                const int blocks = pt_tile_ceil_div(cg.oc, tm);
-                /* columns of the patch per GEMM: whole taps (no bytes change) */
-                for (int taps = g->kh * g->kw; taps >= 1; taps = taps == 1 ? 0 : next_tile(g->kh * g->kw, taps)) {
-                    t.tile_m = tm, t.tile_n = taps * g->c, t.tile_k = (int)tk;
-                    const uint64_t tiles = s.tiles * (uint64_t)blocks * (uint64_t)pt_tile_ceil_div(g->kh * g->kw, taps);
+                const int blocks = pt_tile_ceil_div(cg.oc, tm), taps = g->kh * g->kw;
+                /* columns of the patch per GEMM: whole taps, or fewer channels
+                 * than a tap has (the input then comes a channel slice at a
+                 * time, for every filter block) */
+                for (int cols = cg.patch; cols >= 1;) {
+                    t.tile_m = tm, t.tile_n = cols, t.tile_k = (int)tk;
+                    const int cblocks = pt_tile_ceil_div(g->c, pt_tile_min_int(cols, g->c));
+                    const uint64_t col_blocks = cols >= g->c ? (uint64_t)pt_tile_ceil_div(taps, cols / g->c)
+                                                             : (uint64_t)taps * (uint64_t)cblocks;
+                    const uint64_t tiles = s.tiles * (uint64_t)blocks * col_blocks;
                     for (int k_outer = 0; k_outer < 2; ++k_outer) {
                         t.order[0] = k_outer ? PT_TILE_DIM_K : PT_TILE_DIM_M;
                         t.order[1] = k_outer ? PT_TILE_DIM_M : PT_TILE_DIM_K;
-                        const uint64_t in = (k_outer ? 1 : (uint64_t)blocks) * s.sum_rows * x_row + y_bytes;
-                        CONSIDER(in, w_bytes + b_bytes, s, tiles);
+                        const uint64_t passes = k_outer && cblocks == 1 ? 1 : (uint64_t)blocks;
+                        CONSIDER(passes * s.sum_rows * x_row + y_bytes, w_bytes + b_bytes, s, tiles);
+                    }
+                    if (cols > g->c) { /* fewer whole taps, down to one */
+                        cols = next_tile(taps, cols / g->c) * g->c;
+                    } else { /* fewer channels */
+                        cols = cols == 1 ? 0 : next_tile(g->c, cols);
                     }
                 }
             }

@@ -348,9 +348,10 @@ static void check_conv2d_bwd_weight_orders(const char *name, const pt_tile_layer
     pt_tile_plan plan;
     PT_CHECK(pt_tile_plan_layer(l, PT_TILE_BWD_WEIGHT, (size_t)1 << 30, &plan) == PT_OK, "%s plan", name);
     const int tms[3] = {1, 3, l->conv.out_c}, tks[2] = {PT_GEMM_KC, plan.tile_k};
-    const int tns[3] = {l->conv.in.c, 4 * l->conv.in.c, g.patch}; /* 1, 4 or all taps */
+    /* columns per GEMM: some channels of a tap (a ragged last slice), one tap, 4 taps, all */
+    const int tns[4] = {(l->conv.in.c + 1) / 2, l->conv.in.c, 4 * l->conv.in.c, g.patch};
     for (int k_outer = 0; k_outer < 2; ++k_outer)
-        for (int i = 0; i < 3 * 3; ++i)
+        for (int i = 0; i < 3 * 4; ++i)
             for (int j = 0; j < 2; ++j) {
                 pt_tile_plan p = plan;
                 p.tile_m = pt_tile_min_int(tms[i % 3], l->conv.out_c);
@@ -484,6 +485,9 @@ int main(void)
     check_layer("conv2d 3x24x24 2->5 k3 s1 p1", &l, &rng);
     l.has_bias = 1;
     check_conv2d_bwd_weight_orders("conv2d 3x24x24 2->5 k3 s1 p1", &l, &rng);
+    l = conv2d_layer(3, 13, 11, 7, 6, 3, 1, 1, 1, 1, 1, 1); /* 7 channels: slices of 4 and 3 */
+    check_layer("conv2d 3x13x11 7->6 k3 s1 p1", &l, &rng);
+    check_conv2d_bwd_weight_orders("conv2d 3x13x11 7->6 k3 s1 p1", &l, &rng);
     l = conv2d_layer(2, 8, 7, 3, 4, 3, 2, 0, 0, 0, 0, 1); /* last input row reached by no window */
     check_layer("conv2d 2x8x7 3->4 k3 s2 valid", &l, &rng);
     l = conv2d_layer(2, 7, 8, 3, 5, 2, 3, 2, 0, 1, 1, 1); /* pads >= kernel: whole images only */
