@@ -119,8 +119,9 @@ class TilePlan:
     depthwise. For conv2d (pt_tile.h): forward and grad_weight give the
     GEMM view's m/n/k and loop order (forward: m output pixels x n filters
     per tile, k the whole patch; grad_weight: m filters, k pixels per tile,
-    "mkn" keeping a block of filters' sums in L1, "kmn" all of grad_w) and
-    grad_input images/rows/channels. ``lower_bound_bytes`` moves every operand of the step once;
+    n columns of the patch per GEMM, "mkn" keeping a block of filters' sums
+    in L1, "kmn" all of grad_w) and grad_input images/rows/channels plus the
+    columns of the patch (of w) per GEMM. ``lower_bound_bytes`` moves every operand of the step once;
     ``io_lower_bound_bytes`` adds, for GEMMs, the communication bound of any
     schedule with ``l1_budget`` bytes of fast memory, 2 M N K / sqrt(S) - 2 S
     words (Hong & Kung 1981; constant from Smith et al., 2019)."""
@@ -187,6 +188,8 @@ def plan(layer: Layer, step: str, l1_bytes: int) -> TilePlan:
     if layer.kind == "depthwise" or (layer.kind == "conv2d" and step == "grad_input"):
         images, rows, channels = d["tile_depthwise"]
         tile = {"images": images, "rows": rows, "channels": channels}
+        if layer.kind == "conv2d":
+            tile["columns"] = d["tile_gemm"][1]
         io_bound = d["lower_bound_bytes"]
     elif layer.kind == "conv2d":
         (m, n, k), (tm, tn, tk) = d["gemm"], d["tile_gemm"]

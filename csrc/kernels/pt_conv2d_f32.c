@@ -93,7 +93,8 @@ typedef struct cols_job {
     const pt_conv_params *p;
     pt_conv2d_geom g;
     size_t first, count;        /* im2col: output pixels (n * OH * OW + pixel) */
-    int tap0, tap1;             /* im2col: taps (kh * KW + kw) [tap0, tap1) of each row */
+    int tap0, tap1;             /* the taps (kh * KW + kw) [tap0, tap1) of each row */
+    int accumulate;             /* col2im: add to grad_x instead of setting it */
     const float *src;
     float *dst;
 } cols_job;
@@ -127,33 +128,37 @@ static void im2col_task(void *arg, int core, int ncores)
 }
 
 /* grad_x[n, ih, iw, :] = sum over taps (kh, kw), in that order, of the
- * grad-cols row of the output pixel that tap reads it from; all of p's images. */
+ * grad-cols row of the output pixel that tap reads it from; all of p's
+ * images; taps [tap0, tap1) only (grad-cols rows hold just those), added to
+ * grad_x when accumulating. */
 static void col2im_task(void *arg, int core, int ncores)
 {
     const cols_job *job = (const cols_job *)arg;
     const pt_conv_params *p = job->p;
     const size_t oh = job->g.oh, ow = job->g.ow, cin = (size_t)p->in.c;
-    const size_t patch = job->g.patch, in_w = (size_t)p->in.w;
+    const size_t width = (size_t)(job->tap1 - job->tap0) * cin, in_w = (size_t)p->in.w;
     size_t rb, re;
     pt_split((size_t)p->in.n * (size_t)p->in.h, core, ncores, &rb, &re);
     for (size_t r = rb; r < re; ++r) {
         size_t n = r / (size_t)p->in.h, ih = r % (size_t)p->in.h;
         float *out_row = job->dst + (n * (size_t)p->in.h + ih) * in_w * cin;
-        memset(out_row, 0, in_w * cin * sizeof(float));
-        for (int kh = 0; kh < p->kh; ++kh) {
+        if (!job->accumulate) memset(out_row, 0, in_w * cin * sizeof(float));
+        for (int kh = job->tap0 / p->kw; kh <= (job->tap1 - 1) / p->kw; ++kh) {
             long th = (long)ih + p->pad_top - kh;
             if (th < 0 || th % p->stride_h) continue;
             size_t out_h = (size_t)(th / p->stride_h);
             if (out_h >= oh) continue;
             for (size_t iw = 0; iw < in_w; ++iw) {
                 float *out = out_row + iw * cin;
-                for (int kw = 0; kw < p->kw; ++kw) {
+                const int kw0 = job->tap0 > kh * p->kw ? job->tap0 - kh * p->kw : 0;
+                const int kw1 = job->tap1 - kh * p->kw < p->kw ? job->tap1 - kh * p->kw : p->kw;
+                for (int kw = kw0; kw < kw1; ++kw) {
                     long tw = (long)iw + p->pad_left - kw;
                     if (tw < 0 || tw % p->stride_w) continue;
                     size_t out_w = (size_t)(tw / p->stride_w);
                     if (out_w >= ow) continue;
-                    const float *src = job->src + ((n * oh + out_h) * ow + out_w) * patch +
-                                       ((size_t)kh * (size_t)p->kw + (size_t)kw) * cin;
+                    const float *src = job->src + ((n * oh + out_h) * ow + out_w) * width +
+                                       ((size_t)(kh * p->kw + kw - job->tap0)) * cin;
                     for (size_t ci = 0; ci < cin; ++ci) out[ci] += src[ci];
                 }
             }
@@ -177,20 +182,24 @@ pt_status pt_conv2d_im2col(const pt_ctx *ctx, const pt_conv_params *p, const flo
     job.count = count;
     job.tap0 = tap0;
     job.tap1 = tap1;
+    job.accumulate = 0;
     job.src = x;
     job.dst = cols;
     return pt_fork(pt_threads_for(ctx, count, COLS_PARALLEL_MIN_ROWS), im2col_task, &job);
 }
 
-pt_status pt_conv2d_col2im(const pt_ctx *ctx, const pt_conv_params *p, const float *grad_cols,
-                           float *grad_x)
+pt_status pt_conv2d_col2im(const pt_ctx *ctx, const pt_conv_params *p, const float *grad_cols, int tap0,
+                           int tap1, int accumulate, float *grad_x)
 {
     cols_job job;
     job.p = p;
     pt_status st = pt_conv2d_geometry(p, &job.g);
     if (st != PT_OK) return st;
+    if (tap0 < 0 || tap0 >= tap1 || tap1 > p->kh * p->kw) return PT_ERR_PARAM;
     job.first = job.count = 0;
-    job.tap0 = job.tap1 = 0;
+    job.tap0 = tap0;
+    job.tap1 = tap1;
+    job.accumulate = accumulate;
     job.src = grad_cols;
     job.dst = grad_x;
     size_t rows = (size_t)p->in.n * (size_t)p->in.h;
@@ -286,7 +295,7 @@ pt_status pt_conv2d_f32_bwd_input(const pt_ctx *ctx, const pt_conv_params *p, co
         if (st == PT_OK && !c->direct) {
             pt_conv_params chunk = *p;
             chunk.in.n = (int)imgs;
-            st = pt_conv2d_col2im(ctx, &chunk, run.cols,
+            st = pt_conv2d_col2im(ctx, &chunk, run.cols, 0, p->kh * p->kw, 0,
                                   grad_x + img0 * (size_t)p->in.h * (size_t)p->in.w * (size_t)p->in.c);
         }
     }

@@ -154,14 +154,16 @@ static inline pt_status pt_conv2d_geometry(const pt_conv_params *p, pt_conv2d_ge
  *           of taps (kh * KW + kw) [tap0, tap1), so cols is count x
  *           ((tap1 - tap0) * Cin);
  *   col2im: grad_x of all p's images from the grad-cols matrix (one row per
- *           output pixel), each input pixel summing its taps in kh, kw order;
+ *           output pixel, holding taps [tap0, tap1)), each input pixel
+ *           summing those taps in kh, kw order, onto 0 or (accumulate) onto
+ *           grad_x: taps in blocks, in order, sum as all of them at once;
  *   chunk_images: images per im2col chunk of the untiled kernels (their
  *           grad-weight adds one GEMM per chunk into grad_w, in chunk order);
  *           0 for bad params. */
 pt_status pt_conv2d_im2col(const pt_ctx *ctx, const pt_conv_params *p, const float *x, size_t first,
                            size_t count, int tap0, int tap1, float *cols);
-pt_status pt_conv2d_col2im(const pt_ctx *ctx, const pt_conv_params *p, const float *grad_cols,
-                           float *grad_x);
+pt_status pt_conv2d_col2im(const pt_ctx *ctx, const pt_conv_params *p, const float *grad_cols, int tap0,
+                           int tap1, int accumulate, float *grad_x);
 size_t pt_conv2d_chunk_images(const pt_conv_params *p);
 
 #endif

@@ -43,6 +43,7 @@ static int plan_valid(const pt_tile_plan *p, const pt_tile_conv_geom *g)
             return 0;
         if (p->tile_images > 1 && (p->tile_rows != g->g.h || !pt_tile_dw_whole_images(&g->g, p->step)))
             return 0;
+        if (p->tile_n < 1 || p->tile_n > g->patch || (p->tile_n > g->g.c && p->tile_n % g->g.c)) return 0;
         return p->tile_rows == g->g.h || g->g.rows_cuttable;
     }
     const size_t chunk = g->chunk_px < g->pixels ? g->chunk_px : g->pixels, k = (size_t)p->tile_k;
@@ -87,8 +88,6 @@ static pt_conv_params piece_params(const conv_run *r, const pt_tile_conv_piece *
     c.pad_bottom = p->rows.pad_hi;
     return c;
 }
-
-static size_t x_row_floats(const conv_run *r) { return (size_t)r->g.g.w * (size_t)r->g.g.c; }
 
 /* The copies that fill one L1 buffer, waited for together. A buffer filled
  * by more copies than this waits for its oldest (the issuing core stalls,
@@ -236,8 +235,44 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
 }
 
 /* ------------------------------------------------------------ bwd_input */
-/* (images, input rows) tiles: the grad_y rows that reach them times all of
- * w give their grad-cols, then col2im of the tile as a smaller conv. */
+/* A block of the patch's columns: taps [t0, t1) x channels [c0, c0 + cn)
+ * (all channels of several taps, or some channels of one tap). */
+typedef struct col_block {
+    int t0, t1, c0, cn;
+} col_block;
+
+typedef struct col_blocks {
+    int cb, cblocks, tap_block, tblocks;
+} col_blocks;
+
+static col_blocks col_blocks_of(const pt_tile_conv_geom *g, int tile_n)
+{
+    col_blocks b;
+    const int taps = g->g.kh * g->g.kw;
+    b.cb = pt_tile_min_int(tile_n, g->g.c);
+    b.cblocks = pt_tile_ceil_div(g->g.c, b.cb);
+    b.tap_block = b.cblocks > 1 ? 1 : tile_n / g->g.c;
+    b.tblocks = pt_tile_ceil_div(taps, b.tap_block);
+    return b;
+}
+
+static col_block col_block_at(const pt_tile_conv_geom *g, const col_blocks *b, int j)
+{
+    col_block c;
+    const int ch = j / b->tblocks, tb = j % b->tblocks;
+    c.c0 = ch * b->cb;
+    c.cn = pt_tile_min_int(b->cb, g->g.c - c.c0);
+    c.t0 = tb * b->tap_block;
+    c.t1 = pt_tile_min_int(c.t0 + b->tap_block, g->g.kh * g->g.kw);
+    return c;
+}
+
+/* (images, input rows) tiles, and inside a tile the patch's columns a block
+ * at a time (tile_n of them): the grad_y rows that reach the tile times those
+ * columns of w give that block's grad-cols, which col2im of the tile as a
+ * smaller conv adds, taps in order, to the tile's grad_x (one channel slice
+ * at a time when a block holds fewer channels than a tap). With one block,
+ * all of w stays in L1; with more, w's blocks stream through two buffers. */
 pt_status pt_tile_conv_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
                                  size_t l1_bytes, const float *w, const float *grad_y, float *grad_x)
 {
@@ -245,16 +280,24 @@ pt_status pt_tile_conv_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, vo
     pt_status st = conv_setup(&r, ctx, plan, PT_TILE_BWD_INPUT, l1, l1_bytes);
     if (st != PT_OK) return st;
     const pt_tile_dw_geom *g = &r.g.g;
-    const int oc = r.g.oc, patch = r.g.patch;
+    const int oc = r.g.oc, patch = r.g.patch, cin = g->c;
+    const col_blocks cbs = col_blocks_of(&r.g, plan->tile_n);
+    const int nblocks = cbs.cblocks * cbs.tblocks, streamed = nblocks > 1;
     const int count_r = pt_tile_ceil_div(g->h, plan->tile_rows);
     const uint64_t total = (uint64_t)pt_tile_ceil_div(g->n, plan->tile_images) * (uint64_t)count_r;
-    const size_t gy_row = (size_t)g->ow * oc, x_row = x_row_floats(&r);
-    const int two = r.lay.src[1] != r.lay.src[0];
+    const size_t gy_row = (size_t)g->ow * oc;
+    const int two_in = r.lay.src[1] != r.lay.src[0], two_out = r.lay.out[1] != r.lay.out[0];
     float *gcols = (float *)(r.l1 + r.lay.cols);
-    float *wt = (float *)(r.l1 + r.lay.w[0]);
-    pt_dma_id in_dma[2] = {NO_DMA, NO_DMA}, out_dma[2] = {NO_DMA, NO_DMA};
-    int cur = 0;
-    pt_dma_wait(pt_dma_copy_1d_async(wt, w, (size_t)oc * patch * sizeof(float)));
+    pt_dma_id in_dma[2] = {NO_DMA, NO_DMA}, out_dma[2] = {NO_DMA, NO_DMA}, w_dma[2] = {NO_DMA, NO_DMA};
+    int cur_in = 0, cur_out = 0, cur_w = 0;
+
+#define FETCH_W(j, buf)                                                                            \
+    do {                                                                                            \
+        const col_block b_ = col_block_at(&r.g, &cbs, (j));                                         \
+        const size_t width_ = (size_t)(b_.t1 - b_.t0) * (size_t)b_.cn * sizeof(float);              \
+        w_dma[buf] = pt_dma_copy_2d_async(r.l1 + r.lay.w[buf], w + (size_t)b_.t0 * cin + b_.c0,     \
+                                          width_, (size_t)oc, width_, (size_t)patch * sizeof(float)); \
+    } while (0)
 
     typedef struct { int n0, n1, r0, r1; pt_tile_dw_rows rows; } in_tile;
 #define TILE_AT(i, t)                                                                 \
@@ -276,46 +319,66 @@ pt_status pt_tile_conv_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, vo
     in_tile t, next;
     TILE_AT(0, t);
     in_dma[0] = FETCH_GY(t, 0);
-    for (uint64_t i = 0; i < total; ++i) {
+    FETCH_W(0, 0);
+    for (uint64_t i = 0; i < total && st == PT_OK; ++i) {
         const int has_next = i + 1 < total;
         next = t;
         if (has_next) {
             TILE_AT(i + 1, next);
-            in_dma[cur ^ two] = FETCH_GY(next, cur ^ two);
+            in_dma[cur_in ^ two_in] = FETCH_GY(next, cur_in ^ two_in);
         }
-        wait_and_clear(&in_dma[cur]);
-        wait_and_clear(&out_dma[cur]);
-        const int images = t.n1 - t.n0;
-        float *out = (float *)(r.l1 + r.lay.out[cur]);
+        wait_and_clear(&in_dma[cur_in]);
+        const int images = t.n1 - t.n0, gy_rows = t.rows.src_hi - t.rows.src_lo;
         const int buf_lo = pt_tile_min_int(t.rows.ext_lo, t.r0);
         const int buf_hi = pt_tile_max_int(t.rows.ext_hi, t.r1);
         const int ext_rows = t.rows.ext_hi - t.rows.ext_lo;
-        if (ext_rows < buf_hi - buf_lo) /* rows no window reaches get 0 */
-            memset(out, 0, (size_t)images * (size_t)(buf_hi - buf_lo) * x_row * sizeof(float));
-        if (t.rows.src_hi > t.rows.src_lo) {
-            const int gy_rows = t.rows.src_hi - t.rows.src_lo;
-            pt_gemm_params gp = {images * gy_rows * g->ow, patch, oc, 0, 0, oc, patch, patch, 0, PT_ACT_NONE};
-            st = pt_sgemm_f32(&r.gemm_ctx, &gp, (const float *)(r.l1 + r.lay.src[cur]), wt, NULL, gcols);
-            if (st != PT_OK) break;
-            pt_conv_params c = plan->layer.conv;
-            c.in.n = images;
-            c.in.h = ext_rows;
-            c.pad_top = t.rows.pad_lo;
-            c.pad_bottom = t.rows.pad_hi;
-            st = pt_conv2d_col2im(ctx, &c, gcols, out + (size_t)(t.rows.ext_lo - buf_lo) * x_row);
-            if (st != PT_OK) break;
+        for (int j = 0; j < nblocks && st == PT_OK; ++j) {
+            const col_block b = col_block_at(&r.g, &cbs, j);
+            const size_t slice_row = (size_t)g->w * (size_t)b.cn; /* one row of the slice's grad_x */
+            float *out = (float *)(r.l1 + r.lay.out[cur_out]);
+            if (b.t0 == 0) { /* a new channel slice: its buffer has drained */
+                wait_and_clear(&out_dma[cur_out]);
+                if (ext_rows < buf_hi - buf_lo) /* rows no window reaches get 0 */
+                    memset(out, 0, (size_t)images * (size_t)(buf_hi - buf_lo) * slice_row * sizeof(float));
+            }
+            if (streamed && (j + 1 < nblocks || has_next)) FETCH_W((j + 1) % nblocks, cur_w ^ 1);
+            wait_and_clear(&w_dma[cur_w]);
+            if (gy_rows > 0) {
+                const int ncols = (b.t1 - b.t0) * b.cn;
+                pt_gemm_params gp = {images * gy_rows * g->ow, ncols, oc, 0, 0, oc, ncols, ncols, 0, PT_ACT_NONE};
+                st = pt_sgemm_f32(&r.gemm_ctx, &gp, (const float *)(r.l1 + r.lay.src[cur_in]),
+                                  (const float *)(r.l1 + r.lay.w[cur_w]), NULL, gcols);
+                if (st != PT_OK) break;
+                pt_conv_params c = plan->layer.conv;
+                c.in.n = images;
+                c.in.h = ext_rows;
+                c.in.c = b.cn;
+                c.pad_top = t.rows.pad_lo;
+                c.pad_bottom = t.rows.pad_hi;
+                st = pt_conv2d_col2im(ctx, &c, gcols, b.t0, b.t1, b.t0 > 0,
+                                      out + (size_t)(t.rows.ext_lo - buf_lo) * slice_row);
+                if (st != PT_OK) break;
+            }
+            if (streamed) cur_w ^= 1;
+            if (b.t1 == g->kh * g->kw) { /* the slice is complete: drain it */
+                const size_t width = (size_t)b.cn * sizeof(float);
+                out_dma[cur_out] = pt_dma_copy_2d_async(
+                    grad_x + ((size_t)t.n0 * g->h + (size_t)t.r0) * (size_t)g->w * cin + b.c0,
+                    out + (size_t)(t.r0 - buf_lo) * slice_row, width,
+                    (size_t)images * (size_t)(t.r1 - t.r0) * (size_t)g->w, (size_t)cin * sizeof(float), width);
+                cur_out ^= two_out;
+            }
         }
-        out_dma[cur] = pt_dma_copy_1d_async(grad_x + ((size_t)t.n0 * g->h + (size_t)t.r0) * x_row,
-                                            out + (size_t)(t.r0 - buf_lo) * x_row,
-                                            (size_t)images * (size_t)(t.r1 - t.r0) * x_row * sizeof(float));
-        cur ^= two;
+        cur_in ^= two_in;
         t = next;
     }
+#undef FETCH_W
 #undef TILE_AT
 #undef FETCH_GY
     for (int i = 0; i < 2; ++i) {
         wait_and_clear(&in_dma[i]);
         wait_and_clear(&out_dma[i]);
+        wait_and_clear(&w_dma[i]);
     }
     return st;
 }
@@ -485,7 +548,7 @@ size_t pt_tile_conv_scratch_bytes(const pt_tile_plan *plan, int num_threads)
                                                    pt_tile_min_int(r0 + plan->tile_rows, g.g.h));
             src_max = pt_tile_max_int(src_max, t.src_hi - t.src_lo);
         }
-        pt_gemm_params bi = {plan->tile_images * pt_tile_max_int(src_max, 1) * g.g.ow, g.patch, g.oc,
+        pt_gemm_params bi = {plan->tile_images * pt_tile_max_int(src_max, 1) * g.g.ow, plan->tile_n, g.oc,
                              0, 0, 0, 0, 0, 0, PT_ACT_NONE};
         gp = bi;
     } else {

@@ -465,6 +465,15 @@ typedef struct conv_stats {
     uint64_t sum_rows, tiles;
 } conv_stats;
 
+/* Blocks of the patch's columns tile_n gives: whole taps, or (tile_n < Cin)
+ * slices of one tap's channels. */
+static uint64_t conv_column_blocks(const pt_tile_conv_geom *cg, int tile_n)
+{
+    const int taps = cg->g.kh * cg->g.kw;
+    return tile_n >= cg->g.c ? (uint64_t)pt_tile_ceil_div(taps, tile_n / cg->g.c)
+                             : (uint64_t)taps * (uint64_t)pt_tile_ceil_div(cg->g.c, tile_n);
+}
+
 static conv_stats span_stats(const pt_tile_conv_geom *g, pt_tile_step step, size_t len)
 {
     conv_stats s = {0, 0, 0, 0};
@@ -527,11 +536,16 @@ static pt_tile_conv_layout conv_layout(const pt_tile_conv_geom *cg, const pt_til
         b = t->layer.has_bias ? pt_tile_align(tn * f) : 0;
         out = pt_tile_align(s->max_len * tn * f);
     } else if (t->step == PT_TILE_BWD_INPUT) {
-        const size_t images = (size_t)t->tile_images;
+        /* all of w, or two buffers of tile_n of its columns; grad_x one
+         * channel slice at a time when tile_n < Cin */
+        const size_t images = (size_t)t->tile_images, cb = t->tile_n < g->c ? (size_t)t->tile_n : cin;
+        const int whole = conv_column_blocks(cg, t->tile_n) == 1;
+        w_bufs = whole ? 1 : 2;
+        out_bufs = s->tiles * (cin + cb - 1) / cb > 1 ? 2 : 1;
         src = pt_tile_align(images * s->max_rows * g->ow * oc * f);
-        w = pt_tile_align(oc * patch * f);
-        cols = pt_tile_align(images * s->max_rows * g->ow * patch * f);
-        out = pt_tile_align(images * s->max_len * g->w * cin * f);
+        w = pt_tile_align(oc * (whole ? patch : (size_t)t->tile_n) * f);
+        cols = pt_tile_align(images * s->max_rows * g->ow * (size_t)t->tile_n * f);
+        out = pt_tile_align(images * s->max_len * g->w * cb * f);
     } else {
         /* filter blocks outermost: a block's sums stay in L1 and every
          * block refetches the input; pixel tiles outermost: all of grad_w
@@ -575,6 +589,15 @@ pt_tile_conv_layout pt_tile_conv_layout_of(const pt_tile_conv_geom *g, const pt_
     conv_stats s = conv_stats_of(g, shape);
     if (src_rows_sum) *src_rows_sum = s.sum_rows;
     return conv_layout(g, shape, &s);
+}
+
+/* The next smaller column block the planner tries after cols: fewer whole
+ * taps down to one, then fewer channels of one tap; 0 after one column. */
+static int next_columns(const pt_tile_conv_geom *cg, int cols)
+{
+    const int c = cg->g.c, taps = cg->g.kh * cg->g.kw;
+    if (cols > c) return next_tile(taps, cols / c) * c;
+    return cols == 1 ? 0 : next_tile(c, cols);
 }
 
 /* Plan a conv2d step; *smallest (if not NULL) receives the smallest L1 of
@@ -642,8 +665,13 @@ static pt_status plan_conv2d(const pt_tile_layer *layer, pt_tile_step step, size
                  images = images == 1 ? 0 : next_tile(g->n, images)) {
                 t.tile_images = images;
                 const conv_stats s = conv_stats_of(&cg, &t);
-                const uint64_t in = s.sum_rows * (uint64_t)g->ow * oc * f + w_bytes;
-                CONSIDER(in, x_bytes, s, s.tiles);
+                /* all of w once, or its column blocks streamed for every tile */
+                for (int cols = cg.patch; cols >= 1; cols = next_columns(&cg, cols)) {
+                    t.tile_n = cols;
+                    const uint64_t blocks = conv_column_blocks(&cg, cols);
+                    const uint64_t in = s.sum_rows * (uint64_t)g->ow * oc * f + (blocks == 1 ? 1 : s.tiles) * w_bytes;
+                    CONSIDER(in, x_bytes, s, s.tiles * blocks);
+                }
             }
         }
     } else {
@@ -654,26 +682,19 @@ static pt_status plan_conv2d(const pt_tile_layer *layer, pt_tile_step step, size
         for (size_t tk = chunk;;) {
             const conv_stats s = span_stats(&cg, step, tk);
             for (int tm = cg.oc; tm >= 1; tm = tm == 1 ? 0 : next_tile(cg.oc, tm)) {
-                const int blocks = pt_tile_ceil_div(cg.oc, tm), taps = g->kh * g->kw;
+                const int blocks = pt_tile_ceil_div(cg.oc, tm);
                 /* columns of the patch per GEMM: whole taps, or fewer channels
                  * than a tap has (the input then comes a channel slice at a
                  * time, for every filter block) */
-                for (int cols = cg.patch; cols >= 1;) {
+                for (int cols = cg.patch; cols >= 1; cols = next_columns(&cg, cols)) {
                     t.tile_m = tm, t.tile_n = cols, t.tile_k = (int)tk;
                     const int cblocks = pt_tile_ceil_div(g->c, pt_tile_min_int(cols, g->c));
-                    const uint64_t col_blocks = cols >= g->c ? (uint64_t)pt_tile_ceil_div(taps, cols / g->c)
-                                                             : (uint64_t)taps * (uint64_t)cblocks;
-                    const uint64_t tiles = s.tiles * (uint64_t)blocks * col_blocks;
+                    const uint64_t tiles = s.tiles * (uint64_t)blocks * conv_column_blocks(&cg, cols);
                     for (int k_outer = 0; k_outer < 2; ++k_outer) {
                         t.order[0] = k_outer ? PT_TILE_DIM_K : PT_TILE_DIM_M;
                         t.order[1] = k_outer ? PT_TILE_DIM_M : PT_TILE_DIM_K;
                         const uint64_t passes = k_outer && cblocks == 1 ? 1 : (uint64_t)blocks;
                         CONSIDER(passes * s.sum_rows * x_row + y_bytes, w_bytes + b_bytes, s, tiles);
-                    }
-                    if (cols > g->c) { /* fewer whole taps, down to one */
-                        cols = next_tile(taps, cols / g->c) * g->c;
-                    } else { /* fewer channels */
-                        cols = cols == 1 ? 0 : next_tile(g->c, cols);
                     }
                 }
             }

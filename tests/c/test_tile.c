@@ -335,21 +335,54 @@ static pt_tile_layer conv2d_layer(int n, int h, int w, int cin, int cout, int k,
     return l;
 }
 
-/* conv2d grad-weight in tile shapes the planner rarely picks (several
- * filter blocks in either loop order, short pixel tiles), made by hand. */
-static void check_conv2d_bwd_weight_orders(const char *name, const pt_tile_layer *l, pt_rng *rng)
+/* Run a hand-made plan p in an L1 of exactly its size, on every DMA mode,
+ * and compare with the untiled result. */
+static void check_forced(const char *name, const pt_tile_plan *p, const float *x, const float *w,
+                         const float *gy, const float *want, size_t n_out, const float *want_b, size_t n_b)
+{
+    float *out = nan_floats(n_out), *out_b = nan_floats(n_b);
+    void *mem = malloc(p->l1_bytes + PT_TILE_ALIGN);
+    char *l1 = (char *)mem + (PT_TILE_ALIGN - (uintptr_t)mem % PT_TILE_ALIGN) % PT_TILE_ALIGN;
+    memset(l1, CANARY, p->l1_bytes);
+    for (int dma = 0; dma < NUM_DMA_MODES; ++dma) {
+        pt_dma_set_backend(dma == 1 ? &late_backend : NULL);
+#if HAVE_DMA_THREAD
+        if (dma == 2) pt_dma_thread_start();
+#endif
+        pt_status st = tiled(p, 2, l1, p->l1_bytes, x, w, NULL, gy, out, want_b ? out_b : NULL);
+#if HAVE_DMA_THREAD
+        if (dma == 2) pt_dma_thread_stop();
+#endif
+        PT_CHECK(st == PT_OK && pt_first_bit_diff(out, want, n_out) < 0 &&
+                     (!want_b || pt_first_bit_diff(out_b, want_b, n_b) < 0),
+                 "%s %s m%d n%d k%d rows%d order %d%d dma %d: status %d or results differ", name,
+                 step_names[p->step], p->tile_m, p->tile_n, p->tile_k, p->tile_rows, p->order[0], p->order[1],
+                 dma, st);
+    }
+    pt_dma_set_backend(NULL);
+    free(mem);
+    free(out);
+    free(out_b);
+}
+
+/* conv2d grad-input and grad-weight in tile shapes the planner rarely picks
+ * (columns of the patch a few channels of a tap, one tap or 4 taps at a
+ * time; several filter blocks in either loop order; one input row), made by
+ * hand. */
+static void check_conv2d_forced(const char *name, const pt_tile_layer *l, pt_rng *rng)
 {
     layer_arrays s = sizes_of(l);
-    float *x = random_floats(rng, s.x), *gy = random_floats(rng, s.y);
-    float *want = nan_floats(s.w), *want_b = nan_floats(s.b);
-    PT_CHECK(untiled(l, PT_TILE_BWD_WEIGHT, x, NULL, NULL, gy, want, want_b) == PT_OK, "%s untiled", name);
+    float *x = random_floats(rng, s.x), *w = random_floats(rng, s.w), *gy = random_floats(rng, s.y);
+    float *want_w = nan_floats(s.w), *want_b = nan_floats(s.b), *want_x = nan_floats(s.x);
+    PT_CHECK(untiled(l, PT_TILE_BWD_WEIGHT, x, NULL, NULL, gy, want_w, want_b) == PT_OK, "%s untiled", name);
+    PT_CHECK(untiled(l, PT_TILE_BWD_INPUT, NULL, w, NULL, gy, want_x, NULL) == PT_OK, "%s untiled", name);
     pt_tile_conv_geom g;
     PT_CHECK(pt_tile_conv_geom_of(l, &g) == PT_OK, "%s geometry", name);
+    /* columns per GEMM: some channels of a tap (a ragged last slice), one tap, 4 taps, all */
+    const int tns[4] = {(l->conv.in.c + 1) / 2, l->conv.in.c, 4 * l->conv.in.c, g.patch};
     pt_tile_plan plan;
     PT_CHECK(pt_tile_plan_layer(l, PT_TILE_BWD_WEIGHT, (size_t)1 << 30, &plan) == PT_OK, "%s plan", name);
     const int tms[3] = {1, 3, l->conv.out_c}, tks[2] = {PT_GEMM_KC, plan.tile_k};
-    /* columns per GEMM: some channels of a tap (a ragged last slice), one tap, 4 taps, all */
-    const int tns[4] = {(l->conv.in.c + 1) / 2, l->conv.in.c, 4 * l->conv.in.c, g.patch};
     for (int k_outer = 0; k_outer < 2; ++k_outer)
         for (int i = 0; i < 3 * 4; ++i)
             for (int j = 0; j < 2; ++j) {
@@ -360,33 +393,23 @@ static void check_conv2d_bwd_weight_orders(const char *name, const pt_tile_layer
                 p.order[0] = k_outer ? PT_TILE_DIM_K : PT_TILE_DIM_M;
                 p.order[1] = k_outer ? PT_TILE_DIM_M : PT_TILE_DIM_K;
                 p.l1_bytes = pt_tile_conv_layout_of(&g, &p, NULL).total;
-                float *out = nan_floats(s.w), *out_b = nan_floats(s.b);
-                void *mem = malloc(p.l1_bytes + PT_TILE_ALIGN);
-                char *l1 = (char *)mem + (PT_TILE_ALIGN - (uintptr_t)mem % PT_TILE_ALIGN) % PT_TILE_ALIGN;
-                memset(l1, CANARY, p.l1_bytes);
-                for (int dma = 0; dma < NUM_DMA_MODES; ++dma) {
-                    pt_dma_set_backend(dma == 1 ? &late_backend : NULL);
-#if HAVE_DMA_THREAD
-                    if (dma == 2) pt_dma_thread_start();
-#endif
-                    pt_status st = tiled(&p, 2, l1, p.l1_bytes, x, NULL, NULL, gy, out, out_b);
-#if HAVE_DMA_THREAD
-                    if (dma == 2) pt_dma_thread_stop();
-#endif
-                    PT_CHECK(st == PT_OK && pt_first_bit_diff(out, want, s.w) < 0 &&
-                                 pt_first_bit_diff(out_b, want_b, s.b) < 0,
-                             "%s grad-weight m%d n%d k%d %s-outer dma %d: status %d or results differ", name,
-                             p.tile_m, p.tile_n, p.tile_k, k_outer ? "K" : "M", dma, st);
-                }
-                pt_dma_set_backend(NULL);
-                free(mem);
-                free(out);
-                free(out_b);
+                check_forced(name, &p, x, NULL, gy, want_w, s.w, l->has_bias ? want_b : NULL, s.b);
             }
+    PT_CHECK(pt_tile_plan_layer(l, PT_TILE_BWD_INPUT, (size_t)1 << 30, &plan) == PT_OK, "%s plan", name);
+    for (int i = 0; i < 4; ++i)
+        for (int one_row = 0; one_row < 2; ++one_row) {
+            pt_tile_plan p = plan;
+            p.tile_n = pt_tile_min_int(tns[i], g.patch);
+            if (one_row) p.tile_images = p.tile_rows = 1;
+            p.l1_bytes = pt_tile_conv_layout_of(&g, &p, NULL).total;
+            check_forced(name, &p, NULL, w, gy, want_x, s.x, NULL, 0);
+        }
     free(x);
+    free(w);
     free(gy);
-    free(want);
+    free(want_w);
     free(want_b);
+    free(want_x);
 }
 
 static void test_bad_arguments(void)
@@ -440,7 +463,7 @@ static void test_bad_arguments(void)
     broken.tile_k = 3;
     PT_CHECK(pt_tile_bwd_weight(&ctx, &broken, l1, plan.l1_bytes, dx, dy, dw, NULL) == PT_ERR_PARAM,
              "conv2d grad-weight K tile not a K-block multiple");
-    cl = conv2d_layer(1, 8, 8, 512, 512, 3, 1, 1, 1, 1, 1, 0); /* one row's grad-cols alone: 144 KiB */
+    cl = conv2d_layer(1, 4, 2048, 4, 512, 3, 1, 1, 1, 1, 1, 0); /* one row of grad_y alone: 4 MiB */
     PT_CHECK(pt_tile_plan_layer(&cl, PT_TILE_BWD_INPUT, 128 * 1024, &plan) == PT_ERR_BUDGET,
              "conv2d too large for the budget");
     PT_CHECK(pt_tile_min_l1_bytes(&cl, PT_TILE_BWD_INPUT) > 128 * 1024, "conv2d min budget");
@@ -484,10 +507,10 @@ int main(void)
     l = conv2d_layer(3, 24, 24, 2, 5, 3, 1, 1, 1, 1, 1, 0); /* 1728 pixels: K tiles across images */
     check_layer("conv2d 3x24x24 2->5 k3 s1 p1", &l, &rng);
     l.has_bias = 1;
-    check_conv2d_bwd_weight_orders("conv2d 3x24x24 2->5 k3 s1 p1", &l, &rng);
+    check_conv2d_forced("conv2d 3x24x24 2->5 k3 s1 p1", &l, &rng);
     l = conv2d_layer(3, 13, 11, 7, 6, 3, 1, 1, 1, 1, 1, 1); /* 7 channels: slices of 4 and 3 */
     check_layer("conv2d 3x13x11 7->6 k3 s1 p1", &l, &rng);
-    check_conv2d_bwd_weight_orders("conv2d 3x13x11 7->6 k3 s1 p1", &l, &rng);
+    check_conv2d_forced("conv2d 3x13x11 7->6 k3 s1 p1", &l, &rng);
     l = conv2d_layer(2, 8, 7, 3, 4, 3, 2, 0, 0, 0, 0, 1); /* last input row reached by no window */
     check_layer("conv2d 2x8x7 3->4 k3 s2 valid", &l, &rng);
     l = conv2d_layer(2, 7, 8, 3, 5, 2, 3, 2, 0, 1, 1, 1); /* pads >= kernel: whole images only */
