@@ -35,6 +35,7 @@ static int plan_valid(const pt_tile_plan *p, const pt_tile_conv_geom *g)
     if (p->step == PT_TILE_FWD) {
         const size_t m = (size_t)p->tile_m;
         if (p->tile_m < 1 || m > g->pixels || p->tile_n < 1 || p->tile_n > g->oc) return 0;
+        if (p->order[0] != PT_TILE_DIM_M && p->order[0] != PT_TILE_DIM_N) return 0;
         if (m >= g->img_px || !g->spans_cuttable) return m % g->img_px == 0 || m == g->pixels;
         return m < ow || m % ow == 0;
     }
@@ -165,8 +166,38 @@ static pt_status im2col_span(const conv_run *r, const pt_ctx *ctx, const float *
 }
 
 /* ------------------------------------------------------------------ fwd */
-/* Pixel tiles outermost, filter blocks inside: a tile's im2col is built
- * once, then every block of tile_n filters multiplies it. */
+/* Tiles of tile_m output pixels x tile_n filters. order[0] == M: pixel
+ * tiles outermost, a tile's im2col built once and multiplied by every filter
+ * block (the filters stream once per pixel tile); order[0] == N: filter
+ * blocks outermost, each block's filters fetched once while every pixel tile
+ * streams past (the input, and its im2col, once per filter block). */
+typedef struct fw_tile {
+    int blk;
+    size_t q0, q1;
+} fw_tile;
+
+static fw_tile fw_next(const conv_run *r, fw_tile t, int n_outer, int blocks, int *done)
+{
+    const pt_tile_conv_geom *g = &r->g;
+    *done = 0;
+    if (!n_outer && t.blk + 1 < blocks) {
+        t.blk += 1;
+        return t;
+    }
+    if (!n_outer) t.blk = 0;
+    if (t.q1 < g->pixels) {
+        t.q0 = t.q1;
+    } else if (n_outer && t.blk + 1 < blocks) {
+        t.blk += 1;
+        t.q0 = 0;
+    } else {
+        *done = 1;
+        return t;
+    }
+    t.q1 = pt_tile_conv_span_end(g, PT_TILE_FWD, t.q0, (size_t)r->plan->tile_m);
+    return t;
+}
+
 pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                            const float *x, const float *w, const float *b, float *y)
 {
@@ -175,8 +206,9 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
     if (st != PT_OK) return st;
     if (b && !plan->layer.has_bias) return PT_ERR_PARAM;
     const pt_tile_conv_geom *g = &r.g;
-    const int oc = g->oc, patch = g->patch, tn = plan->tile_n, blocks = pt_tile_ceil_div(oc, tn);
-    const size_t span = (size_t)plan->tile_m;
+    const int oc = g->oc, patch = g->patch, cin = g->g.c, tn = plan->tile_n, blocks = pt_tile_ceil_div(oc, tn);
+    const int n_outer = plan->order[0] == PT_TILE_DIM_N;
+    const int two_w = r.lay.w[1] != r.lay.w[0], two_out = r.lay.out[1] != r.lay.out[0];
     float *cols = (float *)(r.l1 + r.lay.cols);
     float *x_l1 = (float *)(r.l1 + r.lay.src[0]);
     span_dma x_dma = {{0}, 0};
@@ -192,37 +224,43 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
                                                     (size_t)(c1_ - c0_) * sizeof(float));           \
     } while (0)
 
-    size_t q0 = 0, q1 = pt_tile_conv_span_end(g, PT_TILE_FWD, 0, span);
-    const int cin = g->g.c;
-    fetch_span(&r, x_l1, x, q0, q1, 0, cin, &x_dma);
+    const size_t span = (size_t)plan->tile_m, first_end = pt_tile_conv_span_end(g, PT_TILE_FWD, 0, span);
+    const int one_span = first_end == g->pixels;
+    fw_tile t = {0, 0, first_end};
+    size_t in_cols = g->pixels; /* the pixel tile whose im2col cols holds (none yet) */
+    fetch_span(&r, x_l1, x, t.q0, t.q1, 0, cin, &x_dma);
     FETCH_W(0, 0);
-    while (st == PT_OK && q0 < g->pixels) {
-        const size_t n0 = q1, n1 = n0 < g->pixels ? pt_tile_conv_span_end(g, PT_TILE_FWD, n0, span) : n0;
-        wait_span(&x_dma);
-        st = im2col_span(&r, ctx, x_l1, q0, q1, 0, g->g.kh * g->g.kw, cin, cols);
-        /* the rows are in cols now: the next tile's come while the GEMMs run */
-        if (n0 < n1) fetch_span(&r, x_l1, x, n0, n1, 0, cin, &x_dma);
-        for (int blk = 0; st == PT_OK && blk < blocks; ++blk) {
-            /* the next (tile, block)'s filters, when they change */
-            const int next_blk = blk + 1 < blocks ? blk + 1 : 0;
-            if (blocks > 1 && (blk + 1 < blocks || n0 < n1)) FETCH_W(next_blk, cur_w ^ 1);
-            wait_and_clear(&w_dma[cur_w][0]);
-            wait_and_clear(&w_dma[cur_w][1]);
-            wait_and_clear(&out_dma[cur_out]);
-            const int c0 = blk * tn, cn = pt_tile_min_int(c0 + tn, oc) - c0;
-            float *out = (float *)(r.l1 + r.lay.out[cur_out]);
-            pt_gemm_params gp = {(int)(q1 - q0), cn, patch, 0, 1, patch, patch, cn, 0, PT_ACT_NONE};
-            st = pt_sgemm_f32(&r.gemm_ctx, &gp, cols, (const float *)(r.l1 + r.lay.w[cur_w]),
-                              b ? (const float *)(r.l1 + r.lay.b[cur_w]) : NULL, out);
+    for (int done = 0; !done && st == PT_OK;) {
+        const fw_tile next = fw_next(&r, t, n_outer, blocks, &done);
+        /* the next tile's filters, when they change */
+        if (!done && next.blk != t.blk) FETCH_W(next.blk, cur_w ^ two_w);
+        if (t.q0 != in_cols) {
+            wait_span(&x_dma);
+            st = im2col_span(&r, ctx, x_l1, t.q0, t.q1, 0, g->g.kh * g->g.kw, cin, cols);
             if (st != PT_OK) break;
-            const size_t width = (size_t)cn * sizeof(float);
-            out_dma[cur_out] = pt_dma_copy_2d_async(y + q0 * (size_t)oc + c0, out, width, q1 - q0,
-                                                    (size_t)oc * sizeof(float), width);
-            cur_out = r.lay.out[1] != r.lay.out[0] ? cur_out ^ 1 : cur_out;
-            if (blocks > 1) cur_w ^= 1;
+            in_cols = t.q0;
+            /* the rows are in cols now: the next pixel tile's come while the
+             * GEMMs run (filters outermost: the first again, for the next block) */
+            size_t n0 = t.q1;
+            if (n0 == g->pixels) n0 = n_outer && t.blk + 1 < blocks && !one_span ? 0 : g->pixels;
+            if (n0 < g->pixels)
+                fetch_span(&r, x_l1, x, n0, pt_tile_conv_span_end(g, PT_TILE_FWD, n0, span), 0, cin, &x_dma);
         }
-        q0 = n0;
-        q1 = n1;
+        wait_and_clear(&w_dma[cur_w][0]);
+        wait_and_clear(&w_dma[cur_w][1]);
+        wait_and_clear(&out_dma[cur_out]);
+        const int c0 = t.blk * tn, cn = pt_tile_min_int(c0 + tn, oc) - c0;
+        float *out = (float *)(r.l1 + r.lay.out[cur_out]);
+        pt_gemm_params gp = {(int)(t.q1 - t.q0), cn, patch, 0, 1, patch, patch, cn, 0, PT_ACT_NONE};
+        st = pt_sgemm_f32(&r.gemm_ctx, &gp, cols, (const float *)(r.l1 + r.lay.w[cur_w]),
+                          b ? (const float *)(r.l1 + r.lay.b[cur_w]) : NULL, out);
+        if (st != PT_OK) break;
+        const size_t width = (size_t)cn * sizeof(float);
+        out_dma[cur_out] = pt_dma_copy_2d_async(y + t.q0 * (size_t)oc + c0, out, width, t.q1 - t.q0,
+                                                (size_t)oc * sizeof(float), width);
+        cur_out ^= two_out;
+        if (!done && next.blk != t.blk) cur_w ^= two_w;
+        t = next;
     }
 #undef FETCH_W
     wait_span(&x_dma);

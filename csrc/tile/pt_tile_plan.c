@@ -638,7 +638,7 @@ static pt_status plan_conv2d(const pt_tile_layer *layer, pt_tile_step step, size
 
     if (step == PT_TILE_FWD) {
         t.gemm_m = (int)cg.pixels, t.gemm_n = cg.oc, t.gemm_k = cg.patch;
-        t.order[0] = PT_TILE_DIM_M, t.order[1] = PT_TILE_DIM_N, t.order[2] = PT_TILE_DIM_K;
+        t.order[2] = PT_TILE_DIM_K;
         /* tiles of whole images, else (pads < kernel) of rows of one image,
          * else of pixels of one row */
         for (int pass = 0; pass < (cg.spans_cuttable ? 3 : 1); ++pass) {
@@ -649,9 +649,18 @@ static pt_status plan_conv2d(const pt_tile_layer *layer, pt_tile_step step, size
                 const conv_stats s = span_stats(&cg, step, (size_t)count * unit);
                 for (int tn = cg.oc; tn >= 1; tn = tn == 1 ? 0 : next_tile(cg.oc, tn)) {
                     t.tile_m = (int)((size_t)count * unit), t.tile_n = tn, t.tile_k = cg.patch;
-                    const int blocks = pt_tile_ceil_div(cg.oc, tn);
-                    const uint64_t in = s.sum_rows * x_row + (blocks > 1 ? s.tiles : 1) * (w_bytes + b_bytes);
-                    CONSIDER(in, y_bytes, s, s.tiles * (uint64_t)blocks);
+                    const uint64_t blocks = (uint64_t)pt_tile_ceil_div(cg.oc, tn);
+                    /* pixel tiles outermost (the filters stream per pixel
+                     * tile) or filter blocks outermost (the input streams per
+                     * filter block) */
+                    for (int n_outer = 0; n_outer < 2; ++n_outer) {
+                        t.order[0] = n_outer ? PT_TILE_DIM_N : PT_TILE_DIM_M;
+                        t.order[1] = n_outer ? PT_TILE_DIM_M : PT_TILE_DIM_N;
+                        const uint64_t x_passes = n_outer && s.tiles > 1 ? blocks : 1;
+                        const uint64_t w_passes = !n_outer && blocks > 1 ? s.tiles : 1;
+                        CONSIDER(x_passes * s.sum_rows * x_row + w_passes * (w_bytes + b_bytes), y_bytes, s,
+                                 s.tiles * blocks);
+                    }
                 }
             }
         }

@@ -365,10 +365,12 @@ static void check_forced(const char *name, const pt_tile_plan *p, const float *x
     free(out_b);
 }
 
-/* conv2d grad-input and grad-weight in tile shapes the planner rarely picks
- * (columns of the patch a few channels of a tap, one tap or 4 taps at a
- * time; several filter blocks in either loop order; one input row), made by
- * hand. */
+/* conv2d's steps in tile shapes the planner rarely picks, made by hand:
+ * forward in both loop orders over pixel tiles from part of a row to two
+ * images and 1, 3 or all filters; grad-input and grad-weight with the
+ * patch's columns a few channels of a tap, one tap or 4 taps at a time,
+ * grad-weight with several filter blocks in either loop order, grad-input
+ * one input row at a time. */
 static void check_conv2d_forced(const char *name, const pt_tile_layer *l, pt_rng *rng)
 {
     layer_arrays s = sizes_of(l);
@@ -395,6 +397,23 @@ static void check_conv2d_forced(const char *name, const pt_tile_layer *l, pt_rng
                 p.l1_bytes = pt_tile_conv_layout_of(&g, &p, NULL).total;
                 check_forced(name, &p, x, NULL, gy, want_w, s.w, l->has_bias ? want_b : NULL, s.b);
             }
+    float *want_y = nan_floats(s.y);
+    PT_CHECK(untiled(l, PT_TILE_FWD, x, w, NULL, NULL, want_y, NULL) == PT_OK, "%s untiled", name);
+    PT_CHECK(pt_tile_plan_layer(l, PT_TILE_FWD, (size_t)1 << 30, &plan) == PT_OK, "%s plan", name);
+    const int ow = (int)g.g.ow, img = (int)g.img_px;
+    const int tms_f[5] = {(ow + 1) / 2, ow, 2 * ow, img, 2 * img}; /* part of a row .. two images */
+    for (int n_outer = 0; n_outer < 2; ++n_outer)
+        for (int i = 0; i < 5 * 3; ++i) {
+            pt_tile_plan p = plan;
+            p.tile_m = tms_f[i % 5];
+            p.tile_n = pt_tile_min_int(tms[i / 5], l->conv.out_c);
+            if ((size_t)p.tile_m > g.pixels || (p.tile_m >= ow && p.tile_m < img && p.tile_m % ow)) continue;
+            p.order[0] = n_outer ? PT_TILE_DIM_N : PT_TILE_DIM_M;
+            p.order[1] = n_outer ? PT_TILE_DIM_M : PT_TILE_DIM_N;
+            p.l1_bytes = pt_tile_conv_layout_of(&g, &p, NULL).total;
+            check_forced(name, &p, x, w, NULL, want_y, s.y, NULL, 0);
+        }
+    free(want_y);
     PT_CHECK(pt_tile_plan_layer(l, PT_TILE_BWD_INPUT, (size_t)1 << 30, &plan) == PT_OK, "%s plan", name);
     for (int i = 0; i < 4; ++i)
         for (int one_row = 0; one_row < 2; ++one_row) {
