@@ -27,23 +27,27 @@
  *     adds the per-image sums in batch order, as the kernel does.
  *   conv2d (im2col + GEMM, see pt_conv2d.h): the im2col matrix is built in
  *     L1 from the input rows a tile's windows read, so each input pixel
- *     crosses once per tile (plus halo rows), not KH*KW times. The patch
- *     (KH*KW*Cin, the GEMM's K in fwd) is never cut.
+ *     crosses once per tile (plus halo rows), not KH*KW times.
  *       fwd:        tiles of tile_m consecutive output pixels (any count
  *                   when the pads are smaller than the kernel, else whole
- *                   images) times tile_n output channels; the pixel tile's
- *                   im2col is built once and reused across channel blocks.
- *       bwd_input:  (images, input rows) tiles as for depthwise, all
- *                   channels: the grad_y rows that reach them times the
- *                   whole w (in L1 once) give the tile's grad-cols, and
- *                   col2im gathers each input pixel's taps in kh, kw order.
+ *                   images) times tile_n filters, pixel tiles outermost
+ *                   (order M, N, K: a tile's im2col serves every filter
+ *                   block) or filter blocks outermost (N, M, K: a block's
+ *                   filters are fetched once). The patch (K) is never cut.
+ *       bwd_input:  (images, input rows) tiles as for depthwise; the
+ *                   grad_y rows that reach a tile times tile_n columns of w
+ *                   at a time (all of w, whole taps, or when tile_n < Cin a
+ *                   channel slice of one tap) give those columns of the
+ *                   tile's grad-cols, and col2im adds their taps, in kh, kw
+ *                   order, to the tile's grad_x.
  *       bwd_weight: tiles of tile_k pixels stream through while the sums
  *                   of tile_m filters (order M, K, N) or of all of grad_w
  *                   (order K, M, N) stay in L1; tile_k is a multiple of
  *                   PT_GEMM_KC or a whole chunk of the untiled kernel, and
  *                   no tile crosses a chunk, so the GEMM adds the same
- *                   K-block sums in the same order. The im2col is built
- *                   tile_n columns (whole taps) at a time.
+ *                   K-block sums in the same order. The patch's columns go
+ *                   tile_n at a time (whole taps, or a channel slice of one
+ *                   tap, the input then fetched one slice at a time).
  *     Plans report the GEMM view of the step in gemm_m/n/k and tile_m/n/k.
  *
  * Buffering: an operand tile that stays in L1 for fewer than
