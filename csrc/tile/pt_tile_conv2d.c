@@ -2,10 +2,11 @@
  * im2col matrix of a tile is built in L1 from the input rows its windows
  * read, by the untiled kernel's own im2col / col2im run on the tile as a
  * smaller conv (its rows and the padding that makes its windows the untiled
- * ones); the GEMMs are the untiled kernel's with the same K. See pt_tile.h
- * for the tile shapes and why each step stays bitwise equal to
- * pt_conv2d_f32_*. While tile i is computed, the DMA fetches tile i + 1's
- * source rows into the other buffer and tile i - 1's result drains. */
+ * ones); the GEMMs are the untiled kernel's with the same K, their N cut
+ * into blocks of columns. See pt_tile.h for the tile shapes and why each
+ * step stays bitwise equal to pt_conv2d_f32_*. While a tile is computed the
+ * DMA fetches the next one's operands (the input rows as soon as the last
+ * im2col has read the current ones) and the last one's result drains. */
 #include <string.h>
 #include "pt_tile_internal.h"
 #include "pulptrain/pt_dma.h"
