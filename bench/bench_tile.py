@@ -139,23 +139,15 @@ def untiled(layer: Layer, step: str, arrays, threads: int):
             _gemm.linear_bwd_input(*dims, flat[0], flat[1], o, threads)
         else:
             _gemm.linear_bwd_weight(*dims, flat[0], flat[1], o, gb, threads)
-    elif layer.kind == "pointwise":
-        shape = (layer.n, layer.h, layer.w, layer.cin, layer.cout, 1, 1, 1, 1, 0, 0, 0, 0)
-        if step == "forward":
-            _gemm.conv_fwd("pointwise", shape, flat[0], flat[1], flat[2], o, threads)
-        elif step == "grad_input":
-            _gemm.conv_bwd_input("pointwise", shape, flat[0], flat[1], o, threads)
-        else:
-            _gemm.conv_bwd_weight("pointwise", shape, flat[0], flat[1], o, gb, threads)
-    elif layer.kind == "conv2d":
+    elif layer.kind in ("pointwise", "conv2d"):   # a pointwise layer has k = stride = 1, no padding
         shape = (layer.n, layer.h, layer.w, layer.cin, layer.cout, layer.k, layer.k, layer.stride, layer.stride,
                  *layer.pads)
         if step == "forward":
-            _gemm.conv_fwd("conv2d", shape, flat[0], flat[1], flat[2], o, threads)
+            _gemm.conv_fwd(layer.kind, shape, flat[0], flat[1], flat[2], o, threads)
         elif step == "grad_input":
-            _gemm.conv_bwd_input("conv2d", shape, flat[0], flat[1], o, threads)
+            _gemm.conv_bwd_input(layer.kind, shape, flat[0], flat[1], o, threads)
         else:
-            _gemm.conv_bwd_weight("conv2d", shape, flat[0], flat[1], o, gb, threads)
+            _gemm.conv_bwd_weight(layer.kind, shape, flat[0], flat[1], o, gb, threads)
     else:
         geo = ((layer.n, layer.h, layer.w, layer.cin), (layer.k, layer.k), (layer.stride, layer.stride),
                layer.pads, threads)

@@ -35,6 +35,9 @@ cdef extern from "pulptrain/pt_tile.h" nogil:
     pt_status pt_tile_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                                  const float *x, const float *grad_y, float *grad_w, float *grad_b)
 
+cdef extern from "pulptrain/pt_status.h" nogil:
+    int PT_ERR_BUDGET
+
 cdef extern from "pulptrain/pt_dma.h" nogil:
     uint64_t pt_dma_bytes_issued()
     void pt_dma_reset_bytes_issued()
@@ -43,6 +46,7 @@ cdef extern from "pulptrain/pt_dma.h" nogil:
     int pt_dma_thread_running()
 
 ALIGN = PT_TILE_ALIGN
+ERR_BUDGET = PT_ERR_BUDGET
 KINDS = {"linear": 0, "pointwise": 1, "depthwise": 2, "conv2d": 3}
 STEPS = {"forward": 0, "grad_input": 1, "grad_weight": 2}
 _DIMS = "mnk"

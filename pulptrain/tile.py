@@ -25,8 +25,6 @@ from pulptrain._threads import get_num_threads
 from pulptrain._validate import as_f32, conv_output_hw, conv_padding, positive_int
 from pulptrain.errors import StatusError
 
-PT_ERR_BUDGET = 12
-
 STEPS = ("forward", "grad_input", "grad_weight")
 KINDS = ("linear", "pointwise", "depthwise", "conv2d")
 _WINDOWED = ("depthwise", "conv2d")
@@ -179,7 +177,7 @@ def plan(layer: Layer, step: str, l1_bytes: int) -> TilePlan:
     try:
         d = _tile.plan(layer._params(), step, budget)
     except StatusError as e:
-        if e.status != PT_ERR_BUDGET:
+        if e.status != _tile.ERR_BUDGET:
             raise
         need = min_l1_bytes(layer, step)
         raise StatusError(e.status, "pulptrain.tile.plan",

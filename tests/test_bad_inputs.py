@@ -135,7 +135,6 @@ def layer_cases(mod, prefix="", wrap=lambda fn: fn):
     x4, w_conv, w_dw, w_pw = f32(2, 5, 5, 3), f32(4, 3, 3, 3), f32(3, 3, 3), f32(4, 3)
     x2, w_lin = f32(2, 6), f32(4, 6)
     cases = []
-    window_opts = WINDOW_OPTS
 
     def conv_fwd():
         return dict(x=x4.copy(), w=w_conv.copy(), b=f32(4), stride=1, padding=1)
@@ -146,12 +145,12 @@ def layer_cases(mod, prefix="", wrap=lambda fn: fn):
     cases += array_cases(prefix + "conv2d_forward", wrap(mod.conv2d_forward), conv_fwd, "x", 4, grow_last, ("w",))
     cases += array_cases(prefix + "conv2d_forward", wrap(mod.conv2d_forward), conv_fwd, "w", 4, grow_last, ("x",))
     cases += array_cases(prefix + "conv2d_forward", wrap(mod.conv2d_forward), conv_fwd, "b", 1, grow_last)
-    cases += option_cases(prefix + "conv2d_forward", wrap(mod.conv2d_forward), conv_fwd, window_opts)
+    cases += option_cases(prefix + "conv2d_forward", wrap(mod.conv2d_forward), conv_fwd, WINDOW_OPTS)
     cases += [Case(prefix + "conv2d_forward:w=larger-than-input", lambda: wrap(mod.conv2d_forward)(x4, f32(4, 9, 9, 3), None),
                    ValueError, ("kernel",))]
     cases += array_cases(prefix + "conv2d_backward", wrap(mod.conv2d_backward), conv_bwd, "x", 4, grow_last, ("w",))
     cases += array_cases(prefix + "conv2d_backward", wrap(mod.conv2d_backward), conv_bwd, "grad_y", 4, grow_first)
-    cases += option_cases(prefix + "conv2d_backward", wrap(mod.conv2d_backward), conv_bwd, window_opts[:6])
+    cases += option_cases(prefix + "conv2d_backward", wrap(mod.conv2d_backward), conv_bwd, WINDOW_OPTS[:6])
 
     def dw_fwd():
         return dict(x=x4.copy(), w=w_dw.copy(), b=f32(3), stride=2, padding="same")
@@ -162,7 +161,7 @@ def layer_cases(mod, prefix="", wrap=lambda fn: fn):
     cases += array_cases(prefix + "depthwise_conv2d_forward", wrap(mod.depthwise_conv2d_forward), dw_fwd, "x", 4, grow_last, ("w",))
     cases += array_cases(prefix + "depthwise_conv2d_forward", wrap(mod.depthwise_conv2d_forward), dw_fwd, "w", 3, grow_last)
     cases += array_cases(prefix + "depthwise_conv2d_forward", wrap(mod.depthwise_conv2d_forward), dw_fwd, "b", 1, grow_last)
-    cases += option_cases(prefix + "depthwise_conv2d_forward", wrap(mod.depthwise_conv2d_forward), dw_fwd, window_opts)
+    cases += option_cases(prefix + "depthwise_conv2d_forward", wrap(mod.depthwise_conv2d_forward), dw_fwd, WINDOW_OPTS)
     cases += array_cases(prefix + "depthwise_conv2d_backward", wrap(mod.depthwise_conv2d_backward), dw_bwd, "grad_y", 4, grow_first)
     cases += array_cases(prefix + "depthwise_conv2d_backward", wrap(mod.depthwise_conv2d_backward), dw_bwd, "w", 3, grow_last)
 

@@ -166,39 +166,45 @@ static pt_status im2col_span(const conv_run *r, const pt_ctx *ctx, const float *
     return st;
 }
 
-/* ------------------------------------------------------------------ fwd */
-/* Tiles of tile_m output pixels x tile_n filters. order[0] == M: pixel
- * tiles outermost, a tile's im2col built once and multiplied by every filter
- * block (the filters stream once per pixel tile); order[0] == N: filter
- * blocks outermost, each block's filters fetched once while every pixel tile
- * streams past (the input, and its im2col, once per filter block). */
-typedef struct fw_tile {
+/* A tile of the forward or grad-weight loops: filter block blk x output
+ * pixels [q0, q1). */
+typedef struct span_tile {
     int blk;
     size_t q0, q1;
-} fw_tile;
+} span_tile;
 
-static fw_tile fw_next(const conv_run *r, fw_tile t, int n_outer, int blocks, int *done)
+/* The tile after t, filter blocks innermost (blocks_inner) or outermost;
+ * *done when t was the last. Pixel tiles are `span` long, cut as
+ * pt_tile_conv_span_end does for `step`. */
+static span_tile span_tile_next(const conv_run *r, span_tile t, pt_tile_step step, size_t span,
+                                int blocks_inner, int blocks, int *done)
 {
     const pt_tile_conv_geom *g = &r->g;
     *done = 0;
-    if (!n_outer && t.blk + 1 < blocks) {
+    if (blocks_inner && t.blk + 1 < blocks) {
         t.blk += 1;
         return t;
     }
-    if (!n_outer) t.blk = 0;
+    if (blocks_inner) t.blk = 0;
     if (t.q1 < g->pixels) {
         t.q0 = t.q1;
-    } else if (n_outer && t.blk + 1 < blocks) {
+    } else if (!blocks_inner && t.blk + 1 < blocks) {
         t.blk += 1;
         t.q0 = 0;
     } else {
         *done = 1;
         return t;
     }
-    t.q1 = pt_tile_conv_span_end(g, PT_TILE_FWD, t.q0, (size_t)r->plan->tile_m);
+    t.q1 = pt_tile_conv_span_end(g, step, t.q0, span);
     return t;
 }
 
+/* ------------------------------------------------------------------ fwd */
+/* Tiles of tile_m output pixels x tile_n filters. order[0] == M: pixel
+ * tiles outermost, a tile's im2col built once and multiplied by every filter
+ * block (the filters stream once per pixel tile); order[0] == N: filter
+ * blocks outermost, each block's filters fetched once while every pixel tile
+ * streams past (the input, and its im2col, once per filter block). */
 pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                            const float *x, const float *w, const float *b, float *y)
 {
@@ -227,12 +233,12 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
 
     const size_t span = (size_t)plan->tile_m, first_end = pt_tile_conv_span_end(g, PT_TILE_FWD, 0, span);
     const int one_span = first_end == g->pixels;
-    fw_tile t = {0, 0, first_end};
+    span_tile t = {0, 0, first_end};
     size_t in_cols = g->pixels; /* the pixel tile whose im2col cols holds (none yet) */
     fetch_span(&r, x_l1, x, t.q0, t.q1, 0, cin, &x_dma);
     FETCH_W(0, 0);
     for (int done = 0; !done && st == PT_OK;) {
-        const fw_tile next = fw_next(&r, t, n_outer, blocks, &done);
+        const span_tile next = span_tile_next(&r, t, PT_TILE_FWD, span, !n_outer, blocks, &done);
         /* the next tile's filters, when they change */
         if (!done && next.blk != t.blk) FETCH_W(next.blk, cur_w ^ two_w);
         if (t.q0 != in_cols) {
@@ -431,34 +437,6 @@ pt_status pt_tile_conv_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, vo
  * than Cin, tile_n channels of one tap, the input rows then fetched one
  * channel slice at a time (and by every tile). Each block of columns: its
  * im2col, then its columns of grad_w - the GEMM's N, cut freely. */
-typedef struct bw_tile {
-    int blk;
-    size_t q0, q1;
-} bw_tile;
-
-static bw_tile bw_next(const conv_run *r, bw_tile t, int k_outer, int blocks, int *done)
-{
-    const pt_tile_conv_geom *g = &r->g;
-    const size_t span = (size_t)r->plan->tile_k;
-    *done = 0;
-    if (k_outer && t.blk + 1 < blocks) {
-        t.blk += 1;
-        return t;
-    }
-    if (k_outer) t.blk = 0;
-    if (t.q1 < g->pixels) {
-        t.q0 = t.q1;
-    } else if (!k_outer && t.blk + 1 < blocks) {
-        t.blk += 1;
-        t.q0 = 0;
-    } else {
-        *done = 1;
-        return t;
-    }
-    t.q1 = pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, t.q0, span);
-    return t;
-}
-
 pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
                                   size_t l1_bytes, const float *x, const float *grad_y,
                                   float *grad_w, float *grad_b)
@@ -497,11 +475,12 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
         if (grad_b) acc_dma[1] = pt_dma_copy_1d_async(grad_b + (c0), acc_b, (size_t)(rows) * sizeof(float)); \
     } while (0)
 
-    bw_tile t = {0, 0, pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, 0, (size_t)plan->tile_k)};
+    const size_t span = (size_t)plan->tile_k;
+    span_tile t = {0, 0, pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, 0, span)};
     fetch_span(&r, x_l1, x, t.q0, t.q1, 0, cb, &x_dma);
     FETCH_GY(t, 0);
     for (int done = 0; !done && st == PT_OK;) {
-        const bw_tile next = bw_next(&r, t, k_outer, blocks, &done);
+        const span_tile next = span_tile_next(&r, t, PT_TILE_BWD_WEIGHT, span, k_outer, blocks, &done);
         /* the span's input rows are needed (with channel blocks, every tile
          * fetches its slices anew) */
         const int new_span = !k_outer || t.blk == 0 || cblocks > 1;
@@ -542,7 +521,7 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
                     fetch_span(&r, x_l1, x, next.q0, next.q1, 0, cb, &x_dma);
                 else if (tap1 == taps && cblocks == 1 && last_read && has_next_span)
                     fetch_span(&r, x_l1, x, s0,
-                               pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, s0, (size_t)plan->tile_k), 0, cin,
+                               pt_tile_conv_span_end(g, PT_TILE_BWD_WEIGHT, s0, span), 0, cin,
                                &x_dma);
                 /* accumulate from the second pixel tile on: the same K-block
                  * sums, added in the same order, as the untiled chunks' GEMMs */
@@ -581,12 +560,9 @@ size_t pt_tile_conv_scratch_bytes(const pt_tile_plan *plan, int num_threads)
         pt_gemm_params f = {plan->tile_m, plan->tile_n, g.patch, 0, 1, 0, 0, 0, 0, PT_ACT_NONE};
         gp = f;
     } else if (plan->step == PT_TILE_BWD_INPUT) {
-        int src_max = 0;
-        for (int r0 = 0; r0 < g.g.h; r0 += plan->tile_rows) {
-            pt_tile_dw_rows t = pt_tile_dw_rows_of(&g.g, PT_TILE_BWD_INPUT, r0,
-                                                   pt_tile_min_int(r0 + plan->tile_rows, g.g.h));
-            src_max = pt_tile_max_int(src_max, t.src_hi - t.src_lo);
-        }
+        int src_max, buf_max;
+        uint64_t src_sum;
+        pt_tile_dw_row_extents(&g.g, PT_TILE_BWD_INPUT, plan->tile_rows, &src_max, &buf_max, &src_sum);
         pt_gemm_params bi = {plan->tile_images * pt_tile_max_int(src_max, 1) * g.g.ow, plan->tile_n, g.oc,
                              0, 0, 0, 0, 0, 0, PT_ACT_NONE};
         gp = bi;

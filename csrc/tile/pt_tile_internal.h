@@ -68,6 +68,12 @@ typedef struct pt_tile_dw_rows {
 
 pt_tile_dw_rows pt_tile_dw_rows_of(const pt_tile_dw_geom *g, pt_tile_step step, int r0, int r1);
 
+/* Over the row tiles of `rows` rows (output rows for fwd, input rows for
+ * bwd_input): the most source rows one tile reads, the most L1 output rows
+ * one tile holds, and the source rows summed over the tiles of one image. */
+void pt_tile_dw_row_extents(const pt_tile_dw_geom *g, pt_tile_step step, int rows, int *src_max,
+                            int *buf_max, uint64_t *src_sum);
+
 /* 1 when a tile of several whole images reads and writes whole images (its
  * copies are then one contiguous run of pixels). */
 int pt_tile_dw_whole_images(const pt_tile_dw_geom *g, pt_tile_step step);

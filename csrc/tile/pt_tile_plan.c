@@ -290,9 +290,8 @@ int pt_tile_dw_whole_images(const pt_tile_dw_geom *g, pt_tile_step step)
     return t.src_lo == 0 && t.src_hi == g->oh && t.ext_lo == 0 && t.ext_hi == g->h;
 }
 
-/* Largest source-row count and L1 output-row count over the row tiles. */
-static void dw_row_extents(const pt_tile_dw_geom *g, pt_tile_step step, int rows, int *src_max,
-                           int *buf_max, uint64_t *src_sum)
+void pt_tile_dw_row_extents(const pt_tile_dw_geom *g, pt_tile_step step, int rows, int *src_max,
+                            int *buf_max, uint64_t *src_sum)
 {
     const int total = step == PT_TILE_FWD ? g->oh : g->h;
     *src_max = *buf_max = 0;
@@ -321,7 +320,7 @@ pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step st
     } else {
         int src_max, buf_max;
         uint64_t src_sum;
-        dw_row_extents(g, step, rows, &src_max, &buf_max, &src_sum);
+        pt_tile_dw_row_extents(g, step, rows, &src_max, &buf_max, &src_sum);
         int src_w = step == PT_TILE_FWD ? g->w : g->ow, out_w = step == PT_TILE_FWD ? g->ow : g->w;
         in = pt_tile_align((size_t)images * src_max * src_w * ch * f);
         out = pt_tile_align((size_t)images * buf_max * out_w * ch * f);
@@ -359,7 +358,8 @@ static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, s
     for (int rows = total_rows; rows >= min_rows; --rows) {
         int src_max, buf_max;
         uint64_t src_sum = 0;
-        if (step != PT_TILE_BWD_WEIGHT) dw_row_extents(&g, step, rows, &src_max, &buf_max, &src_sum);
+        if (step != PT_TILE_BWD_WEIGHT)
+            pt_tile_dw_row_extents(&g, step, rows, &src_max, &buf_max, &src_sum);
         uint64_t in, out;
         if (step == PT_TILE_FWD) {
             in = (uint64_t)g.n * src_sum * g.w * C * f + w_bytes + b_bytes;
@@ -506,7 +506,7 @@ static conv_stats conv_stats_of(const pt_tile_conv_geom *g, const pt_tile_plan *
         return span_stats(g, t->step, (size_t)(t->step == PT_TILE_FWD ? t->tile_m : t->tile_k));
     int src_max, buf_max;
     uint64_t src_sum;
-    dw_row_extents(&g->g, PT_TILE_BWD_INPUT, t->tile_rows, &src_max, &buf_max, &src_sum);
+    pt_tile_dw_row_extents(&g->g, PT_TILE_BWD_INPUT, t->tile_rows, &src_max, &buf_max, &src_sum);
     conv_stats s = {(size_t)buf_max, src_max, src_sum * (uint64_t)g->g.n,
                     (uint64_t)pt_tile_ceil_div(g->g.n, t->tile_images) *
                         (uint64_t)pt_tile_ceil_div(g->g.h, t->tile_rows)};

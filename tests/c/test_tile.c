@@ -195,8 +195,68 @@ static pt_status tiled(const pt_tile_plan *plan, int threads, void *l1, size_t l
 
 static const char *step_names[] = {"fwd", "bwd_input", "bwd_weight"};
 
-/* One layer, one step, one budget: plan, run tiled inside a fenced L1
- * region, compare with the untiled result bit for bit. */
+/* DMA modes: 0 memcpy, 1 the late, reordering backend, 2 (natively) the
+ * DMA thread. */
+static void dma_mode_begin(int dma)
+{
+    pt_dma_set_backend(dma == 1 ? &late_backend : NULL);
+#if HAVE_DMA_THREAD
+    if (dma == 2) PT_CHECK(pt_dma_thread_start() == PT_OK, "DMA thread start");
+#endif
+}
+
+static void dma_mode_end(int dma)
+{
+#if HAVE_DMA_THREAD
+    if (dma == 2) PT_CHECK(pt_dma_thread_stop() == PT_OK && !pt_dma_thread_running(), "DMA thread stop");
+#endif
+    pt_dma_set_backend(NULL);
+}
+
+/* Run plan tiled inside a canary-fenced L1 region of budget bytes and
+ * compare with the untiled result bit for bit (and, with check_bytes, the
+ * bytes the DMA moved with the plan's). */
+static void run_fenced(const char *name, const pt_tile_plan *plan, size_t budget, int threads,
+                       const float *x, const float *w, const float *b, const float *gy, const float *want,
+                       const float *want2, int check_bytes)
+{
+    const pt_tile_step step = plan->step;
+    layer_arrays s = sizes_of(&plan->layer);
+    size_t n_out = step == PT_TILE_FWD ? s.y : step == PT_TILE_BWD_INPUT ? s.x : s.w;
+    float *out = nan_floats(n_out), *out2 = nan_floats(s.b);
+    unsigned char *fence = (unsigned char *)malloc(budget + 2 * GUARD + PT_TILE_ALIGN);
+    unsigned char *l1 = fence + GUARD;
+    l1 += (PT_TILE_ALIGN - (uintptr_t)l1 % PT_TILE_ALIGN) % PT_TILE_ALIGN;
+    memset(fence, CANARY, budget + 2 * GUARD + PT_TILE_ALIGN);
+    pt_dma_reset_bytes_issued();
+    pt_status st = tiled(plan, threads, l1, budget, x, w, b, gy, out, plan->layer.has_bias ? out2 : NULL);
+    PT_CHECK(st == PT_OK, "%s %s budget %zu: run status %d", name, step_names[step], budget, st);
+    uint64_t moved = pt_dma_bytes_issued();
+    PT_CHECK(!check_bytes || moved == plan->bytes_in + plan->bytes_out,
+             "%s %s budget %zu: moved %llu, planned %llu", name, step_names[step], budget,
+             (unsigned long long)moved, (unsigned long long)(plan->bytes_in + plan->bytes_out));
+    int fenced = 1;
+    for (unsigned char *q = fence; q < l1; ++q) fenced &= *q == CANARY;
+    for (unsigned char *q = l1 + budget; q < fence + budget + 2 * GUARD; ++q) fenced &= *q == CANARY;
+    PT_CHECK(fenced, "%s %s budget %zu: bytes outside the L1 budget were written", name,
+             step_names[step], budget);
+    long diff = pt_first_bit_diff(out, want, n_out);
+    PT_CHECK(diff < 0,
+             "%s %s budget %zu threads %d: [%ld] %g vs untiled %g (tiles m%d n%d k%d rows%d order %d%d)",
+             name, step_names[step], budget, threads, diff, diff < 0 ? 0.0 : out[diff],
+             diff < 0 ? 0.0 : want[diff], plan->tile_m, plan->tile_n, plan->tile_k, plan->tile_rows,
+             plan->order[0], plan->order[1]);
+    if (want2) {
+        diff = pt_first_bit_diff(out2, want2, s.b);
+        PT_CHECK(diff < 0, "%s %s budget %zu: grad_b [%ld] differs", name, step_names[step], budget, diff);
+    }
+    PT_CHECK(queue_empty(), "%s %s: copies still in flight after return", name, step_names[step]);
+    free(fence);
+    free(out);
+    free(out2);
+}
+
+/* One layer, one step, one budget: plan, then run_fenced. */
 static void check_budget(const char *name, const pt_tile_layer *l, pt_tile_step step, size_t budget,
                          int threads, const float *x, const float *w, const float *b,
                          const float *gy, const float *want, const float *want2)
@@ -207,37 +267,7 @@ static void check_budget(const char *name, const pt_tile_layer *l, pt_tile_step 
     if (st != PT_OK) return;
     PT_CHECK(plan.l1_bytes <= budget, "%s %s: plan uses %zu > budget %zu", name, step_names[step],
              plan.l1_bytes, budget);
-    layer_arrays s = sizes_of(l);
-    size_t n_out = step == PT_TILE_FWD ? s.y : step == PT_TILE_BWD_INPUT ? s.x : s.w;
-    float *out = nan_floats(n_out), *out2 = nan_floats(s.b);
-    unsigned char *fence = (unsigned char *)malloc(budget + 2 * GUARD + PT_TILE_ALIGN);
-    unsigned char *l1 = fence + GUARD;
-    l1 += (PT_TILE_ALIGN - (uintptr_t)l1 % PT_TILE_ALIGN) % PT_TILE_ALIGN;
-    memset(fence, CANARY, budget + 2 * GUARD + PT_TILE_ALIGN);
-    pt_dma_reset_bytes_issued();
-    st = tiled(&plan, threads, l1, budget, x, w, b, gy, out, l->has_bias ? out2 : NULL);
-    PT_CHECK(st == PT_OK, "%s %s budget %zu: run status %d", name, step_names[step], budget, st);
-    uint64_t moved = pt_dma_bytes_issued();
-    PT_CHECK(moved == plan.bytes_in + plan.bytes_out, "%s %s budget %zu: moved %llu, planned %llu",
-             name, step_names[step], budget, (unsigned long long)moved,
-             (unsigned long long)(plan.bytes_in + plan.bytes_out));
-    int fenced = 1;
-    for (unsigned char *q = fence; q < l1; ++q) fenced &= *q == CANARY;
-    for (unsigned char *q = l1 + budget; q < fence + budget + 2 * GUARD; ++q) fenced &= *q == CANARY;
-    PT_CHECK(fenced, "%s %s budget %zu: bytes outside the L1 budget were written", name,
-             step_names[step], budget);
-    long diff = pt_first_bit_diff(out, want, n_out);
-    PT_CHECK(diff < 0, "%s %s budget %zu threads %d: [%ld] %g vs untiled %g (tiles m%d n%d k%d)",
-             name, step_names[step], budget, threads, diff, diff < 0 ? 0.0 : out[diff],
-             diff < 0 ? 0.0 : want[diff], plan.tile_m, plan.tile_n, plan.tile_k);
-    if (want2) {
-        diff = pt_first_bit_diff(out2, want2, s.b);
-        PT_CHECK(diff < 0, "%s %s budget %zu: grad_b [%ld] differs", name, step_names[step], budget, diff);
-    }
-    PT_CHECK(queue_empty(), "%s %s: copies still in flight after return", name, step_names[step]);
-    free(fence);
-    free(out);
-    free(out2);
+    run_fenced(name, &plan, budget, threads, x, w, b, gy, want, want2, 1);
 }
 
 static void check_layer(const char *name, const pt_tile_layer *l, pt_rng *rng)
@@ -269,17 +299,11 @@ static void check_layer(const char *name, const pt_tile_layer *l, pt_rng *rng)
         for (size_t budget = lo;; budget = budget * PT_TILE_TEST_GROWTH_THIRDS / 3) {
             if (budget > hi) budget = hi;
             for (int dma = 0; dma < NUM_DMA_MODES; ++dma) {
-                pt_dma_set_backend(dma == 1 ? &late_backend : NULL);
-#if HAVE_DMA_THREAD
-                if (dma == 2) PT_CHECK(pt_dma_thread_start() == PT_OK, "DMA thread start");
-#endif
+                dma_mode_begin(dma);
                 check_budget(name, l, (pt_tile_step)step, budget, dma ? 3 : 1, x, w,
                              l->has_bias ? b : NULL, gy, want, with_b ? want2 : NULL);
-#if HAVE_DMA_THREAD
-                if (dma == 2) PT_CHECK(pt_dma_thread_stop() == PT_OK && !pt_dma_thread_running(), "DMA thread stop");
-#endif
+                dma_mode_end(dma);
             }
-            pt_dma_set_backend(NULL);
             if (budget == hi) break;
         }
         free(want);
@@ -335,34 +359,16 @@ static pt_tile_layer conv2d_layer(int n, int h, int w, int cin, int cout, int k,
     return l;
 }
 
-/* Run a hand-made plan p in an L1 of exactly its size, on every DMA mode,
- * and compare with the untiled result. */
+/* Run a hand-made plan p in a fenced L1 of exactly its size on every DMA
+ * mode (its byte counts are not the plan's: not compared). */
 static void check_forced(const char *name, const pt_tile_plan *p, const float *x, const float *w,
-                         const float *gy, const float *want, size_t n_out, const float *want_b, size_t n_b)
+                         const float *gy, const float *want, const float *want_b)
 {
-    float *out = nan_floats(n_out), *out_b = nan_floats(n_b);
-    void *mem = malloc(p->l1_bytes + PT_TILE_ALIGN);
-    char *l1 = (char *)mem + (PT_TILE_ALIGN - (uintptr_t)mem % PT_TILE_ALIGN) % PT_TILE_ALIGN;
-    memset(l1, CANARY, p->l1_bytes);
     for (int dma = 0; dma < NUM_DMA_MODES; ++dma) {
-        pt_dma_set_backend(dma == 1 ? &late_backend : NULL);
-#if HAVE_DMA_THREAD
-        if (dma == 2) pt_dma_thread_start();
-#endif
-        pt_status st = tiled(p, 2, l1, p->l1_bytes, x, w, NULL, gy, out, want_b ? out_b : NULL);
-#if HAVE_DMA_THREAD
-        if (dma == 2) pt_dma_thread_stop();
-#endif
-        PT_CHECK(st == PT_OK && pt_first_bit_diff(out, want, n_out) < 0 &&
-                     (!want_b || pt_first_bit_diff(out_b, want_b, n_b) < 0),
-                 "%s %s m%d n%d k%d rows%d order %d%d dma %d: status %d or results differ", name,
-                 step_names[p->step], p->tile_m, p->tile_n, p->tile_k, p->tile_rows, p->order[0], p->order[1],
-                 dma, st);
+        dma_mode_begin(dma);
+        run_fenced(name, p, p->l1_bytes, 2, x, w, NULL, gy, want, want_b, 0);
+        dma_mode_end(dma);
     }
-    pt_dma_set_backend(NULL);
-    free(mem);
-    free(out);
-    free(out_b);
 }
 
 /* conv2d's steps in tile shapes the planner rarely picks, made by hand:
@@ -395,7 +401,7 @@ static void check_conv2d_forced(const char *name, const pt_tile_layer *l, pt_rng
                 p.order[0] = k_outer ? PT_TILE_DIM_K : PT_TILE_DIM_M;
                 p.order[1] = k_outer ? PT_TILE_DIM_M : PT_TILE_DIM_K;
                 p.l1_bytes = pt_tile_conv_layout_of(&g, &p, NULL).total;
-                check_forced(name, &p, x, NULL, gy, want_w, s.w, l->has_bias ? want_b : NULL, s.b);
+                check_forced(name, &p, x, NULL, gy, want_w, l->has_bias ? want_b : NULL);
             }
     float *want_y = nan_floats(s.y);
     PT_CHECK(untiled(l, PT_TILE_FWD, x, w, NULL, NULL, want_y, NULL) == PT_OK, "%s untiled", name);
@@ -411,7 +417,7 @@ static void check_conv2d_forced(const char *name, const pt_tile_layer *l, pt_rng
             p.order[0] = n_outer ? PT_TILE_DIM_N : PT_TILE_DIM_M;
             p.order[1] = n_outer ? PT_TILE_DIM_M : PT_TILE_DIM_N;
             p.l1_bytes = pt_tile_conv_layout_of(&g, &p, NULL).total;
-            check_forced(name, &p, x, w, NULL, want_y, s.y, NULL, 0);
+            check_forced(name, &p, x, w, NULL, want_y, NULL);
         }
     free(want_y);
     PT_CHECK(pt_tile_plan_layer(l, PT_TILE_BWD_INPUT, (size_t)1 << 30, &plan) == PT_OK, "%s plan", name);
@@ -421,7 +427,7 @@ static void check_conv2d_forced(const char *name, const pt_tile_layer *l, pt_rng
             p.tile_n = pt_tile_min_int(tns[i], g.patch);
             if (one_row) p.tile_images = p.tile_rows = 1;
             p.l1_bytes = pt_tile_conv_layout_of(&g, &p, NULL).total;
-            check_forced(name, &p, NULL, w, gy, want_x, s.x, NULL, 0);
+            check_forced(name, &p, NULL, w, gy, want_x, NULL);
         }
     free(x);
     free(w);
