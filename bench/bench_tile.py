@@ -47,6 +47,7 @@ def adaptive_stage(batch: int) -> list[Layer]:
         Layer.pointwise(batch, 4, 4, 512, 1024, bias=False, name="conv5_6/sep"),
         Layer.depthwise(batch, 4, 4, 1024, 3, 1, 1, bias=False, name="conv6/dw"),
         Layer.pointwise(batch, 4, 4, 1024, 1024, bias=False, name="conv6/sep"),
+        Layer.global_avg_pool(batch, 4, 4, 1024, name="pool6"),
         Layer.linear(batch, 1024, 50, name="fc7"),
     ]
 
@@ -56,16 +57,6 @@ def conv_layers(batch: int) -> list[Layer]:
     is in the frozen stage for every LR layer, so it is trained only when the
     whole network is (e.g. fine-tuned before deployment)."""
     return [Layer.conv2d(batch, 128, 128, 3, 32, 3, 2, "same", bias=False, name="conv1")]
-
-
-def pool_rows(batch: int) -> list[dict]:
-    """pool6 (global average pool, 4x4x1024): not planned - a streaming op
-    with no operand reuse, so a row-by-row pass moves each operand once; its
-    bytes are reported as that bound."""
-    x, y = batch * 4 * 4 * 1024 * 4, batch * 1024 * 4
-    return [{"layer": "pool6", "kind": "global_avg_pool", "step": step, "bytes_moved": b,
-             "lower_bound_bytes": b, "io_lower_bound_bytes": b, "ratio_to_bound": 1.0, "analytic": True}
-            for step, b in (("forward", x + y), ("grad_input", x + y))]
 
 
 def layer_totals(plans) -> dict:
@@ -83,12 +74,6 @@ def traffic(batch: int, l1: int) -> tuple[list[dict], list[dict]]:
         plans = tile.training_step(layer, l1)
         rows += [p.to_dict() for p in plans]
         totals.append(layer_totals(plans))
-    pool = pool_rows(batch)
-    rows += pool
-    b = sum(r["bytes_moved"] for r in pool)
-    totals.insert(7, {"layer": "pool6", "kind": "global_avg_pool", "bytes_moved": b, "lower_bound_bytes": b,
-                      "io_lower_bound_bytes": b, "ratio_to_bound": 1.0, "ratio_to_io_bound": 1.0, "macs": 0,
-                      "analytic": True})
     return rows, totals
 
 
@@ -102,16 +87,14 @@ def print_traffic(rows, totals, l1):
     print(f"{'layer':13s} {'step':11s} {'tile':34s} {'tiles':>7s} {'moved':>9s} {'bound':>9s} "
           f"{'x bound':>7s} {'x io':>6s} {'MAC/B':>6s}")
     for r in rows:
-        t = r.get("tile")
-        if t is None:
-            desc = "streaming (not planned)"
-        elif "m" in t:
+        t = r["tile"]
+        if "m" in t:
             desc = f"m{t['m']} n{t['n']} k{t['k']} {t.get('order', '')}"
         else:
             desc = f"img{t['images']} rows{t['rows']} ch{t['channels']}"
         io = r["bytes_moved"] / r["io_lower_bound_bytes"]
-        ai = f"{r['arithmetic_intensity']:6.2f}" if "arithmetic_intensity" in r else "     -"
-        print(f"{r['layer']:13s} {r['step']:11s} {desc:34s} {r.get('num_tiles', 1):7d} {mib(r['bytes_moved'])} "
+        ai = f"{r['arithmetic_intensity']:6.2f}"
+        print(f"{r['layer']:13s} {r['step']:11s} {desc:34s} {r['num_tiles']:7d} {mib(r['bytes_moved'])} "
               f"{mib(r['lower_bound_bytes'])} {r['ratio_to_bound']:7.2f} {io:6.2f} {ai}")
     print(f"\nPer layer, forward + grad-input + grad-weight:")
     print(f"{'layer':13s} {'moved MiB':>10s} {'bound MiB':>10s} {'x bound':>8s} {'x io':>6s}")
@@ -128,7 +111,7 @@ def untiled(layer: Layer, step: str, arrays, threads: int):
     """The untiled kernel on the full arrays (the reference path)."""
     s = layer.shapes()
     out = np.empty(s["y"] if step == "forward" else s["x"] if step == "grad_input" else s["w"], np.float32)
-    gb = np.empty(s["b"], np.float32)
+    gb = np.empty(s.get("b", 0), np.float32)
     flat = [None if a is None else a.reshape(-1) for a in arrays]
     o = out.reshape(-1)
     if layer.kind == "linear":
@@ -148,6 +131,12 @@ def untiled(layer: Layer, step: str, arrays, threads: int):
             _gemm.conv_bwd_input(layer.kind, shape, flat[0], flat[1], o, threads)
         else:
             _gemm.conv_bwd_weight(layer.kind, shape, flat[0], flat[1], o, gb, threads)
+    elif layer.kind == "global_avg_pool":
+        shape = (layer.n, layer.h, layer.w, layer.cin)
+        if step == "forward":
+            _elem.global_avgpool_fwd(flat[0], o, shape, threads, False)
+        else:
+            _elem.global_avgpool_bwd(flat[0], o, shape, threads, False)
     else:
         geo = ((layer.n, layer.h, layer.w, layer.cin), (layer.k, layer.k), (layer.stride, layer.stride),
                layer.pads, threads)
@@ -179,10 +168,14 @@ def timing(layers: list[Layer], l1: int, reps: int) -> list[dict]:
     results = []
     for layer in layers:
         s = layer.shapes()
-        x, w, gy = (aligned(rng.uniform(-1, 1, s[k]).astype(np.float32)) for k in ("x", "w", "y"))
-        b = rng.uniform(-1, 1, s["b"]).astype(np.float32) if layer.bias else None
-        inputs = {"forward": (x, w, b), "grad_input": (w, gy), "grad_weight": (x, gy)}
-        for step in tile.STEPS:
+        x, gy = (aligned(rng.uniform(-1, 1, s[k]).astype(np.float32)) for k in ("x", "y"))
+        if "w" not in s:     # a pool: no weights
+            inputs = {"forward": (x,), "grad_input": (gy,)}
+        else:
+            w = aligned(rng.uniform(-1, 1, s["w"]).astype(np.float32))
+            b = rng.uniform(-1, 1, s["b"]).astype(np.float32) if layer.bias else None
+            inputs = {"forward": (x, w, b), "grad_input": (w, gy), "grad_weight": (x, gy)}
+        for step in layer.steps:
             tiled = tile.TiledStep(layer, step, l1)
             runs = [("memcpy", lambda: untiled(layer, step, inputs[step], threads)),
                     ("memcpy", lambda: tiled(*inputs[step])), ("thread", lambda: tiled(*inputs[step]))]

@@ -47,7 +47,8 @@ cdef extern from "pulptrain/pt_dma.h" nogil:
 
 ALIGN = PT_TILE_ALIGN
 ERR_BUDGET = PT_ERR_BUDGET
-KINDS = {"linear": 0, "pointwise": 1, "depthwise": 2, "conv2d": 3}
+KINDS = {"linear": 0, "pointwise": 1, "depthwise": 2, "conv2d": 3, "avg_pool": 4, "global_avg_pool": 5,
+         "channel_affine": 6}
 STEPS = {"forward": 0, "grad_input": 1, "grad_weight": 2}
 _DIMS = "mnk"
 
@@ -112,18 +113,25 @@ cdef class Executor:
         self.budget = budget
         self.which = STEPS[step]
 
-    def run(self, uint8_t[::1] l1, size_t l1_offset, const float[::1] a, const float[::1] b, bias,
-            float[::1] out, out2, int num_threads):
+    def run(self, uint8_t[::1] l1, size_t l1_offset, a, b, bias, float[::1] out, out2, int num_threads):
         """forward: a = x, b = w, bias = b or None, out = y; grad_input: a = w,
         b = grad_y, out = grad_x; grad_weight: a = x, b = grad_y, out = grad_w,
-        out2 = grad_b or None. The L1 region is l1[l1_offset : l1_offset +
-        budget]. Returns the bytes the DMA moved."""
+        out2 = grad_b or None. The pools have no w (None). The L1 region is
+        l1[l1_offset : l1_offset + budget]. Returns the bytes the DMA moved."""
         if l1_offset + self.budget > <size_t>l1.shape[0]:
             raise ValueError("the L1 region does not fit in the l1 array")
-        cdef const float[::1] bias_v
+        cdef const float[::1] a_v, b_v, bias_v
         cdef float[::1] out2_v
+        cdef const float *a_p = NULL
+        cdef const float *b_p = NULL
         cdef const float *bias_p = NULL
         cdef float *out2_p = NULL
+        if a is not None:
+            a_v = a
+            a_p = &a_v[0]
+        if b is not None:
+            b_v = b
+            b_p = &b_v[0]
         if bias is not None:
             bias_v = bias
             bias_p = &bias_v[0]
@@ -142,11 +150,11 @@ cdef class Executor:
         with nogil:
             pt_dma_reset_bytes_issued()
             if self.which == 0:
-                st = pt_tile_fwd(&ctx, &self.plan, region, budget, &a[0], &b[0], bias_p, &out[0])
+                st = pt_tile_fwd(&ctx, &self.plan, region, budget, a_p, b_p, bias_p, &out[0])
             elif self.which == 1:
-                st = pt_tile_bwd_input(&ctx, &self.plan, region, budget, &a[0], &b[0], &out[0])
+                st = pt_tile_bwd_input(&ctx, &self.plan, region, budget, a_p, b_p, &out[0])
             else:
-                st = pt_tile_bwd_weight(&ctx, &self.plan, region, budget, &a[0], &b[0], &out[0], out2_p)
+                st = pt_tile_bwd_weight(&ctx, &self.plan, region, budget, a_p, b_p, &out[0], out2_p)
             moved = pt_dma_bytes_issued()
         free(scratch)
         check_status(st, "pt_tile step")

@@ -315,7 +315,7 @@ class ChannelAffine(Module):
 
     def forward(self, x):
         self._x = x
-        return ops.channel_affine_forward(x, self.scale.data, self.shift.data)
+        return tile.channel_affine_forward(x, self.scale.data, self.shift.data)
 
     def backward(self, grad_y):
         x = self._cached("_x")
@@ -325,9 +325,9 @@ class ChannelAffine(Module):
             if np.shape(grad_y) != np.shape(x):
                 raise ValueError(f"grad_y must have the shape of x {np.shape(x)}, got {np.shape(grad_y)}")
             # grad_x = grad_y * scale: the forward map without shift
-            return ops.channel_affine_forward(grad_y, self.scale.data, np.zeros_like(self.shift.data))
-        grad_x, grad_scale, grad_shift = ops.channel_affine_backward(x, self.scale.data, grad_y,
-                                                                     need_grad_x=self.need_grad_x)
+            return tile.channel_affine_forward(grad_y, self.scale.data, np.zeros_like(self.shift.data))
+        grad_x, grad_scale, grad_shift = tile.channel_affine_backward(x, self.scale.data, grad_y,
+                                                                      need_grad_x=self.need_grad_x)
         self.scale.accumulate(grad_scale)
         self.shift.accumulate(grad_shift)
         return grad_x
@@ -373,10 +373,10 @@ class AvgPool2d(_Stateless):
 
     def forward(self, x):
         self._cache = np.shape(x)
-        return ops.avg_pool2d_forward(x, self.kernel_size, self.stride)
+        return tile.avg_pool2d_forward(x, self.kernel_size, self.stride)
 
     def _backward(self, shape, grad_y):
-        return ops.avg_pool2d_backward(shape, grad_y, self.kernel_size, self.stride)
+        return tile.avg_pool2d_backward(shape, grad_y, self.kernel_size, self.stride)
 
 
 class GlobalAvgPool(_Stateless):
@@ -384,10 +384,10 @@ class GlobalAvgPool(_Stateless):
 
     def forward(self, x):
         self._cache = np.shape(x)
-        return ops.global_avg_pool_forward(x)
+        return tile.global_avg_pool_forward(x)
 
     def _backward(self, shape, grad_y):
-        return ops.global_avg_pool_backward(shape, grad_y)
+        return tile.global_avg_pool_backward(shape, grad_y)
 
 
 class Flatten(_Stateless):

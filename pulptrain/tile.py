@@ -7,10 +7,12 @@ buffering and move the fewest bytes L2 <-> L1, and reports them;
 :func:`run` executes one step through the tiled, double-buffered executor,
 which is bitwise equal to the untiled kernels (pulptrain.ops).
 
-Steps are ``"forward"``, ``"grad_input"`` and ``"grad_weight"``. Array layouts
-are those of :mod:`pulptrain.ops`: NHWC activations, pointwise w [Cout, Cin],
-depthwise w [KH, KW, C], conv2d w [Cout, KH, KW, Cin], linear x [N, In] and
-w [Out, In].
+Steps are ``"forward"``, ``"grad_input"`` and ``"grad_weight"`` (the pools,
+which have no weights, only the first two). Array layouts are those of
+:mod:`pulptrain.ops`: NHWC activations, pointwise w [Cout, Cin], depthwise
+w [KH, KW, C], conv2d w [Cout, KH, KW, Cin], linear x [N, In] and w [Out, In];
+a global average pool's y is [N, C]; the channel affine map's "w" is its
+scale [C] and its "b" its shift [C] (required), x [N, H, W, C].
 """
 from __future__ import annotations
 
@@ -22,12 +24,13 @@ import numpy as np
 
 from pulptrain import _alloc, _tile
 from pulptrain._threads import get_num_threads
-from pulptrain._validate import as_f32, conv_output_hw, conv_padding, positive_int
+from pulptrain._validate import as_f32, conv_output_hw, conv_padding, positive_int, same_shape
 from pulptrain.errors import StatusError
 
 STEPS = ("forward", "grad_input", "grad_weight")
-KINDS = ("linear", "pointwise", "depthwise", "conv2d")
-_WINDOWED = ("depthwise", "conv2d")
+KINDS = ("linear", "pointwise", "depthwise", "conv2d", "avg_pool", "global_avg_pool", "channel_affine")
+_WINDOWED = ("depthwise", "conv2d", "avg_pool")
+_POOLS = ("avg_pool", "global_avg_pool")
 VEGA_L1_BYTES = 128 * 1024
 PULP_OPEN_L1_BYTES = 64 * 1024
 _GUARD = 64
@@ -39,8 +42,12 @@ class Layer:
     """One layer to tile. ``kind`` is "linear" (x [n, cin] -> [n, cout]),
     "pointwise" (x [n, h, w, cin] -> [n, h, w, cout]), "depthwise"
     (``cout == cin``, a ``k`` x ``k`` window, ``stride``, ``padding`` as in
-    pulptrain.ops: int, (top, bottom, left, right) or "same") or "conv2d"
-    (dense, im2col: a ``k`` x ``k`` window over all ``cin`` channels)."""
+    pulptrain.ops: int, (top, bottom, left, right) or "same"), "conv2d"
+    (dense, im2col: a ``k`` x ``k`` window over all ``cin`` channels),
+    "avg_pool" (``k`` x ``k`` windows moved by ``stride``, no padding, no
+    weights), "global_avg_pool" (the mean over h and w: y [n, cin]) or
+    "channel_affine" (y = x * scale + shift per channel: w = scale, b =
+    shift, which it always has)."""
     kind: str
     n: int
     h: int
@@ -67,6 +74,18 @@ class Layer:
         return cls("depthwise", n, h, w, c, c, k, stride, padding, bias, name)
 
     @classmethod
+    def avg_pool(cls, n: int, h: int, w: int, c: int, k: int, stride: int | None = None, name: str = ""):
+        return cls("avg_pool", n, h, w, c, c, k, k if stride is None else stride, 0, False, name)
+
+    @classmethod
+    def global_avg_pool(cls, n: int, h: int, w: int, c: int, name: str = ""):
+        return cls("global_avg_pool", n, h, w, c, c, bias=False, name=name)
+
+    @classmethod
+    def channel_affine(cls, n: int, h: int, w: int, c: int, name: str = ""):
+        return cls("channel_affine", n, h, w, c, c, name=name)
+
+    @classmethod
     def conv2d(cls, n: int, h: int, w: int, cin: int, cout: int, k: int = 3, stride: int = 1, padding=1,
                bias: bool = True, name: str = ""):
         return cls("conv2d", n, h, w, cin, cout, k, stride, padding, bias, name)
@@ -80,8 +99,12 @@ class Layer:
             raise ValueError("a linear layer has h = w = 1")
         if self.kind not in _WINDOWED and (self.k, self.stride, self.pads) != (1, 1, (0, 0, 0, 0)):
             raise ValueError(f"a {self.kind} layer has k = stride = 1 and no padding")
-        if self.kind == "depthwise" and self.cout != self.cin:
-            raise ValueError(f"a depthwise layer has cout == cin, got {self.cout} != {self.cin}")
+        if self.kind in ("depthwise", "channel_affine") + _POOLS and self.cout != self.cin:
+            raise ValueError(f"a {self.kind} layer has cout == cin, got {self.cout} != {self.cin}")
+        if self.kind in _POOLS and (self.bias or self.pads != (0, 0, 0, 0)):
+            raise ValueError(f"a {self.kind} layer has no bias and no padding")
+        if self.kind == "channel_affine" and not self.bias:
+            raise ValueError("a channel_affine layer has a shift (bias=True)")
         conv_output_hw((self.h, self.w), (self.k, self.k), (self.stride, self.stride), self.pads)
 
     @property
@@ -89,7 +112,15 @@ class Layer:
         return conv_padding(self.padding, (self.h, self.w), (self.k, self.k), (self.stride, self.stride))
 
     @property
+    def steps(self) -> tuple[str, ...]:
+        """The layer's training steps: all three, or for the pools (no
+        weights) forward and grad_input."""
+        return STEPS[:2] if self.kind in _POOLS else STEPS
+
+    @property
     def out_hw(self) -> tuple[int, int]:
+        if self.kind == "global_avg_pool":
+            return 1, 1
         return conv_output_hw((self.h, self.w), (self.k, self.k), (self.stride, self.stride), self.pads)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -98,12 +129,17 @@ class Layer:
         if self.kind == "linear":
             return {"x": (self.n, self.cin), "w": (self.cout, self.cin), "b": (self.cout,),
                     "y": (self.n, self.cout)}
-        w = {"depthwise": (self.k, self.k, self.cin), "conv2d": (self.cout, self.k, self.k, self.cin)}.get(
-            self.kind, (self.cout, self.cin))
+        if self.kind in _POOLS:
+            y = (self.n, self.cin) if self.kind == "global_avg_pool" else (self.n, oh, ow, self.cin)
+            return {"x": (self.n, self.h, self.w, self.cin), "y": y}
+        w = {"depthwise": (self.k, self.k, self.cin), "conv2d": (self.cout, self.k, self.k, self.cin),
+             "channel_affine": (self.cin,)}.get(self.kind, (self.cout, self.cin))
         return {"x": (self.n, self.h, self.w, self.cin), "w": w, "b": (self.cout,),
                 "y": (self.n, oh, ow, self.cout)}
 
     def _params(self) -> tuple:
+        if self.kind == "global_avg_pool":     # the window is the whole map
+            return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.h, self.w, 1, 1, 0, 0, 0, 0, False)
         return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.k, self.k, self.stride,
                 self.stride, *self.pads, bool(self.bias))
 
@@ -174,6 +210,8 @@ def plan(layer: Layer, step: str, l1_bytes: int) -> TilePlan:
     smallest tile fits; :func:`min_l1_bytes` gives the smallest budget that
     does."""
     step, budget = _step(step), _budget(l1_bytes)
+    if step not in layer.steps:
+        raise ValueError(f"step {step!r}: a {layer.kind} layer has no weights, so no grad_weight step")
     try:
         d = _tile.plan(layer._params(), step, budget)
     except StatusError as e:
@@ -183,7 +221,7 @@ def plan(layer: Layer, step: str, l1_bytes: int) -> TilePlan:
         raise StatusError(e.status, "pulptrain.tile.plan",
                           f"{layer.name or layer.kind} {step} does not fit in an L1 budget of {budget} bytes; "
                           f"its smallest tile needs {need} bytes") from None
-    if layer.kind == "depthwise" or (layer.kind == "conv2d" and step == "grad_input"):
+    if layer.kind in ("depthwise", "channel_affine") + _POOLS or (layer.kind == "conv2d" and step == "grad_input"):
         images, rows, channels = d["tile_depthwise"]
         tile = {"images": images, "rows": rows, "channels": channels}
         if layer.kind == "conv2d":
@@ -204,12 +242,16 @@ def plan(layer: Layer, step: str, l1_bytes: int) -> TilePlan:
 
 def min_l1_bytes(layer: Layer, step: str) -> int:
     """The smallest L1 budget :func:`plan` accepts for this step."""
+    if _step(step) not in layer.steps:
+        raise ValueError(f"step {step!r}: a {layer.kind} layer has no weights, so no grad_weight step")
     return int(_tile.min_l1_bytes(layer._params(), _step(step)))
 
 
 def training_step(layer: Layer, l1_bytes: int) -> list[TilePlan]:
-    """Plans of the three steps of one training iteration of ``layer``."""
-    return [plan(layer, step, l1_bytes) for step in STEPS]
+    """Plans of the steps of one training iteration of ``layer`` (three; two
+    for the pools, which have no weights)."""
+    return [plan(layer, step, l1_bytes) for step in layer.steps]
+
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -232,6 +274,9 @@ class TiledStep:
     def __call__(self, *arrays, stats: dict | None = None):
         step, shapes = self.step, self.layer.shapes()
         names = {"forward": ("x", "w", "b"), "grad_input": ("w", "grad_y"), "grad_weight": ("x", "grad_y")}[step]
+        pool = self.layer.kind in _POOLS
+        if pool:
+            names = {"forward": ("x",), "grad_input": ("grad_y",)}[step]
         if len(arrays) != len(names):
             raise TypeError(f"{step} takes {len(names)} arrays ({', '.join(names)}), got {len(arrays)}")
         checked = []
@@ -244,12 +289,14 @@ class TiledStep:
             if a.shape != want:
                 raise ValueError(f"{name} has shape {a.shape}, the layer needs {want}")
             checked.append(_flat(a))
-        if step == "forward" and checked[2] is not None and not self.layer.bias:
+        if step == "forward" and not pool and checked[2] is not None and not self.layer.bias:
             raise ValueError("b given for a layer without bias")
-        out_shape = {"forward": shapes["y"], "grad_input": shapes["x"], "grad_weight": shapes["w"]}[step]
+        out_shape = {"forward": shapes["y"], "grad_input": shapes["x"], "grad_weight": shapes.get("w")}[step]
         out = _alloc.empty(out_shape, np.float32)
         grad_b = _alloc.empty(shapes["b"], np.float32) if step == "grad_weight" and self.layer.bias else None
-        bias = checked[2] if step == "forward" else None
+        bias = checked[2] if step == "forward" and not pool else None
+        if pool:    # no weights: the executor takes (x, None) or (None, grad_y)
+            checked = [checked[0], None] if step == "forward" else [None, checked[0]]
         moved = self._executor.run(self._l1, self._offset, checked[0], checked[1], bias, _flat(out), grad_b,
                                    get_num_threads())
         end = self._offset + self._budget
@@ -266,7 +313,7 @@ def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = No
 
     forward(x, w, b) -> y; grad_input(w, grad_y) -> grad_x;
     grad_weight(x, grad_y) -> (grad_w, grad_b) (grad_b None without a bias);
-    b may be None. The region is fenced by canary bytes, checked afterwards
+    b may be None. The pools: forward(x) -> y, grad_input(grad_y) -> grad_x. The region is fenced by canary bytes, checked afterwards
     (RuntimeError if the executor wrote outside the budget). ``stats``, when
     given, receives the plan and the bytes the DMA actually moved."""
     return TiledStep(layer, step, l1_bytes)(*arrays, stats=stats)
@@ -471,3 +518,86 @@ def depthwise_conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x:
         return ops.depthwise_conv2d_backward(x, w, grad_y, stride, padding, need_grad_x=need_grad_x,
                                              input_activation=input_activation)
     return _backward(_window_layer("depthwise", x, w, stride, padding), x, w, grad_y, need_grad_x, input_activation)
+
+
+def _pool_layer(shape, kernel_size, stride) -> Layer:
+    """The Layer of an avg_pool2d call on an NHWC shape."""
+    from pulptrain._validate import pair
+    kernel = pair("kernel_size", kernel_size)
+    stride = kernel if stride is None else pair("stride", stride)
+    conv_output_hw(shape[1:3], kernel, stride, (0, 0, 0, 0), what="kernel_size")   # as ops words it
+    if kernel[0] != kernel[1] or stride[0] != stride[1]:
+        raise ValueError("the tiled avg_pool path takes square kernels and equal strides")
+    return Layer.avg_pool(*shape, kernel[0], stride[0])
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None):
+    """ops.avg_pool2d_forward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.avg_pool2d_forward(x, kernel_size, stride)
+    x = as_f32("x", x, 4)
+    return _tiled(_pool_layer(x.shape, kernel_size, stride), "forward")(x)
+
+
+def avg_pool2d_backward(x_shape_or_x, grad_y, kernel_size, stride=None):
+    """ops.avg_pool2d_backward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.avg_pool2d_backward(x_shape_or_x, grad_y, kernel_size, stride)
+    shape = ops._nhwc_shape("x_shape_or_x", x_shape_or_x)
+    return _tiled(_pool_layer(shape, kernel_size, stride), "grad_input")(grad_y)
+
+
+def global_avg_pool_forward(x):
+    """ops.global_avg_pool_forward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.global_avg_pool_forward(x)
+    x = as_f32("x", x, 4)
+    return _tiled(Layer.global_avg_pool(*x.shape), "forward")(x)
+
+
+def global_avg_pool_backward(x_or_shape, grad_y):
+    """ops.global_avg_pool_backward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.global_avg_pool_backward(x_or_shape, grad_y)
+    shape = ops._nhwc_shape("x_or_shape", x_or_shape)
+    return _tiled(Layer.global_avg_pool(*shape), "grad_input")(grad_y)
+
+
+def _affine_arrays(x, scale):
+    """x checked as ops does, and the NHWC Layer of its [N, ..., C] shape
+    (the pixels between N and C as rows of one column)."""
+    from pulptrain import ops
+    x = as_f32("x", x, (2, 3, 4, 5))
+    ops._affine_dims(x, scale)                        # raises naming scale, as ops does
+    n, c = x.shape[0], x.shape[-1]
+    rows = int(np.prod(x.shape[1:-1], dtype=np.int64))
+    return x, Layer.channel_affine(n, rows, 1, c)
+
+
+def channel_affine_forward(x, scale, shift):
+    """ops.channel_affine_forward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.channel_affine_forward(x, scale, shift)
+    x, layer = _affine_arrays(x, scale)
+    shift = as_f32("shift", shift, 1)
+    same_shape("shift", shift, "scale", np.shape(scale))
+    return _tiled(layer, "forward")(x.reshape(layer.shapes()["x"]), scale, shift).reshape(x.shape)
+
+
+def channel_affine_backward(x, scale, grad_y, *, need_grad_x: bool = True):
+    """ops.channel_affine_backward, tiled when an L1 budget is set."""
+    from pulptrain import ops
+    if _l1_budget is None:
+        return ops.channel_affine_backward(x, scale, grad_y, need_grad_x=need_grad_x)
+    x, layer = _affine_arrays(x, scale)
+    grad_y = as_f32("grad_y", grad_y)
+    same_shape("grad_y", grad_y, "x", x.shape)
+    x4, gy4 = x.reshape(layer.shapes()["x"]), grad_y.reshape(layer.shapes()["x"])
+    grad_x = _tiled(layer, "grad_input")(scale, gy4).reshape(x.shape) if need_grad_x else None
+    grad_scale, grad_shift = _tiled(layer, "grad_weight")(x4, gy4)
+    return grad_x, grad_scale, grad_shift

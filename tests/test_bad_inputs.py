@@ -129,7 +129,7 @@ WINDOW_OPTS = [("stride", 0, ValueError), ("stride", -1, ValueError), ("stride",
 
 
 def layer_cases(mod, prefix="", wrap=lambda fn: fn):
-    """The convolution and linear layer functions of mod (pulptrain.ops, or
+    """The convolution, linear and pooling layer functions of mod (pulptrain.ops, or
     pulptrain.tile under an L1 budget, whose functions take the same
     arguments), each call through wrap."""
     x4, w_conv, w_dw, w_pw = f32(2, 5, 5, 3), f32(4, 3, 3, 3), f32(3, 3, 3), f32(4, 3)
@@ -187,6 +187,46 @@ def layer_cases(mod, prefix="", wrap=lambda fn: fn):
     cases += array_cases(prefix + "linear_backward", wrap(mod.linear_backward), lin_bwd, "grad_y", 2, grow_last)
     cases += array_cases(prefix + "linear_backward", wrap(mod.linear_backward), lin_bwd, "x", 2, grow_first, ("grad_y",))
 
+    def pool_fwd():
+        return dict(x=x4.copy(), kernel_size=2, stride=None)
+
+    def pool_bwd():
+        return dict(x_shape_or_x=(2, 5, 5, 3), grad_y=np.ones((2, 2, 2, 3), np.float32), kernel_size=2)
+
+    pool_opts = [("kernel_size", 0, ValueError), ("kernel_size", 6, ValueError), ("kernel_size", "2", TypeError),
+                 ("kernel_size", 2**40, ValueError), ("kernel_size", (2, 2, 2), ValueError),
+                 ("stride", 0, ValueError), ("stride", 2**40, ValueError)]
+    cases += array_cases(prefix + "avg_pool2d_forward", wrap(mod.avg_pool2d_forward), pool_fwd, "x", 4)
+    cases += option_cases(prefix + "avg_pool2d_forward", wrap(mod.avg_pool2d_forward), pool_fwd, pool_opts)
+    cases += array_cases(prefix + "avg_pool2d_backward", wrap(mod.avg_pool2d_backward), pool_bwd, "grad_y", 4, grow_first)
+    cases += option_cases(prefix + "avg_pool2d_backward", wrap(mod.avg_pool2d_backward), pool_bwd, pool_opts + [
+        ("x_shape_or_x", (2, 5, 5), ValueError), ("x_shape_or_x", (2, 0, 5, 3), ValueError),
+        ("x_shape_or_x", "2553", TypeError), ("x_shape_or_x", (2, 5.0, 5, 3), TypeError),
+        ("x_shape_or_x", (2, 2**40, 5, 3), ValueError, "x_shape_or_x", "grad_y")])
+
+    cases += array_cases(prefix + "global_avg_pool_forward", wrap(mod.global_avg_pool_forward), lambda: dict(x=x4.copy()), "x", 4)
+
+    def gap_bwd():
+        return dict(x_or_shape=(2, 5, 5, 3), grad_y=np.ones((2, 3), np.float32))
+
+    cases += array_cases(prefix + "global_avg_pool_backward", wrap(mod.global_avg_pool_backward), gap_bwd, "grad_y", 2, grow_last)
+    cases += option_cases(prefix + "global_avg_pool_backward", wrap(mod.global_avg_pool_backward), gap_bwd, [
+        ("x_or_shape", (2, 5, 5, 3, 1), ValueError), ("x_or_shape", (-2, 5, 5, 3), ValueError),
+        ("x_or_shape", None, TypeError)])
+
+
+    def aff_fwd():
+        return dict(x=x4.copy(), scale=f32(3), shift=f32(3))
+
+    def aff_bwd():
+        return dict(x=x4.copy(), scale=f32(3), grad_y=x4.copy())
+
+    cases += array_cases(prefix + "channel_affine_forward", wrap(mod.channel_affine_forward), aff_fwd, "x", None, grow_last, ("scale",))
+    cases += [Case(prefix + "channel_affine_forward:x=1-d", lambda: wrap(mod.channel_affine_forward)(
+        np.ones(3, np.float32), np.ones(3, np.float32), np.ones(3, np.float32)), ValueError, ("x",))]
+    cases += array_cases(prefix + "channel_affine_forward", wrap(mod.channel_affine_forward), aff_fwd, "scale", 1, grow_last)
+    cases += array_cases(prefix + "channel_affine_forward", wrap(mod.channel_affine_forward), aff_fwd, "shift", 1, grow_last)
+    cases += array_cases(prefix + "channel_affine_backward", wrap(mod.channel_affine_backward), aff_bwd, "grad_y", None, grow_last)
     return cases
 
 
@@ -215,46 +255,6 @@ def ops_cases():
         build = (lambda: dict(x_or_y=x4.copy(), grad_y=x4.copy()))
         cases += array_cases(name, getattr(ops, name), build, "grad_y", None, grow_last, ("x_or_y",))
         cases += array_cases(name, getattr(ops, name), build, "x_or_y", None, grow_last, ("grad_y",))
-
-    def pool_fwd():
-        return dict(x=x4.copy(), kernel_size=2, stride=None)
-
-    def pool_bwd():
-        return dict(x_shape_or_x=(2, 5, 5, 3), grad_y=np.ones((2, 2, 2, 3), np.float32), kernel_size=2)
-
-    pool_opts = [("kernel_size", 0, ValueError), ("kernel_size", 6, ValueError), ("kernel_size", "2", TypeError),
-                 ("kernel_size", 2**40, ValueError), ("kernel_size", (2, 2, 2), ValueError),
-                 ("stride", 0, ValueError), ("stride", 2**40, ValueError)]
-    cases += array_cases("avg_pool2d_forward", ops.avg_pool2d_forward, pool_fwd, "x", 4)
-    cases += option_cases("avg_pool2d_forward", ops.avg_pool2d_forward, pool_fwd, pool_opts)
-    cases += array_cases("avg_pool2d_backward", ops.avg_pool2d_backward, pool_bwd, "grad_y", 4, grow_first)
-    cases += option_cases("avg_pool2d_backward", ops.avg_pool2d_backward, pool_bwd, pool_opts + [
-        ("x_shape_or_x", (2, 5, 5), ValueError), ("x_shape_or_x", (2, 0, 5, 3), ValueError),
-        ("x_shape_or_x", "2553", TypeError), ("x_shape_or_x", (2, 5.0, 5, 3), TypeError),
-        ("x_shape_or_x", (2, 2**40, 5, 3), ValueError, "x_shape_or_x", "grad_y")])
-
-    cases += array_cases("global_avg_pool_forward", ops.global_avg_pool_forward, lambda: dict(x=x4.copy()), "x", 4)
-
-    def gap_bwd():
-        return dict(x_or_shape=(2, 5, 5, 3), grad_y=np.ones((2, 3), np.float32))
-
-    cases += array_cases("global_avg_pool_backward", ops.global_avg_pool_backward, gap_bwd, "grad_y", 2, grow_last)
-    cases += option_cases("global_avg_pool_backward", ops.global_avg_pool_backward, gap_bwd, [
-        ("x_or_shape", (2, 5, 5, 3, 1), ValueError), ("x_or_shape", (-2, 5, 5, 3), ValueError),
-        ("x_or_shape", None, TypeError)])
-
-    def aff_fwd():
-        return dict(x=x4.copy(), scale=f32(3), shift=f32(3))
-
-    def aff_bwd():
-        return dict(x=x4.copy(), scale=f32(3), grad_y=x4.copy())
-
-    cases += array_cases("channel_affine_forward", ops.channel_affine_forward, aff_fwd, "x", None, grow_last, ("scale",))
-    cases += [Case("channel_affine_forward:x=1-d", lambda: ops.channel_affine_forward(
-        np.ones(3, np.float32), np.ones(3, np.float32), np.ones(3, np.float32)), ValueError, ("x",))]
-    cases += array_cases("channel_affine_forward", ops.channel_affine_forward, aff_fwd, "scale", 1, grow_last)
-    cases += array_cases("channel_affine_forward", ops.channel_affine_forward, aff_fwd, "shift", 1, grow_last)
-    cases += array_cases("channel_affine_backward", ops.channel_affine_backward, aff_bwd, "grad_y", None, grow_last)
 
     def xent():
         return dict(logits=f32(4, 5), labels=np.array([0, 4, 2, 1]))

@@ -23,6 +23,19 @@ DEPTHWISE_LAYERS = [
     tile.Layer.depthwise(2, 6, 5, 3, 2, 3, (2, 0, 1, 1), name="dw stride > kernel"),
 ]
 
+AFFINE_LAYERS = [
+    tile.Layer.channel_affine(3, 5, 7, 21, name="affine 3x5x7x21"),
+    tile.Layer.channel_affine(70, 1, 1, 33, name="affine [N, C]"),
+]
+
+POOL_LAYERS = [
+    tile.Layer.avg_pool(2, 7, 9, 20, 2, name="avg_pool k2 s2, last row in no window"),
+    tile.Layer.avg_pool(3, 8, 8, 19, 3, 1, name="avg_pool k3 s1 overlapping"),
+    tile.Layer.avg_pool(2, 6, 5, 3, 2, 3, name="avg_pool stride > kernel"),
+    tile.Layer.global_avg_pool(3, 5, 3, 37, name="global_avg_pool 5x3"),
+    tile.Layer.global_avg_pool(6, 4, 4, 1024, name="global_avg_pool pool6"),
+]
+
 CONV2D_LAYERS = [
     tile.Layer.conv2d(3, 9, 7, 3, 10, 3, 2, "same", name="conv k3 s2 same (MobileNet conv1)"),
     tile.Layer.conv2d(2, 6, 5, 4, 6, 3, 1, 1, bias=False, name="conv k3 s1 p1"),
@@ -34,7 +47,8 @@ CONV2D_LAYERS = [
 def _arrays(layer, rng):
     s = layer.shapes()
     make = lambda shape: rng.uniform(-1, 1, shape).astype(np.float32)  # noqa: E731
-    return make(s["x"]), make(s["w"]), (make(s["b"]) if layer.bias else None), make(s["y"])
+    w = make(s["w"]) if "w" in s else None
+    return make(s["x"]), w, (make(s["b"]) if layer.bias else None), make(s["y"])
 
 
 def _untiled(layer, x, w, b, gy):
@@ -44,6 +58,14 @@ def _untiled(layer, x, w, b, gy):
     elif layer.kind == "pointwise":
         y = ops.pointwise_conv2d_forward(x, w, b)
         gx, gw, gb = ops.pointwise_conv2d_backward(x, w, gy)
+    elif layer.kind == "avg_pool":
+        return {"forward": ops.avg_pool2d_forward(x, layer.k, layer.stride),
+                "grad_input": ops.avg_pool2d_backward(x.shape, gy, layer.k, layer.stride)}
+    elif layer.kind == "global_avg_pool":
+        return {"forward": ops.global_avg_pool_forward(x), "grad_input": ops.global_avg_pool_backward(x.shape, gy)}
+    elif layer.kind == "channel_affine":
+        y = ops.channel_affine_forward(x, w, b)
+        gx, gw, gb = ops.channel_affine_backward(x, w, gy)
     elif layer.kind == "conv2d":
         y = ops.conv2d_forward(x, w, b, layer.stride, layer.pads)
         gx, gw, gb = ops.conv2d_backward(x, w, gy, layer.stride, layer.pads)
@@ -70,11 +92,17 @@ def _bitwise_equal(a, b, what):
                            f"{a.reshape(-1)[diff[0]]!r} vs {b.reshape(-1)[diff[0]]!r}"
 
 
+def _inputs(layer, x, w, b, gy):
+    if layer.kind in ("avg_pool", "global_avg_pool"):
+        return {"forward": (x,), "grad_input": (gy,)}
+    return {"forward": (x, w, b), "grad_input": (w, gy), "grad_weight": (x, gy)}
+
+
 def _check_layer(layer, rng):
     x, w, b, gy = _arrays(layer, rng)
     want = _untiled(layer, x, w, b, gy)
-    inputs = {"forward": (x, w, b), "grad_input": (w, gy), "grad_weight": (x, gy)}
-    for step in tile.STEPS:
+    inputs = _inputs(layer, x, w, b, gy)
+    for step in layer.steps:
         for budget in _budgets(layer, step):
             stats = {}
             got = tile.run(layer, step, budget, *inputs[step], stats=stats)
@@ -105,6 +133,29 @@ def test_depthwise_layers_bitwise_equal_untiled(layer, rng):
 @pytest.mark.parametrize("layer", CONV2D_LAYERS, ids=lambda l: l.name)
 def test_conv2d_layers_bitwise_equal_untiled(layer, rng):
     _check_layer(layer, rng)
+
+
+@pytest.mark.parametrize("layer", AFFINE_LAYERS, ids=lambda l: l.name)
+def test_affine_layers_bitwise_equal_untiled(layer, rng):
+    _check_layer(layer, rng)
+
+
+@pytest.mark.parametrize("layer", POOL_LAYERS, ids=lambda l: l.name)
+def test_pool_layers_bitwise_equal_untiled(layer, rng):
+    _check_layer(layer, rng)
+
+
+def test_pools_have_no_grad_weight_step():
+    for layer in POOL_LAYERS[:1] + POOL_LAYERS[3:4]:
+        assert layer.steps == ("forward", "grad_input")
+        assert [p.step for p in tile.training_step(layer, 4096)] == ["forward", "grad_input"]
+        for call in (lambda: tile.plan(layer, "grad_weight", 4096), lambda: tile.min_l1_bytes(layer, "grad_weight")):
+            with pytest.raises(ValueError, match="no weights, so no grad_weight step"):
+                call()
+    with pytest.raises(ValueError, match="no bias and no padding"):
+        tile.Layer("avg_pool", 1, 4, 4, 3, 3, 2, 2, 1, False)
+    with pytest.raises(ValueError, match="cout == cin"):
+        tile.Layer("avg_pool", 1, 4, 4, 3, 5, 2, 2, 0, False)
 
 
 def test_conv2d_report():
@@ -228,6 +279,16 @@ def test_budget_aware_layer_functions_match_ops(budget, rng):
         (tile.pointwise_conv2d_backward, ops.pointwise_conv2d_backward, (x4, wp, gy_p), {}),
         (tile.linear_backward, ops.linear_backward, (x2, wp, gy_l), {"need_grad_x": False}),
         (tile.depthwise_conv2d_backward, ops.depthwise_conv2d_backward, (x4, wd, gy_d, 2, "same"), {}),
+        (tile.avg_pool2d_forward, ops.avg_pool2d_forward, (x4, 2), {}),
+        (tile.avg_pool2d_forward, ops.avg_pool2d_forward, (x4, 3, 1), {}),
+        (tile.avg_pool2d_backward, ops.avg_pool2d_backward, (x4.shape, gy_d[:, :, :2], 2), {}),
+        (tile.avg_pool2d_backward, ops.avg_pool2d_backward, (x4, x4[:, :4, :3], 3, 1), {}),
+        (tile.global_avg_pool_forward, ops.global_avg_pool_forward, (x4,), {}),
+        (tile.global_avg_pool_backward, ops.global_avg_pool_backward, (x4.shape, x2[:2]), {}),
+        (tile.channel_affine_forward, ops.channel_affine_forward, (x4, b24, b24[::-1]), {}),
+        (tile.channel_affine_forward, ops.channel_affine_forward, (x2, b24, b24), {}),
+        (tile.channel_affine_backward, ops.channel_affine_backward, (x4, b24, x4[::-1]), {}),
+        (tile.channel_affine_backward, ops.channel_affine_backward, (x2, b24, x2), {"need_grad_x": False}),
     ]
     with tile.l1_budget(budget):
         assert tile.get_l1_budget() == budget
@@ -251,7 +312,15 @@ def _random_layer(rng):
     if kind == "pointwise":
         return tile.Layer.pointwise(n, h, w, int(rng.integers(1, 40)), int(rng.integers(1, 40)), bias=bias,
                                     name="random pointwise")
+    c = int(rng.integers(1, 40))
+    if kind == "channel_affine":
+        return tile.Layer.channel_affine(n, h, w, c, name="random channel_affine")
+    if kind == "global_avg_pool":
+        return tile.Layer.global_avg_pool(n, h, w, c, name="random global_avg_pool")
     k, stride = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+    if kind == "avg_pool":
+        k = min(k, h, w)
+        return tile.Layer.avg_pool(n, h, w, c, k, stride, name="random avg_pool")
     pads = tuple(int(p) for p in rng.integers(0, k + 1, 4))   # up to k: windows that read only padding
     if h + pads[0] + pads[1] < k or w + pads[2] + pads[3] < k:
         pads = (k, k, k, k)
@@ -265,12 +334,12 @@ def _random_layer(rng):
 def test_random_layers_and_budgets_bitwise_equal_untiled(rng):
     """Random odd shapes, strides, paddings and budgets (seeded; the seed is
     printed on failure)."""
-    for _ in range(16):
+    for _ in range(24):
         layer = _random_layer(rng)
         x, w, b, gy = _arrays(layer, rng)
         want = _untiled(layer, x, w, b, gy)
-        inputs = {"forward": (x, w, b), "grad_input": (w, gy), "grad_weight": (x, gy)}
-        for step in tile.STEPS:
+        inputs = _inputs(layer, x, w, b, gy)
+        for step in layer.steps:
             lo = tile.min_l1_bytes(layer, step)
             hi = tile.plan(layer, step, 1 << 30).l1_bytes
             budget = int(lo + (hi - lo) * rng.uniform() ** 3)
@@ -337,9 +406,11 @@ def _small_model(seed):
         ("relu1", nn.ReLU6()),
         ("dw1", nn.DepthwiseConv2d(16, 3, 1, "same", activation="relu6")),
         ("pw1", nn.PointwiseConv2d(16, 24, activation="relu6")),
+        ("avg", nn.AvgPool2d(2, 1)),
         ("dw2", nn.DepthwiseConv2d(24, 3, 2, "same", activation="relu6")),
         ("pw2", nn.PointwiseConv2d(24, 40, activation="relu6")),
         ("pool", nn.GlobalAvgPool()),
+        ("bn", nn.ChannelAffine(40, trainable=True)),
         ("fc", nn.Linear(40, 7)),
     )
 
@@ -360,7 +431,7 @@ def _train(model, x, labels, steps=3):
 @pytest.mark.parametrize("budget", [6 * 1024, 32 * 1024])
 def test_nn_model_trains_bitwise_the_same_tiled(budget, dma, rng):
     """A pulptrain.nn model run under an L1 budget (every conv2d, pointwise,
-    depthwise and linear step through the tiled executor) trains bitwise as
+    depthwise, linear and pooling step through the tiled executor) trains bitwise as
     untiled, with either DMA backend."""
     x = rng.uniform(0, 6, (3, 9, 7, 3)).astype(np.float32)    # conv1's steps fit in 6 KB
     labels = rng.integers(0, 7, 3).astype(np.int64)
@@ -372,7 +443,7 @@ def test_nn_model_trains_bitwise_the_same_tiled(budget, dma, rng):
         got = _train(tiled, x, labels)
     assert tile.get_dma() == "memcpy"
     ran = {(layer.kind, step) for layer, step, b in tile._prepared if b == budget}
-    assert ran == {(k, s) for k in tile.KINDS for s in tile.STEPS}
+    assert ran == {(k, s) for k in tile.KINDS for s in tile.STEPS if s != "grad_weight" or "pool" not in k}
     assert got == want
     for (name, p), (_, q) in zip(plain.named_parameters(), tiled.named_parameters()):
         _bitwise_equal(q.data, p.data, name)

@@ -1,5 +1,7 @@
 /* Public entry points of the tiled executors: argument checks shared by every
- * layer kind, then dispatch to the GEMM, depthwise or conv2d executor. */
+ * layer kind, then dispatch to the GEMM, depthwise (and pooling) or conv2d
+ * executor (which also runs the channel affine map). The pools have no
+ * weights: w may be NULL for them. */
 #include "pt_tile_internal.h"
 
 size_t pt_tile_scratch_bytes(const pt_tile_plan *plan, int num_threads)
@@ -16,11 +18,15 @@ size_t pt_tile_scratch_bytes(const pt_tile_plan *plan, int num_threads)
 pt_status pt_tile_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                       const float *x, const float *w, const float *b, float *y)
 {
-    if (!ctx || !plan || !l1 || !x || !w || !y) return PT_ERR_NULL;
+    if (!ctx || !plan || !l1 || !x || !y) return PT_ERR_NULL;
+    if (!w && !pt_tile_is_pool(plan->layer.kind)) return PT_ERR_NULL;
     switch (plan->layer.kind) {
     case PT_TILE_LINEAR:
     case PT_TILE_POINTWISE: return pt_tile_gemm_fwd(ctx, plan, l1, l1_bytes, x, w, b, y);
-    case PT_TILE_DEPTHWISE: return pt_tile_dw_fwd(ctx, plan, l1, l1_bytes, x, w, b, y);
+    case PT_TILE_DEPTHWISE:
+    case PT_TILE_AFFINE:
+    case PT_TILE_AVGPOOL:
+    case PT_TILE_GLOBAL_AVGPOOL: return pt_tile_dw_fwd(ctx, plan, l1, l1_bytes, x, w, b, y);
     case PT_TILE_CONV2D: return pt_tile_conv_fwd(ctx, plan, l1, l1_bytes, x, w, b, y);
     default: return PT_ERR_UNSUPPORTED;
     }
@@ -29,11 +35,15 @@ pt_status pt_tile_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, siz
 pt_status pt_tile_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                             const float *w, const float *grad_y, float *grad_x)
 {
-    if (!ctx || !plan || !l1 || !w || !grad_y || !grad_x) return PT_ERR_NULL;
+    if (!ctx || !plan || !l1 || !grad_y || !grad_x) return PT_ERR_NULL;
+    if (!w && !pt_tile_is_pool(plan->layer.kind)) return PT_ERR_NULL;
     switch (plan->layer.kind) {
     case PT_TILE_LINEAR:
     case PT_TILE_POINTWISE: return pt_tile_gemm_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
-    case PT_TILE_DEPTHWISE: return pt_tile_dw_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
+    case PT_TILE_DEPTHWISE:
+    case PT_TILE_AFFINE:
+    case PT_TILE_AVGPOOL:
+    case PT_TILE_GLOBAL_AVGPOOL: return pt_tile_dw_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
     case PT_TILE_CONV2D: return pt_tile_conv_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
     default: return PT_ERR_UNSUPPORTED;
     }
@@ -48,9 +58,10 @@ pt_status pt_tile_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *
     case PT_TILE_POINTWISE:
         return pt_tile_gemm_bwd_weight(ctx, plan, l1, l1_bytes, x, grad_y, grad_w, grad_b);
     case PT_TILE_DEPTHWISE:
+    case PT_TILE_AFFINE:
         return pt_tile_dw_bwd_weight(ctx, plan, l1, l1_bytes, x, grad_y, grad_w, grad_b);
     case PT_TILE_CONV2D:
         return pt_tile_conv_bwd_weight(ctx, plan, l1, l1_bytes, x, grad_y, grad_w, grad_b);
-    default: return PT_ERR_UNSUPPORTED;
+    default: return PT_ERR_UNSUPPORTED; /* the pools have no weights */
     }
 }

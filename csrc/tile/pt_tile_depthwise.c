@@ -1,12 +1,16 @@
-/* Tiled, double-buffered execution of depthwise convolutions. Tiles run
- * channel block by channel block (the weights of a block are fetched once),
- * and inside a block over images and rows. While tile i is computed the DMA
+/* Tiled, double-buffered execution of depthwise convolutions, of the channel
+ * affine map (a 1x1 depthwise layer to the tiling) and of average pooling
+ * (the same windows without weights). Tiles run channel block by
+ * channel block (the weights of a block are fetched once), and inside a
+ * block over images and rows. While tile i is computed the DMA
  * fetches tile i + 1's input (and, at a block change, its weights) into the
  * other buffer, and tile i - 1's output drains from the other output buffer.
  * See pt_tile.h for why every step stays bitwise equal to the untiled kernel. */
 #include <string.h>
 #include "pt_tile_internal.h"
 #include "pulptrain/pt_depthwise.h"
+#include "pulptrain/pt_pool.h"
+#include "pulptrain/pt_affine.h"
 #include "pulptrain/pt_dma.h"
 #include "pulptrain/internal.h"
 
@@ -28,9 +32,12 @@ typedef struct dw_run {
 static pt_status dw_setup(dw_run *r, const pt_ctx *ctx, const pt_tile_plan *plan, pt_tile_step step,
                           void *l1, size_t l1_bytes)
 {
-    if (plan->step != step || plan->layer.kind != PT_TILE_DEPTHWISE) return PT_ERR_PARAM;
+    const pt_tile_kind kind = plan->layer.kind;
+    if (plan->step != step || (kind != PT_TILE_DEPTHWISE && kind != PT_TILE_AFFINE && !pt_tile_is_pool(kind)))
+        return PT_ERR_PARAM;
     pt_status st = pt_tile_dw_geom_of(&plan->layer, &r->g);
     if (st != PT_OK) return st;
+    if (!r->g.weights && step == PT_TILE_BWD_WEIGHT) return PT_ERR_UNSUPPORTED;
     st = pt_check_ctx(ctx, 0);
     if (st != PT_OK) return st;
     const int total_rows = step == PT_TILE_FWD ? r->g.oh : r->g.h;
@@ -109,6 +116,25 @@ static pt_conv_params tile_params(const dw_run *r, const dw_tile *t, int in_rows
     return p;
 }
 
+/* The step's kernel on one tile (p: tile_params). */
+static pt_status tile_kernel(const pt_ctx *ctx, const dw_run *r, const pt_conv_params *p, const float *in,
+                             const float *w, const float *b, float *out)
+{
+    const int fwd = r->plan->step == PT_TILE_FWD;
+    const pt_pool_params pool = {p->in, p->kh, p->kw, p->stride_h, p->stride_w};
+    switch (r->plan->layer.kind) {
+    case PT_TILE_AVGPOOL:
+        return fwd ? pt_avgpool_f32_fwd(ctx, &pool, in, out) : pt_avgpool_f32_bwd(ctx, &pool, in, out);
+    case PT_TILE_GLOBAL_AVGPOOL:
+        return fwd ? pt_global_avgpool_f32_fwd(ctx, p->in, in, out) : pt_global_avgpool_f32_bwd(ctx, p->in, in, out);
+    case PT_TILE_AFFINE:
+        return fwd ? pt_channel_affine_f32_fwd(ctx, p->in, in, w, b, out)
+                   : pt_channel_affine_f32_bwd_input(ctx, p->in, w, in, out);
+    default:
+        return fwd ? pt_depthwise_f32_fwd(ctx, p, in, w, b, out) : pt_depthwise_f32_bwd_input(ctx, p, w, in, out);
+    }
+}
+
 /* fwd and bwd_input: stream source tiles in, result tiles out. */
 static pt_status dw_stream(const pt_ctx *ctx, const dw_run *r, char *l1, const float *src,
                            const float *w, const float *b, float *dst)
@@ -139,13 +165,13 @@ static pt_status dw_stream(const pt_ctx *ctx, const dw_run *r, char *l1, const f
 
     dw_tile t = tile_at(r, 0);
     in_dma[0] = FETCH_SRC(t, 0);
-    FETCH_W(t, 0);
+    if (g->weights) FETCH_W(t, 0);
     for (uint64_t i = 0; i < total; ++i) {
         const int has_next = i + 1 < total;
         const dw_tile next = has_next ? tile_at(r, i + 1) : t;
         if (has_next) {
             in_dma[cur_in ^ 1] = FETCH_SRC(next, cur_in ^ 1);
-            if (next.c0 != t.c0) FETCH_W(next, cur_w ^ 1);
+            if (g->weights && next.c0 != t.c0) FETCH_W(next, cur_w ^ 1);
         }
         wait_and_clear(&in_dma[cur_in]);
         wait_and_clear(&w_dma[cur_w][0]);
@@ -169,15 +195,14 @@ static pt_status dw_stream(const pt_ctx *ctx, const dw_run *r, char *l1, const f
                 for (int c = 0; c < ct; ++c) out[px * ct + c] = bt ? bt[c] : 0.0f;
         } else if (fwd) {
             pt_conv_params p = tile_params(r, &t, t.rows.src_hi - t.rows.src_lo);
-            st = pt_depthwise_f32_fwd(ctx, &p, in, wt, b ? (const float *)(l1 + r->lay.b[cur_w]) : NULL, out);
+            st = tile_kernel(ctx, r, &p, in, wt, b ? (const float *)(l1 + r->lay.b[cur_w]) : NULL, out);
         } else {
             const int ext_rows = t.rows.ext_hi - t.rows.ext_lo;
             if (ext_rows < buf_hi - buf_lo) /* rows no window reaches get 0 */
                 memset(out, 0, (size_t)images * (buf_hi - buf_lo) * row_floats * sizeof(float));
             if (t.rows.src_hi > t.rows.src_lo) {
                 pt_conv_params p = tile_params(r, &t, ext_rows);
-                st = pt_depthwise_f32_bwd_input(ctx, &p, wt, in,
-                                                out + (size_t)(t.rows.ext_lo - buf_lo) * row_floats);
+                st = tile_kernel(ctx, r, &p, in, wt, NULL, out + (size_t)(t.rows.ext_lo - buf_lo) * row_floats);
             }
         }
         if (st != PT_OK) break;
@@ -207,6 +232,7 @@ pt_status pt_tile_dw_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, 
     pt_status st = dw_setup(&r, ctx, plan, PT_TILE_FWD, l1, l1_bytes);
     if (st != PT_OK) return st;
     if (b && !plan->layer.has_bias) return PT_ERR_PARAM;
+    if (!w && r.g.weights) return PT_ERR_NULL;
     return dw_stream(ctx, &r, (char *)l1, x, w, b, y);
 }
 
@@ -216,6 +242,7 @@ pt_status pt_tile_dw_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void
     dw_run r;
     pt_status st = dw_setup(&r, ctx, plan, PT_TILE_BWD_INPUT, l1, l1_bytes);
     if (st != PT_OK) return st;
+    if (!w && r.g.weights) return PT_ERR_NULL;
     return dw_stream(ctx, &r, (char *)l1, grad_y, w, NULL, grad_x);
 }
 
@@ -274,7 +301,9 @@ pt_status pt_tile_dw_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, voi
         for (int n = t.n0; n < t.n1 && st == PT_OK; ++n) {
             const float *xi = (const float *)(base + r.lay.in[cur]) + (size_t)(n - t.n0) * x_img * ct;
             const float *yi = (const float *)(base + r.lay.in2[cur]) + (size_t)(n - t.n0) * y_img * ct;
-            st = pt_depthwise_f32_bwd_weight(ctx, &p, xi, yi, part_w, grad_b ? part_b : NULL);
+            st = r.plan->layer.kind == PT_TILE_AFFINE
+                     ? pt_channel_affine_f32_bwd_param(ctx, p.in, xi, yi, part_w, grad_b ? part_b : NULL)
+                     : pt_depthwise_f32_bwd_weight(ctx, &p, xi, yi, part_w, grad_b ? part_b : NULL);
             if (st != PT_OK) break;
             float *acc_of[2] = {acc_w, acc_b};
             for (int part = 0; part < 2; ++part) {

@@ -51,9 +51,17 @@ typedef struct pt_tile_dw_geom {
     int n, h, w, c, kh, kw, sh, sw, pt, pb, pl, pr;
     int oh, ow;
     int rows_cuttable; /* stride <= kernel and pads < kernel: row tiles allowed */
+    int weights;       /* 1: depthwise / conv2d; 0: the pools (no w, no b, no bwd_weight) */
 } pt_tile_dw_geom;
 
+/* Depthwise, the channel affine map (a 1x1 window) and the pools (their
+ * windows' geometry; weights says which have w). */
 pt_status pt_tile_dw_geom_of(const pt_tile_layer *layer, pt_tile_dw_geom *g);
+
+static inline int pt_tile_is_pool(pt_tile_kind kind)
+{
+    return kind == PT_TILE_AVGPOOL || kind == PT_TILE_GLOBAL_AVGPOOL;
+}
 
 /* Rows a row tile reads and how the kernel sees it. fwd: output rows
  * [r0, r1) read input rows [src_lo, src_hi) with pads pad_lo / pad_hi.

@@ -232,7 +232,7 @@ static pt_status window_geom(const pt_tile_layer *layer, pt_tile_dw_geom *g)
         p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
         return PT_ERR_PARAM;
     pt_tile_dw_geom r = {p->in.n, p->in.h, p->in.w, p->in.c, p->kh, p->kw, p->stride_h, p->stride_w,
-                         p->pad_top, p->pad_bottom, p->pad_left, p->pad_right, 0, 0, 0};
+                         p->pad_top, p->pad_bottom, p->pad_left, p->pad_right, 0, 0, 0, 1};
     r.oh = pt_out_extent(r.h, r.kh, r.sh, r.pt, r.pb);
     r.ow = pt_out_extent(r.w, r.kw, r.sw, r.pl, r.pr);
     if (r.oh < 1 || r.ow < 1) return PT_ERR_SHAPE;
@@ -247,7 +247,20 @@ pt_status pt_tile_dw_geom_of(const pt_tile_layer *layer, pt_tile_dw_geom *g)
     pt_status st = layer_check(layer);
     if (st != PT_OK) return st;
     if (layer->conv.out_c != layer->conv.in.c) return PT_ERR_SHAPE;
-    return window_geom(layer, g);
+    const pt_conv_params *p = &layer->conv;
+    if (layer->kind == PT_TILE_AFFINE && (p->kh != 1 || p->kw != 1 || p->stride_h != 1 || p->stride_w != 1 ||
+                                          p->pad_top || p->pad_bottom || p->pad_left || p->pad_right ||
+                                          !layer->has_bias))
+        return PT_ERR_PARAM;
+    if (!pt_tile_is_pool(layer->kind)) return window_geom(layer, g);
+    if (layer->has_bias || p->pad_top || p->pad_bottom || p->pad_left || p->pad_right) return PT_ERR_PARAM;
+    st = window_geom(layer, g);
+    if (st != PT_OK) return st;
+    if (layer->kind == PT_TILE_GLOBAL_AVGPOOL && (p->kh != p->in.h || p->kw != p->in.w)) return PT_ERR_SHAPE;
+    /* a global pool's every output reads the whole map: whole images only */
+    if (layer->kind == PT_TILE_GLOBAL_AVGPOOL) g->rows_cuttable = 0;
+    g->weights = 0;
+    return PT_OK;
 }
 
 pt_tile_dw_rows pt_tile_dw_rows_of(const pt_tile_dw_geom *g, pt_tile_step step, int r0, int r1)
@@ -311,7 +324,7 @@ pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step st
 {
     pt_tile_dw_layout l = {{0}, {0}, {0}, {0}, {0}, 0, 0};
     const size_t f = sizeof(float), ch = (size_t)channels, taps = (size_t)g->kh * g->kw;
-    size_t in = 0, out = 0, in2 = 0, w = pt_tile_align(taps * ch * f);
+    size_t in = 0, out = 0, in2 = 0, w = g->weights ? pt_tile_align(taps * ch * f) : 0;
     size_t b = has_bias ? pt_tile_align(ch * f) : 0, partial = 0;
     if (step == PT_TILE_BWD_WEIGHT) {
         in = pt_tile_align((size_t)images * g->h * g->w * ch * f);
@@ -347,10 +360,11 @@ static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, s
     if (st != PT_OK) return st;
     if (step != PT_TILE_FWD && step != PT_TILE_BWD_INPUT && step != PT_TILE_BWD_WEIGHT)
         return PT_ERR_PARAM;
+    if (!g.weights && step == PT_TILE_BWD_WEIGHT) return PT_ERR_UNSUPPORTED;
     const uint64_t f = FLOAT_BYTES, taps = (uint64_t)g.kh * g.kw, C = (uint64_t)g.c;
     const uint64_t x_bytes = (uint64_t)g.n * g.h * g.w * C * f;
     const uint64_t y_bytes = (uint64_t)g.n * g.oh * g.ow * C * f;
-    const uint64_t w_bytes = taps * C * f, b_bytes = layer->has_bias ? C * f : 0;
+    const uint64_t w_bytes = g.weights ? taps * C * f : 0, b_bytes = layer->has_bias ? C * f : 0;
     const int total_rows = step == PT_TILE_FWD ? g.oh : g.h;
     const int min_rows = step == PT_TILE_BWD_WEIGHT || !g.rows_cuttable ? total_rows : 1;
     pt_tile_plan best;
@@ -730,7 +744,8 @@ pt_status pt_tile_plan_layer(const pt_tile_layer *layer, pt_tile_step step, size
     if (!layer || !plan) return PT_ERR_NULL;
     if (step != PT_TILE_FWD && step != PT_TILE_BWD_INPUT && step != PT_TILE_BWD_WEIGHT)
         return PT_ERR_PARAM;
-    if (layer->kind == PT_TILE_DEPTHWISE) return plan_depthwise(layer, step, l1_budget, plan);
+    if (layer->kind == PT_TILE_DEPTHWISE || layer->kind == PT_TILE_AFFINE || pt_tile_is_pool(layer->kind))
+        return plan_depthwise(layer, step, l1_budget, plan);
     if (layer->kind == PT_TILE_CONV2D) return plan_conv2d(layer, step, l1_budget, plan, NULL);
     return plan_gemm(layer, step, l1_budget, plan);
 }
@@ -745,9 +760,10 @@ size_t pt_tile_min_l1_bytes(const pt_tile_layer *layer, pt_tile_step step)
         pt_status st = plan_conv2d(layer, step, 0, &unused, &smallest);
         return st == PT_OK || st == PT_ERR_BUDGET ? smallest : 0;
     }
-    if (layer->kind == PT_TILE_DEPTHWISE) {
+    if (layer->kind == PT_TILE_DEPTHWISE || layer->kind == PT_TILE_AFFINE || pt_tile_is_pool(layer->kind)) {
         pt_tile_dw_geom g;
         if (pt_tile_dw_geom_of(layer, &g) != PT_OK) return 0;
+        if (!g.weights && step == PT_TILE_BWD_WEIGHT) return 0;
         int rows = step == PT_TILE_FWD ? g.oh : g.h;
         if (step != PT_TILE_BWD_WEIGHT && g.rows_cuttable) rows = 1;
         /* more rows never need less L1, so the one-row tile is the smallest */

@@ -129,7 +129,11 @@ static layer_arrays sizes_of(const pt_tile_layer *l)
     int oh = pt_out_extent(p->in.h, p->kh, p->stride_h, p->pad_top, p->pad_bottom);
     int ow = pt_out_extent(p->in.w, p->kw, p->stride_w, p->pad_left, p->pad_right);
     s.cols = 0;
-    if (l->kind == PT_TILE_DEPTHWISE) {
+    if (pt_tile_is_pool(l->kind)) {
+        s.x = pixels * p->in.c;
+        s.w = 0;
+        s.y = (size_t)p->in.n * oh * ow * p->in.c;
+    } else if (l->kind == PT_TILE_DEPTHWISE || l->kind == PT_TILE_AFFINE) {
         s.x = pixels * p->in.c;
         s.w = (size_t)p->kh * p->kw * p->in.c;
         s.y = (size_t)p->in.n * oh * ow * p->in.c;
@@ -152,6 +156,20 @@ static pt_status untiled(const pt_tile_layer *l, pt_tile_step step, const float 
                          const float *b, const float *gy, float *out, float *out2)
 {
     const pt_conv_params *p = &l->conv;
+    if (pt_tile_is_pool(l->kind)) {
+        pt_ctx ctx = ctx_with(2, 0);
+        pt_pool_params q = {p->in, p->kh, p->kw, p->stride_h, p->stride_w};
+        if (l->kind == PT_TILE_GLOBAL_AVGPOOL)
+            return step == PT_TILE_FWD ? pt_global_avgpool_f32_fwd(&ctx, p->in, x, out)
+                                       : pt_global_avgpool_f32_bwd(&ctx, p->in, gy, out);
+        return step == PT_TILE_FWD ? pt_avgpool_f32_fwd(&ctx, &q, x, out) : pt_avgpool_f32_bwd(&ctx, &q, gy, out);
+    }
+    if (l->kind == PT_TILE_AFFINE) {
+        pt_ctx ctx = ctx_with(2, 0);
+        if (step == PT_TILE_FWD) return pt_channel_affine_f32_fwd(&ctx, p->in, x, w, b, out);
+        if (step == PT_TILE_BWD_INPUT) return pt_channel_affine_f32_bwd_input(&ctx, p->in, w, gy, out);
+        return pt_channel_affine_f32_bwd_param(&ctx, p->in, x, gy, out, out2);
+    }
     if (l->kind == PT_TILE_DEPTHWISE) {
         pt_ctx ctx = ctx_with(2, 0);
         if (step == PT_TILE_FWD) return pt_depthwise_f32_fwd(&ctx, p, x, w, b, out);
@@ -275,7 +293,14 @@ static void check_layer(const char *name, const pt_tile_layer *l, pt_rng *rng)
     layer_arrays s = sizes_of(l);
     float *x = random_floats(rng, s.x), *w = random_floats(rng, s.w), *b = random_floats(rng, s.b);
     float *gy = random_floats(rng, s.y);
-    for (int step = 0; step < 3; ++step) {
+    const int pool = pt_tile_is_pool(l->kind);
+    if (pool) {  /* no weights: no grad-weight step */
+        pt_tile_plan none;
+        PT_CHECK(pt_tile_plan_layer(l, PT_TILE_BWD_WEIGHT, 1 << 30, &none) == PT_ERR_UNSUPPORTED &&
+                     pt_tile_min_l1_bytes(l, PT_TILE_BWD_WEIGHT) == 0,
+                 "%s: bwd_weight must be PT_ERR_UNSUPPORTED", name);
+    }
+    for (int step = 0; step < (pool ? 2 : 3); ++step) {
         size_t n_out = step == PT_TILE_FWD ? s.y : step == PT_TILE_BWD_INPUT ? s.x : s.w;
         float *want = nan_floats(n_out), *want2 = nan_floats(s.b);
         int with_b = l->has_bias && step != PT_TILE_BWD_INPUT;
@@ -285,10 +310,11 @@ static void check_layer(const char *name, const pt_tile_layer *l, pt_rng *rng)
         size_t lo = pt_tile_min_l1_bytes(l, (pt_tile_step)step);
         pt_tile_plan all;
         PT_CHECK(lo > 0, "%s: min budget", name);
+        if (lo == 0) break;  /* a bad layer: the budget sweep below would not end */
         /* everything fits (every operand, double-buffered, and an im2col
          * matrix): one tile, or one per image for windows that skip edge rows */
         size_t hi = 3 * sizeof(float) * (s.x + s.w + s.y + s.b) + sizeof(float) * s.cols + 1024;
-        uint64_t most = l->kind == PT_TILE_DEPTHWISE || l->kind == PT_TILE_CONV2D ? (uint64_t)l->conv.in.n : 1;
+        uint64_t most = l->kind == PT_TILE_LINEAR || l->kind == PT_TILE_POINTWISE ? 1 : (uint64_t)l->conv.in.n;
         PT_CHECK(pt_tile_plan_layer(l, (pt_tile_step)step, hi, &all) == PT_OK && all.num_tiles <= most &&
                      all.bytes_in + all.bytes_out <= all.lower_bound_bytes,
                  "%s %s: a budget holding everything gives %llu tiles", name, step_names[step],
@@ -347,6 +373,18 @@ static pt_tile_layer depthwise_layer(int n, int h, int w, int c, int k, int stri
     l.conv.pad_bottom = pb;
     l.conv.pad_left = pl;
     l.conv.pad_right = pr;
+    return l;
+}
+
+/* Average pooling, no padding; global: the window is the whole map. */
+static pt_tile_layer pool_layer(pt_tile_kind kind, int n, int h, int w, int c, int k, int stride)
+{
+    pt_tile_layer l = depthwise_layer(n, h, w, c, k, stride, 0, 0, 0, 0, 0);
+    l.kind = kind;
+    if (kind == PT_TILE_GLOBAL_AVGPOOL) {
+        l.conv.kh = h;
+        l.conv.kw = w;
+    }
     return l;
 }
 
@@ -494,6 +532,25 @@ static void test_bad_arguments(void)
     PT_CHECK(pt_tile_min_l1_bytes(&cl, PT_TILE_BWD_INPUT) > 128 * 1024, "conv2d min budget");
     PT_CHECK(pt_dma_set_backend(&(pt_dma_backend){NULL, late_wait, NULL}) == PT_ERR_NULL,
              "backend without copy");
+    pt_tile_layer pl = pool_layer(PT_TILE_AVGPOOL, 2, 6, 6, 3, 2, 2);
+    PT_CHECK(pt_tile_plan_layer(&pl, PT_TILE_FWD, 1 << 20, &plan) == PT_OK, "avgpool plan");
+    PT_CHECK(pt_tile_fwd(&ctx, &plan, l1, plan.l1_bytes, NULL, NULL, NULL, dy) == PT_ERR_NULL, "avgpool without x");
+    broken = plan;
+    broken.step = PT_TILE_BWD_WEIGHT;
+    PT_CHECK(pt_tile_bwd_weight(&ctx, &broken, l1, plan.l1_bytes, dx, dy, dw, NULL) == PT_ERR_UNSUPPORTED,
+             "a pool's bwd_weight");
+    pl.conv.pad_top = 1;
+    PT_CHECK(pt_tile_plan_layer(&pl, PT_TILE_FWD, 1 << 20, &plan) == PT_ERR_PARAM, "padded avgpool");
+    pl = pool_layer(PT_TILE_AVGPOOL, 2, 6, 6, 3, 2, 2);
+    pl.has_bias = 1;
+    PT_CHECK(pt_tile_plan_layer(&pl, PT_TILE_FWD, 1 << 20, &plan) == PT_ERR_PARAM, "avgpool with a bias");
+    pl = pool_layer(PT_TILE_GLOBAL_AVGPOOL, 2, 6, 6, 3, 1, 1);
+    pl.conv.kh = 5;
+    PT_CHECK(pt_tile_plan_layer(&pl, PT_TILE_FWD, 1 << 20, &plan) == PT_ERR_SHAPE,
+             "global pool whose window is not the map");
+    pl = depthwise_layer(2, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1);
+    pl.kind = PT_TILE_AFFINE;
+    PT_CHECK(pt_tile_plan_layer(&pl, PT_TILE_FWD, 1 << 20, &plan) == PT_ERR_PARAM, "affine with a 3x3 window");
 }
 
 int main(void)
@@ -501,6 +558,7 @@ int main(void)
     pt_rng rng = {12345};
     test_bad_arguments();
     pt_tile_layer l;
+    pt_tile_plan plan_unused;
     l = linear_layer(37, 45, 29, 1);
     check_layer("linear 37x45->29", &l, &rng);
     l = linear_layer(70, 530, 17, 1);  /* K > PT_GEMM_KC (512) for fwd */
@@ -546,6 +604,26 @@ int main(void)
     check_layer("conv2d 2x4x5 6->7 k1", &l, &rng);
     l = conv2d_layer(9, 9, 9, 3, 10, 3, 2, 0, 1, 0, 1, 1); /* 6 images per chunk when built small */
     check_layer("conv2d 9x9x9 3->10 k3 s2 same", &l, &rng);
+    l = depthwise_layer(3, 5, 7, 21, 1, 1, 0, 0, 0, 0, 1);
+    l.kind = PT_TILE_AFFINE;
+    check_layer("affine 3x5x7x21", &l, &rng);
+    l.conv.in = (pt_dims){70, 1, 1, 33}; /* [N, C] activations */
+    l.conv.out_c = 33;
+    check_layer("affine 70x33", &l, &rng);
+    l.has_bias = 0;
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_FWD, 1 << 20, &plan_unused) == PT_ERR_PARAM, "affine without a shift");
+    l = pool_layer(PT_TILE_AVGPOOL, 2, 7, 9, 20, 2, 2); /* last input row reached by no window */
+    check_layer("avgpool 2x7x9x20 k2 s2", &l, &rng);
+    l = pool_layer(PT_TILE_AVGPOOL, 3, 8, 8, 19, 3, 1); /* overlapping windows */
+    check_layer("avgpool 3x8x8x19 k3 s1", &l, &rng);
+    l = pool_layer(PT_TILE_AVGPOOL, 2, 6, 5, 3, 2, 3); /* stride > kernel: whole images only */
+    check_layer("avgpool 2x6x5x3 k2 s3", &l, &rng);
+    l = pool_layer(PT_TILE_AVGPOOL, 5, 4, 4, 33, 4, 4); /* MobileNet's pool6 as a 4x4 window */
+    check_layer("avgpool 5x4x4x33 k4 s4", &l, &rng);
+    l = pool_layer(PT_TILE_GLOBAL_AVGPOOL, 3, 5, 3, 37, 1, 1);
+    check_layer("global avgpool 3x5x3x37", &l, &rng);
+    l = pool_layer(PT_TILE_GLOBAL_AVGPOOL, 4, 1, 1, 8, 1, 1);
+    check_layer("global avgpool 4x1x1x8", &l, &rng);
     free(scratch_mem);
     return pt_test_finish("tile");
 }

@@ -49,6 +49,19 @@
  *                   tile_n at a time (whole taps, or a channel slice of one
  *                   tap, the input then fetched one slice at a time).
  *     Plans report the GEMM view of the step in gemm_m/n/k and tile_m/n/k.
+ *   average pooling (pt_pool.h; fwd and bwd_input, there are no weights):
+ *     tiled as depthwise without weights - (images, rows, channels) tiles,
+ *     a row tile reading the input rows its windows cover (fwd) or the
+ *     grad_y rows that reach it (bwd_input; rows cut only when stride <=
+ *     kernel). The kernel sums each output's window, or each input pixel's
+ *     windows, in the untiled order and divides by the same count. A global
+ *     average pool is the layer whose window is the whole map (kh = H, kw =
+ *     W; y is [N, C]); it tiles by whole images and channel blocks and runs
+ *     pt_global_avgpool_f32_*.
+ *   channel affine (pt_affine.h): a depthwise 1x1 layer to the tiling - w
+ *     is scale [C], the bias shift [C]; fwd and bwd_input tile rows
+ *     freely, bwd_weight (grad_scale, grad_shift) keeps whole images and
+ *     adds the per-image sums in batch order, as the kernel does.
  *
  * Buffering: an operand tile that stays in L1 for fewer than
  * PT_TILE_STATIONARY_RUN consecutive tiles gets two buffers (the DMA fills one
@@ -59,7 +72,9 @@
  *
  * Layer descriptions: pointwise, depthwise and conv2d use the kernels'
  * pt_conv_params; linear uses in = {batch, 1, 1, in_features} and out_c =
- * out_features.
+ * out_features; the pools use in, kh, kw and the strides, with out_c = C,
+ * no padding and has_bias = 0; the affine map uses in, out_c = C, kh = kw =
+ * 1, unit strides, no padding and has_bias = 1 (its shift).
  *
  * The budget covers the tile buffers (operands, bias / grad-bias, conv2d's
  * im2col and grad-cols; a conv2d stream with one tile gets one buffer). The
@@ -80,7 +95,10 @@ typedef enum pt_tile_kind {
     PT_TILE_LINEAR = 0,
     PT_TILE_POINTWISE = 1,
     PT_TILE_DEPTHWISE = 2,
-    PT_TILE_CONV2D = 3
+    PT_TILE_CONV2D = 3,
+    PT_TILE_AVGPOOL = 4,        /* pt_avgpool_f32_*: no weights, no padding */
+    PT_TILE_GLOBAL_AVGPOOL = 5, /* pt_global_avgpool_f32_*: kh = H, kw = W */
+    PT_TILE_AFFINE = 6          /* pt_channel_affine_f32_*: w = scale, b = shift */
 } pt_tile_kind;
 
 typedef enum pt_tile_step {
@@ -146,7 +164,8 @@ size_t pt_tile_scratch_bytes(const pt_tile_plan *plan, int num_threads);
 /* The steps, tiled. l1 is the scratchpad region (PT_TILE_ALIGN-aligned,
  * l1_bytes >= plan->l1_bytes, else PT_ERR_SCRATCH); nothing outside
  * [l1, l1 + plan->l1_bytes) is touched. Arrays are the untiled kernels'
- * (same shapes and layouts), in L2. b / grad_b may be NULL. */
+ * (same shapes and layouts), in L2. b / grad_b may be NULL; so may w for the
+ * pools, which have none (their bwd_weight is PT_ERR_UNSUPPORTED). */
 pt_status pt_tile_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                       const float *x, const float *w, const float *b, float *y);
 pt_status pt_tile_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
