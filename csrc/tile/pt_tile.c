@@ -1,6 +1,6 @@
 /* Public entry points of the tiled executors: argument checks shared by every
- * layer kind, then dispatch to the GEMM, depthwise (and pooling) or conv2d
- * executor (which also runs the channel affine map). The pools have no
+ * layer kind, then dispatch to the GEMM, conv2d or depthwise executor (the
+ * last also runs the pools and the channel affine map). The pools have no
  * weights: w may be NULL for them. */
 #include "pt_tile_internal.h"
 
