@@ -1,5 +1,5 @@
 # Bindings of the tile planner (pt_tile.h) and the tiled executors. Layers come
-# as a tuple (kind, n, h, w, c, out_c, kh, kw, sh, sw, pt, pb, pl, pr, bias);
+# as a tuple (kind, n, h, w, c, out_c, kh, kw, sh, sw, pt, pb, pl, pr, bias, act);
 # arrays arrive validated, C-contiguous float32, flattened. The L1 region is a
 # caller-owned uint8 array (so tests can fence it with canary bytes).
 from libc.stdint cimport uint64_t, uint8_t
@@ -13,6 +13,7 @@ cdef extern from "pulptrain/pt_tile.h" nogil:
         pt_tile_kind kind
         pt_conv_params conv
         int has_bias
+        int act
     ctypedef struct pt_tile_plan:
         pt_tile_layer layer
         pt_tile_step step
@@ -61,6 +62,7 @@ cdef pt_tile_layer _layer(tuple d):
     l.conv.kh, l.conv.kw, l.conv.stride_h, l.conv.stride_w = d[6], d[7], d[8], d[9]
     l.conv.pad_top, l.conv.pad_bottom, l.conv.pad_left, l.conv.pad_right = d[10], d[11], d[12], d[13]
     l.has_bias = 1 if d[14] else 0
+    l.act = d[15]
     return l
 
 

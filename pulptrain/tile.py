@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import atexit
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,6 +31,7 @@ STEPS = ("forward", "grad_input", "grad_weight")
 KINDS = ("linear", "pointwise", "depthwise", "conv2d", "avg_pool", "global_avg_pool", "channel_affine")
 _WINDOWED = ("depthwise", "conv2d", "avg_pool")
 _POOLS = ("avg_pool", "global_avg_pool")
+_ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}     # pt_act
 VEGA_L1_BYTES = 128 * 1024
 PULP_OPEN_L1_BYTES = 64 * 1024
 _GUARD = 64
@@ -47,7 +48,10 @@ class Layer:
     "avg_pool" (``k`` x ``k`` windows moved by ``stride``, no padding, no
     weights), "global_avg_pool" (the mean over h and w: y [n, cin]) or
     "channel_affine" (y = x * scale + shift per channel: w = scale, b =
-    shift, which it always has)."""
+    shift, which it always has). ``activation`` ("relu", "relu6" or None)
+    is applied by the forward to each finished output tile while it is in
+    L1, as the fused kernels of pulptrain.ops do (not for the pools and the
+    affine map); the backward steps take grad_y as it is."""
     kind: str
     n: int
     h: int
@@ -58,24 +62,27 @@ class Layer:
     stride: int = 1
     padding: int | tuple | str = 0
     bias: bool = True
+    activation: str | None = None      # forward: "relu" / "relu6" on each finished tile in L1
     name: str = field(default="", compare=False)
 
     @classmethod
-    def linear(cls, batch: int, in_features: int, out_features: int, bias: bool = True, name: str = ""):
-        return cls("linear", batch, 1, 1, in_features, out_features, bias=bias, name=name)
+    def linear(cls, batch: int, in_features: int, out_features: int, bias: bool = True, name: str = "",
+               activation: str | None = None):
+        return cls("linear", batch, 1, 1, in_features, out_features, bias=bias, activation=activation, name=name)
 
     @classmethod
-    def pointwise(cls, n: int, h: int, w: int, cin: int, cout: int, bias: bool = True, name: str = ""):
-        return cls("pointwise", n, h, w, cin, cout, bias=bias, name=name)
+    def pointwise(cls, n: int, h: int, w: int, cin: int, cout: int, bias: bool = True, name: str = "",
+                  activation: str | None = None):
+        return cls("pointwise", n, h, w, cin, cout, bias=bias, activation=activation, name=name)
 
     @classmethod
     def depthwise(cls, n: int, h: int, w: int, c: int, k: int = 3, stride: int = 1, padding=1,
-                  bias: bool = True, name: str = ""):
-        return cls("depthwise", n, h, w, c, c, k, stride, padding, bias, name)
+                  bias: bool = True, name: str = "", activation: str | None = None):
+        return cls("depthwise", n, h, w, c, c, k, stride, padding, bias, activation, name)
 
     @classmethod
     def avg_pool(cls, n: int, h: int, w: int, c: int, k: int, stride: int | None = None, name: str = ""):
-        return cls("avg_pool", n, h, w, c, c, k, k if stride is None else stride, 0, False, name)
+        return cls("avg_pool", n, h, w, c, c, k, k if stride is None else stride, 0, False, name=name)
 
     @classmethod
     def global_avg_pool(cls, n: int, h: int, w: int, c: int, name: str = ""):
@@ -87,8 +94,8 @@ class Layer:
 
     @classmethod
     def conv2d(cls, n: int, h: int, w: int, cin: int, cout: int, k: int = 3, stride: int = 1, padding=1,
-               bias: bool = True, name: str = ""):
-        return cls("conv2d", n, h, w, cin, cout, k, stride, padding, bias, name)
+               bias: bool = True, name: str = "", activation: str | None = None):
+        return cls("conv2d", n, h, w, cin, cout, k, stride, padding, bias, activation, name)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -105,6 +112,10 @@ class Layer:
             raise ValueError(f"a {self.kind} layer has no bias and no padding")
         if self.kind == "channel_affine" and not self.bias:
             raise ValueError("a channel_affine layer has a shift (bias=True)")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {self.activation!r}")
+        if self.activation is not None and self.kind in _POOLS + ("channel_affine",):
+            raise ValueError(f"a {self.kind} layer takes no activation")
         conv_output_hw((self.h, self.w), (self.k, self.k), (self.stride, self.stride), self.pads)
 
     @property
@@ -139,9 +150,9 @@ class Layer:
 
     def _params(self) -> tuple:
         if self.kind == "global_avg_pool":     # the window is the whole map
-            return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.h, self.w, 1, 1, 0, 0, 0, 0, False)
+            return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.h, self.w, 1, 1, 0, 0, 0, 0, False, 0)
         return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.k, self.k, self.stride,
-                self.stride, *self.pads, bool(self.bias))
+                self.stride, *self.pads, bool(self.bias), _ACTIVATIONS[self.activation])
 
 
 @dataclass(frozen=True)
@@ -323,10 +334,11 @@ def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = No
 # Drop-in versions of the pulptrain.ops layer functions: with an L1 budget set
 # (set_l1_budget / l1_budget) they run through the tiled executor, otherwise
 # they are the untiled ops. pulptrain.nn calls these, so a budget set here
-# runs a whole model tiled. The executor has no fused activations: with a
-# budget, ``activation`` runs as its own pass over the tiled output and
-# ``input_activation`` masks the tiled grad-input afterwards, which is bitwise
-# what the fused kernels compute. Results are bitwise the same either way.
+# runs a whole model tiled. With a budget, ``activation`` is applied by the
+# tiled forward to each finished output tile in L1 (Layer.activation), as the
+# fused kernels do; ``input_activation`` masks the tiled grad-input afterwards,
+# as a pass of its own (the executor does not fetch the mask). Results are
+# bitwise the same either way.
 _l1_budget: int | None = None
 _prepared: dict = {}
 _PREPARED_MAX = 64
@@ -408,12 +420,6 @@ def _tiled(layer: Layer, step: str) -> TiledStep:
     return prepared
 
 
-def _activate(y, activation):
-    from pulptrain import ops
-    ops._activation(activation)                      # raises for an unknown name
-    return y if activation is None else ops._act_forward(y, activation == "relu6", False)
-
-
 def _through_input_activation(x, grad_x, input_activation):
     """grad_x through the activation whose output is x (None: as it is)."""
     from pulptrain import ops
@@ -436,8 +442,9 @@ def pointwise_conv2d_forward(x, w, b, *, activation=None):
     if _l1_budget is None:
         return ops.pointwise_conv2d_forward(x, w, b, activation=activation)
     x, w = as_f32("x", x, 4), as_f32("w", w, 2)
-    layer = Layer.pointwise(*x.shape, w.shape[0], bias=True)
-    return _activate(_tiled(layer, "forward")(x, w, b), activation)
+    ops._activation(activation)                      # raises for an unknown name, as ops does
+    layer = replace(Layer.pointwise(*x.shape, w.shape[0], bias=True), activation=activation)
+    return _tiled(layer, "forward")(x, w, b)
 
 
 def pointwise_conv2d_backward(x, w, grad_y, *, need_grad_x: bool = True, input_activation=None):
@@ -507,7 +514,9 @@ def depthwise_conv2d_forward(x, w, b, stride=1, padding=0, *, activation=None):
     from pulptrain import ops
     if _l1_budget is None:
         return ops.depthwise_conv2d_forward(x, w, b, stride, padding, activation=activation)
-    return _activate(_tiled(_window_layer("depthwise", x, w, stride, padding), "forward")(x, w, b), activation)
+    ops._activation(activation)                      # raises for an unknown name, as ops does
+    layer = replace(_window_layer("depthwise", x, w, stride, padding), activation=activation)
+    return _tiled(layer, "forward")(x, w, b)
 
 
 def depthwise_conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = True,

@@ -23,6 +23,14 @@ DEPTHWISE_LAYERS = [
     tile.Layer.depthwise(2, 6, 5, 3, 2, 3, (2, 0, 1, 1), name="dw stride > kernel"),
 ]
 
+ACTIVATION_LAYERS = [    # the forward applies it to each finished tile in L1
+    tile.Layer.pointwise(3, 5, 7, 19, 13, activation="relu6", name="pointwise relu6"),
+    tile.Layer.linear(70, 530, 17, activation="relu", name="linear K>KC relu"),
+    tile.Layer.depthwise(3, 8, 8, 19, 3, 2, "same", activation="relu6", name="dw s2 same relu6"),
+    tile.Layer.depthwise(4, 1, 2, 9, 3, 3, (3, 0, 3, 2), activation="relu6", name="dw padding-only windows relu6"),
+    tile.Layer.conv2d(3, 9, 7, 3, 10, 3, 2, "same", activation="relu6", name="conv relu6"),
+]
+
 AFFINE_LAYERS = [
     tile.Layer.channel_affine(3, 5, 7, 21, name="affine 3x5x7x21"),
     tile.Layer.channel_affine(70, 1, 1, 33, name="affine [N, C]"),
@@ -72,6 +80,8 @@ def _untiled(layer, x, w, b, gy):
     else:
         y = ops.depthwise_conv2d_forward(x, w, b, layer.stride, layer.pads)
         gx, gw, gb = ops.depthwise_conv2d_backward(x, w, gy, layer.stride, layer.pads)
+    if layer.activation is not None:     # a pass of its own: bitwise the fused kernels
+        y = (ops.relu6_forward if layer.activation == "relu6" else ops.relu_forward)(y)
     return {"forward": y, "grad_input": gx, "grad_weight": (gw, gb if layer.bias else None)}
 
 
@@ -133,6 +143,20 @@ def test_depthwise_layers_bitwise_equal_untiled(layer, rng):
 @pytest.mark.parametrize("layer", CONV2D_LAYERS, ids=lambda l: l.name)
 def test_conv2d_layers_bitwise_equal_untiled(layer, rng):
     _check_layer(layer, rng)
+
+
+@pytest.mark.parametrize("layer", ACTIVATION_LAYERS, ids=lambda l: l.name)
+def test_fused_activation_layers_bitwise_equal_untiled(layer, rng):
+    _check_layer(layer, rng)
+
+
+def test_activation_is_checked():
+    with pytest.raises(ValueError, match="activation must be one of"):
+        tile.Layer.pointwise(1, 2, 2, 3, 4, activation="gelu")
+    for layer in (lambda: tile.Layer("avg_pool", 1, 4, 4, 3, 3, 2, 2, 0, False, "relu"),
+                  lambda: tile.Layer("channel_affine", 1, 4, 4, 3, 3, activation="relu6")):
+        with pytest.raises(ValueError, match="takes no activation"):
+            layer()
 
 
 @pytest.mark.parametrize("layer", AFFINE_LAYERS, ids=lambda l: l.name)
@@ -332,10 +356,13 @@ def _random_layer(rng):
 
 
 def test_random_layers_and_budgets_bitwise_equal_untiled(rng):
-    """Random odd shapes, strides, paddings and budgets (seeded; the seed is
-    printed on failure)."""
+    """Random odd shapes, strides, paddings, activations and budgets (seeded;
+    the seed is printed on failure)."""
+    import dataclasses
     for _ in range(24):
         layer = _random_layer(rng)
+        if layer.kind in ("linear", "pointwise", "depthwise", "conv2d"):
+            layer = dataclasses.replace(layer, activation=(None, "relu", "relu6")[rng.integers(3)])
         x, w, b, gy = _arrays(layer, rng)
         want = _untiled(layer, x, w, b, gy)
         inputs = _inputs(layer, x, w, b, gy)
@@ -375,8 +402,9 @@ def test_mobilenet_adaptive_stage_plans_fit(l1):
 
 @pytest.mark.parametrize("activation", ["relu6", "relu"])
 def test_fused_activation_kwargs_match_ops(activation, rng):
-    """With a budget, ``activation`` and ``input_activation`` run as separate
-    passes around the tiled executor, bitwise the fused kernels."""
+    """With a budget, ``activation`` runs inside the tiled forward (on each
+    finished tile) and ``input_activation`` as a pass after the tiled
+    grad-input, bitwise the fused kernels."""
     x = rng.uniform(-2, 8, (2, 6, 5, 24)).astype(np.float32)
     wp = rng.uniform(-1, 1, (10, 24)).astype(np.float32)
     wd = rng.uniform(-1, 1, (3, 3, 24)).astype(np.float32)

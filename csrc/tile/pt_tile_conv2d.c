@@ -258,7 +258,8 @@ pt_status pt_tile_conv_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
         wait_and_clear(&out_dma[cur_out]);
         const int c0 = t.blk * tn, cn = pt_tile_min_int(c0 + tn, oc) - c0;
         float *out = (float *)(r.l1 + r.lay.out[cur_out]);
-        pt_gemm_params gp = {(int)(t.q1 - t.q0), cn, patch, 0, 1, patch, patch, cn, 0, PT_ACT_NONE};
+        /* the patch is never cut: C is final, so the GEMM applies the activation */
+        pt_gemm_params gp = {(int)(t.q1 - t.q0), cn, patch, 0, 1, patch, patch, cn, 0, (int)plan->layer.act};
         st = pt_sgemm_f32(&r.gemm_ctx, &gp, cols, (const float *)(r.l1 + r.lay.w[cur_w]),
                           b ? (const float *)(r.l1 + r.lay.b[cur_w]) : NULL, out);
         if (st != PT_OK) break;

@@ -131,7 +131,8 @@ static pt_status tile_kernel(const pt_ctx *ctx, const dw_run *r, const pt_conv_p
         return fwd ? pt_channel_affine_f32_fwd(ctx, p->in, in, w, b, out)
                    : pt_channel_affine_f32_bwd_input(ctx, p->in, w, in, out);
     default:
-        return fwd ? pt_depthwise_f32_fwd(ctx, p, in, w, b, out) : pt_depthwise_f32_bwd_input(ctx, p, w, in, out);
+        return fwd ? pt_depthwise_f32_fwd_act(ctx, p, r->plan->layer.act, in, w, b, out)
+                   : pt_depthwise_f32_bwd_input(ctx, p, w, in, out);
     }
 }
 
@@ -188,11 +189,15 @@ static pt_status dw_stream(const pt_ctx *ctx, const dw_run *r, char *l1, const f
         const int buf_hi = pt_tile_max_int(t.rows.ext_hi, t.r1);
         const size_t row_floats = (size_t)dst_w * ct;
         if (fwd && t.rows.src_hi <= t.rows.src_lo) {
-            /* every window lies in the padding (pads >= kernel): y = b, or 0 */
+            /* every window lies in the padding (pads >= kernel): y = act(b), or act(0) */
             const float *bt = b ? (const float *)(l1 + r->lay.b[cur_w]) : NULL;
             const size_t pixels = (size_t)images * (size_t)(t.r1 - t.r0) * (size_t)dst_w;
+            const pt_act act = r->plan->layer.act;
             for (size_t px = 0; px < pixels; ++px)
-                for (int c = 0; c < ct; ++c) out[px * ct + c] = bt ? bt[c] : 0.0f;
+                for (int c = 0; c < ct; ++c) {
+                    const float v = bt ? bt[c] : 0.0f;
+                    out[px * ct + c] = act == PT_ACT_NONE ? v : pt_act_clamp(v, pt_act_cap(act));
+                }
         } else if (fwd) {
             pt_conv_params p = tile_params(r, &t, t.rows.src_hi - t.rows.src_lo);
             st = tile_kernel(ctx, r, &p, in, wt, b ? (const float *)(l1 + r->lay.b[cur_w]) : NULL, out);

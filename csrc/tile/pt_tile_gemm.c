@@ -165,6 +165,8 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
     char *gemm_scratch = (char *)packed_b + packed_b_bytes(&whole) + packed_a_bytes(&whole);
     pt_ctx gemm_ctx = {ctx->num_threads, gemm_scratch,
                        ctx->scratch_bytes - (size_t)(gemm_scratch - (char *)ctx->scratch)};
+    const float act_cap = plan->step == PT_TILE_FWD && plan->layer.act != PT_ACT_NONE ? pt_act_cap(plan->layer.act)
+                                                                                      : 0.0f;
     r.plan = plan;
     r.a = a;
     r.b = b;
@@ -235,6 +237,8 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
                       : pt_sgemm_f32_packed(&gemm_ctx, &g, A.buf[A.cur], packed_b, tile_bias, C.buf[C.cur]);
         if (st != PT_OK) break;
         if (grad_b && cur.n0 == 0) add_rows(bias_l1 + cur.m0, A.buf[A.cur], tk, tm);
+        if (act_cap > 0.0f && cur.k1 == r.v.k) /* forward's fused activation, once C is final */
+            for (size_t e = 0; e < (size_t)tm * (size_t)tn; ++e) C.buf[C.cur][e] = pt_act_clamp(C.buf[C.cur][e], act_cap);
         /* 4. write C back when the loop leaves it */
         if (!has_next || !same_c(cur, next)) C.out[C.cur] = store_c(&r, C.buf[C.cur], cur);
         if (has_next && !same_a(cur, next)) A.cur = other(&A);

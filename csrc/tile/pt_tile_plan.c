@@ -23,6 +23,9 @@ static pt_status layer_check(const pt_tile_layer *layer)
     const pt_conv_params *p = &layer->conv;
     if (!pt_dims_valid(p->in) || p->out_c <= 0) return PT_ERR_SHAPE;
     if (layer->has_bias != 0 && layer->has_bias != 1) return PT_ERR_PARAM;
+    if (layer->act != PT_ACT_NONE && layer->act != PT_ACT_RELU && layer->act != PT_ACT_RELU6) return PT_ERR_PARAM;
+    if (layer->act != PT_ACT_NONE && (layer->kind == PT_TILE_AFFINE || pt_tile_is_pool(layer->kind)))
+        return PT_ERR_PARAM;
     return PT_OK;
 }
 

@@ -152,8 +152,24 @@ static layer_arrays sizes_of(const pt_tile_layer *l)
 }
 
 /* The untiled kernel for one step: out (and out2 = grad_b) from the inputs. */
+static pt_status untiled_plain(const pt_tile_layer *l, pt_tile_step step, const float *x, const float *w,
+                               const float *b, const float *gy, float *out, float *out2);
+
+/* The untiled kernel for one step; a forward's activation as a pass of its
+ * own (bitwise what the fused kernels give, pt_types.h). */
 static pt_status untiled(const pt_tile_layer *l, pt_tile_step step, const float *x, const float *w,
                          const float *b, const float *gy, float *out, float *out2)
+{
+    pt_status st = untiled_plain(l, step, x, w, b, gy, out, out2);
+    if (st == PT_OK && step == PT_TILE_FWD && l->act != PT_ACT_NONE) {
+        const size_t n = sizes_of(l).y;
+        for (size_t i = 0; i < n; ++i) out[i] = pt_act_clamp(out[i], pt_act_cap(l->act));
+    }
+    return st;
+}
+
+static pt_status untiled_plain(const pt_tile_layer *l, pt_tile_step step, const float *x, const float *w,
+                               const float *b, const float *gy, float *out, float *out2)
 {
     const pt_conv_params *p = &l->conv;
     if (pt_tile_is_pool(l->kind)) {
@@ -604,6 +620,22 @@ int main(void)
     check_layer("conv2d 2x4x5 6->7 k1", &l, &rng);
     l = conv2d_layer(9, 9, 9, 3, 10, 3, 2, 0, 1, 0, 1, 1); /* 6 images per chunk when built small */
     check_layer("conv2d 9x9x9 3->10 k3 s2 same", &l, &rng);
+    /* the forward's fused activation, applied to each finished tile in L1 */
+    l = linear_layer(70, 530, 17, 1);
+    l.act = PT_ACT_RELU6;
+    check_layer("linear 70x530->17 relu6", &l, &rng);
+    l = pointwise_layer(3, 5, 7, 19, 13, 1);
+    l.act = PT_ACT_RELU;
+    check_layer("pointwise 3x5x7 19->13 relu", &l, &rng);
+    l = depthwise_layer(4, 1, 2, 9, 3, 3, 3, 0, 3, 2, 1); /* windows that read only padding: act(b) */
+    l.act = PT_ACT_RELU6;
+    check_layer("depthwise 4x1x2x9 k3 s3 pads 3,0,3,2 relu6", &l, &rng);
+    l = depthwise_layer(3, 8, 8, 19, 3, 2, 0, 1, 0, 1, 1);
+    l.act = PT_ACT_RELU6;
+    check_layer("depthwise 3x8x8x19 k3 s2 same relu6", &l, &rng);
+    l = conv2d_layer(3, 9, 7, 3, 10, 3, 2, 0, 1, 0, 1, 1);
+    l.act = PT_ACT_RELU6;
+    check_layer("conv2d 3x9x7 3->10 k3 s2 same relu6", &l, &rng);
     l = depthwise_layer(3, 5, 7, 21, 1, 1, 0, 0, 0, 0, 1);
     l.kind = PT_TILE_AFFINE;
     check_layer("affine 3x5x7x21", &l, &rng);
@@ -612,6 +644,15 @@ int main(void)
     check_layer("affine 70x33", &l, &rng);
     l.has_bias = 0;
     PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_FWD, 1 << 20, &plan_unused) == PT_ERR_PARAM, "affine without a shift");
+    l.has_bias = 1;
+    l.act = PT_ACT_RELU;
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_FWD, 1 << 20, &plan_unused) == PT_ERR_PARAM, "affine with an activation");
+    l = pool_layer(PT_TILE_AVGPOOL, 2, 6, 6, 3, 2, 2);
+    l.act = PT_ACT_RELU6;
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_FWD, 1 << 20, &plan_unused) == PT_ERR_PARAM, "pool with an activation");
+    l = linear_layer(5, 7, 3, 1);
+    l.act = (pt_act)7;
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_FWD, 1 << 20, &plan_unused) == PT_ERR_PARAM, "unknown activation");
     l = pool_layer(PT_TILE_AVGPOOL, 2, 7, 9, 20, 2, 2); /* last input row reached by no window */
     check_layer("avgpool 2x7x9x20 k2 s2", &l, &rng);
     l = pool_layer(PT_TILE_AVGPOOL, 3, 8, 8, 19, 3, 1); /* overlapping windows */

@@ -111,6 +111,9 @@ typedef struct pt_tile_layer {
     pt_tile_kind kind;
     pt_conv_params conv; /* see above for linear */
     int has_bias;        /* fwd adds b; bwd_weight also produces grad_b */
+    pt_act act;          /* fwd: y = act(...) on each finished tile in L1, as
+                            the fused kernels do (PT_ACT_NONE for the pools and
+                            the affine map); the backward steps ignore it */
 } pt_tile_layer;
 
 /* Loop dimensions of the GEMM view, for pt_tile_plan.order. */
