@@ -74,6 +74,24 @@ cdef pt_tile_plan _plan(tuple layer, str step, size_t budget) except *:
     return p
 
 
+cdef const float *_in_ptr(a) except? NULL:
+    """The data of a C-contiguous float32 array, or NULL for None (the
+    caller keeps the array alive)."""
+    cdef const float[::1] v
+    if a is None:
+        return NULL
+    v = a
+    return &v[0]
+
+
+cdef float *_out_ptr(a) except? NULL:
+    cdef float[::1] v
+    if a is None:
+        return NULL
+    v = a
+    return &v[0]
+
+
 def set_dma_thread(bint on):
     """Start (and install) or stop the DMA thread backend."""
     if on:
@@ -122,24 +140,10 @@ cdef class Executor:
         l1[l1_offset : l1_offset + budget]. Returns the bytes the DMA moved."""
         if l1_offset + self.budget > <size_t>l1.shape[0]:
             raise ValueError("the L1 region does not fit in the l1 array")
-        cdef const float[::1] a_v, b_v, bias_v
-        cdef float[::1] out2_v
-        cdef const float *a_p = NULL
-        cdef const float *b_p = NULL
-        cdef const float *bias_p = NULL
-        cdef float *out2_p = NULL
-        if a is not None:
-            a_v = a
-            a_p = &a_v[0]
-        if b is not None:
-            b_v = b
-            b_p = &b_v[0]
-        if bias is not None:
-            bias_v = bias
-            bias_p = &bias_v[0]
-        if out2 is not None:
-            out2_v = out2
-            out2_p = &out2_v[0]
+        cdef const float *a_p = _in_ptr(a)
+        cdef const float *b_p = _in_ptr(b)
+        cdef const float *bias_p = _in_ptr(bias)
+        cdef float *out2_p = _out_ptr(out2)
         cdef size_t need = pt_tile_scratch_bytes(&self.plan, num_threads)
         cdef void *scratch = malloc(need) if need else NULL
         if need and scratch == NULL:

@@ -130,23 +130,9 @@ def _check_layer(layer, rng):
                 _bitwise_equal(got, want[step], what)
 
 
-@pytest.mark.parametrize("layer", GEMM_LAYERS, ids=lambda l: l.name)
-def test_gemm_layers_bitwise_equal_untiled(layer, rng):
-    _check_layer(layer, rng)
-
-
-@pytest.mark.parametrize("layer", DEPTHWISE_LAYERS, ids=lambda l: l.name)
-def test_depthwise_layers_bitwise_equal_untiled(layer, rng):
-    _check_layer(layer, rng)
-
-
-@pytest.mark.parametrize("layer", CONV2D_LAYERS, ids=lambda l: l.name)
-def test_conv2d_layers_bitwise_equal_untiled(layer, rng):
-    _check_layer(layer, rng)
-
-
-@pytest.mark.parametrize("layer", ACTIVATION_LAYERS, ids=lambda l: l.name)
-def test_fused_activation_layers_bitwise_equal_untiled(layer, rng):
+@pytest.mark.parametrize("layer", GEMM_LAYERS + DEPTHWISE_LAYERS + CONV2D_LAYERS + ACTIVATION_LAYERS + AFFINE_LAYERS
+                         + POOL_LAYERS, ids=lambda l: f"{l.kind}: {l.name}")
+def test_layers_bitwise_equal_untiled(layer, rng):
     _check_layer(layer, rng)
 
 
@@ -157,16 +143,6 @@ def test_activation_is_checked():
                   lambda: tile.Layer("channel_affine", 1, 4, 4, 3, 3, activation="relu6")):
         with pytest.raises(ValueError, match="takes no activation"):
             layer()
-
-
-@pytest.mark.parametrize("layer", AFFINE_LAYERS, ids=lambda l: l.name)
-def test_affine_layers_bitwise_equal_untiled(layer, rng):
-    _check_layer(layer, rng)
-
-
-@pytest.mark.parametrize("layer", POOL_LAYERS, ids=lambda l: l.name)
-def test_pool_layers_bitwise_equal_untiled(layer, rng):
-    _check_layer(layer, rng)
 
 
 def test_pools_have_no_grad_weight_step():
