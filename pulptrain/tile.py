@@ -161,7 +161,7 @@ class TilePlan:
 
     ``tile`` holds m/n/k tile sizes and the loop order (outermost first) of
     the GEMM view for linear and pointwise layers, images/rows/channels for
-    depthwise. For conv2d (pt_tile.h): forward and grad_weight give the
+    depthwise, the pools and the channel affine map. For conv2d (pt_tile.h): forward and grad_weight give the
     GEMM view's m/n/k and loop order (forward: m output pixels x n filters
     per tile, k the whole patch; grad_weight: m filters, k pixels per tile,
     n columns of the patch per GEMM, "mkn" keeping a block of filters' sums
