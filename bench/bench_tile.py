@@ -37,16 +37,18 @@ from pulptrain.tile import Layer
 
 
 def adaptive_stage(batch: int) -> list[Layer]:
-    """The layers above conv5_4/dw at 128x128 input (8x8x512 feature maps);
-    convolutions carry no bias (a frozen BatchNorm affine follows them)."""
+    """The layers above conv5_4/dw at 128x128 input (8x8x512 feature maps), as
+    pulptrain.models.adaptive builds them: BatchNorm folded into each
+    convolution's bias, ReLU6 fused into its forward, TF "same" padding."""
+    dw = dict(k=3, padding="same", activation="relu6")
     return [
-        Layer.pointwise(batch, 8, 8, 512, 512, bias=False, name="conv5_4/sep"),
-        Layer.depthwise(batch, 8, 8, 512, 3, 1, 1, bias=False, name="conv5_5/dw"),
-        Layer.pointwise(batch, 8, 8, 512, 512, bias=False, name="conv5_5/sep"),
-        Layer.depthwise(batch, 8, 8, 512, 3, 2, 1, bias=False, name="conv5_6/dw"),
-        Layer.pointwise(batch, 4, 4, 512, 1024, bias=False, name="conv5_6/sep"),
-        Layer.depthwise(batch, 4, 4, 1024, 3, 1, 1, bias=False, name="conv6/dw"),
-        Layer.pointwise(batch, 4, 4, 1024, 1024, bias=False, name="conv6/sep"),
+        Layer.pointwise(batch, 8, 8, 512, 512, activation="relu6", name="conv5_4/sep"),
+        Layer.depthwise(batch, 8, 8, 512, stride=1, name="conv5_5/dw", **dw),
+        Layer.pointwise(batch, 8, 8, 512, 512, activation="relu6", name="conv5_5/sep"),
+        Layer.depthwise(batch, 8, 8, 512, stride=2, name="conv5_6/dw", **dw),
+        Layer.pointwise(batch, 4, 4, 512, 1024, activation="relu6", name="conv5_6/sep"),
+        Layer.depthwise(batch, 4, 4, 1024, stride=1, name="conv6/dw", **dw),
+        Layer.pointwise(batch, 4, 4, 1024, 1024, activation="relu6", name="conv6/sep"),
         Layer.global_avg_pool(batch, 4, 4, 1024, name="pool6"),
         Layer.linear(batch, 1024, 50, name="fc7"),
     ]
@@ -107,8 +109,13 @@ def print_traffic(rows, totals, l1):
 
 
 # ------------------------------------------------------------------ timing
+_ACT = {None: 0, "relu": 1, "relu6": 2}
+
+
 def untiled(layer: Layer, step: str, arrays, threads: int):
-    """The untiled kernel on the full arrays (the reference path)."""
+    """The untiled kernel on the full arrays (the reference path; the
+    forward with the layer's activation fused, as the tiled one has it)."""
+    act = _ACT[layer.activation]
     s = layer.shapes()
     out = np.empty(s["y"] if step == "forward" else s["x"] if step == "grad_input" else s["w"], np.float32)
     gb = np.empty(s.get("b", 0), np.float32)
@@ -126,7 +133,7 @@ def untiled(layer: Layer, step: str, arrays, threads: int):
         shape = (layer.n, layer.h, layer.w, layer.cin, layer.cout, layer.k, layer.k, layer.stride, layer.stride,
                  *layer.pads)
         if step == "forward":
-            _gemm.conv_fwd(layer.kind, shape, flat[0], flat[1], flat[2], o, threads)
+            _gemm.conv_fwd(layer.kind, shape, flat[0], flat[1], flat[2], o, threads, False, act)
         elif step == "grad_input":
             _gemm.conv_bwd_input(layer.kind, shape, flat[0], flat[1], o, threads)
         else:
@@ -141,7 +148,7 @@ def untiled(layer: Layer, step: str, arrays, threads: int):
         geo = ((layer.n, layer.h, layer.w, layer.cin), (layer.k, layer.k), (layer.stride, layer.stride),
                layer.pads, threads)
         if step == "forward":
-            _elem.depthwise_fwd(flat[0], flat[1], flat[2], o, *geo)
+            _elem.depthwise_fwd(flat[0], flat[1], flat[2], o, *geo, False, act)
         elif step == "grad_input":
             _elem.depthwise_bwd_input(flat[0], flat[1], o, *geo)
         else:
