@@ -1,5 +1,5 @@
 # Bindings of the tile planner (pt_tile.h) and the tiled executors. Layers come
-# as a tuple (kind, n, h, w, c, out_c, kh, kw, sh, sw, pt, pb, pl, pr, bias, act);
+# as a tuple (kind, n, h, w, c, out_c, kh, kw, sh, sw, pt, pb, pl, pr, bias, act, input_act);
 # arrays arrive validated, C-contiguous float32, flattened. The L1 region is a
 # caller-owned uint8 array (so tests can fence it with canary bytes).
 from libc.stdint cimport uint64_t, uint8_t
@@ -14,6 +14,7 @@ cdef extern from "pulptrain/pt_tile.h" nogil:
         pt_conv_params conv
         int has_bias
         int act
+        int input_act
     ctypedef struct pt_tile_plan:
         pt_tile_layer layer
         pt_tile_step step
@@ -31,8 +32,8 @@ cdef extern from "pulptrain/pt_tile.h" nogil:
     size_t pt_tile_scratch_bytes(const pt_tile_plan *plan, int num_threads)
     pt_status pt_tile_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                           const float *x, const float *w, const float *b, float *y)
-    pt_status pt_tile_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
-                                const float *w, const float *grad_y, float *grad_x)
+    pt_status pt_tile_bwd_input_act(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
+                                    const float *w, const float *grad_y, const float *x, float *grad_x)
     pt_status pt_tile_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                                  const float *x, const float *grad_y, float *grad_w, float *grad_b)
 
@@ -63,6 +64,7 @@ cdef pt_tile_layer _layer(tuple d):
     l.conv.pad_top, l.conv.pad_bottom, l.conv.pad_left, l.conv.pad_right = d[10], d[11], d[12], d[13]
     l.has_bias = 1 if d[14] else 0
     l.act = d[15]
+    l.input_act = d[16]
     return l
 
 
@@ -133,10 +135,12 @@ cdef class Executor:
         self.budget = budget
         self.which = STEPS[step]
 
-    def run(self, uint8_t[::1] l1, size_t l1_offset, a, b, bias, float[::1] out, out2, int num_threads):
+    def run(self, uint8_t[::1] l1, size_t l1_offset, a, b, bias, float[::1] out, out2, int num_threads,
+            mask=None):
         """forward: a = x, b = w, bias = b or None, out = y; grad_input: a = w,
-        b = grad_y, out = grad_x; grad_weight: a = x, b = grad_y, out = grad_w,
-        out2 = grad_b or None. The pools have no w (None). The L1 region is
+        b = grad_y, out = grad_x, mask = x for a layer with an input
+        activation; grad_weight: a = x, b = grad_y, out = grad_w, out2 =
+        grad_b or None. The pools have no w (None). The L1 region is
         l1[l1_offset : l1_offset + budget]. Returns the bytes the DMA moved."""
         if l1_offset + self.budget > <size_t>l1.shape[0]:
             raise ValueError("the L1 region does not fit in the l1 array")
@@ -144,6 +148,7 @@ cdef class Executor:
         cdef const float *b_p = _in_ptr(b)
         cdef const float *bias_p = _in_ptr(bias)
         cdef float *out2_p = _out_ptr(out2)
+        cdef const float *mask_p = _in_ptr(mask)
         cdef size_t need = pt_tile_scratch_bytes(&self.plan, num_threads)
         cdef void *scratch = malloc(need) if need else NULL
         if need and scratch == NULL:
@@ -158,7 +163,7 @@ cdef class Executor:
             if self.which == 0:
                 st = pt_tile_fwd(&ctx, &self.plan, region, budget, a_p, b_p, bias_p, &out[0])
             elif self.which == 1:
-                st = pt_tile_bwd_input(&ctx, &self.plan, region, budget, a_p, b_p, &out[0])
+                st = pt_tile_bwd_input_act(&ctx, &self.plan, region, budget, a_p, b_p, mask_p, &out[0])
             else:
                 st = pt_tile_bwd_weight(&ctx, &self.plan, region, budget, a_p, b_p, &out[0], out2_p)
             moved = pt_dma_bytes_issued()

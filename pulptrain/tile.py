@@ -51,7 +51,11 @@ class Layer:
     shift, which it always has). ``activation`` ("relu", "relu6" or None)
     is applied by the forward to each finished output tile while it is in
     L1, as the fused kernels of pulptrain.ops do (not for the pools and the
-    affine map); the backward steps take grad_y as it is."""
+    affine map); the backward steps take grad_y as it is.
+    ``input_activation`` (linear, pointwise and depthwise only) is the
+    activation whose output is x: grad_input then takes x as a third array
+    and returns grad_x through it, each tile masked in L1 with x's tile
+    fetched beside it, as ops' ``input_activation=`` does."""
     kind: str
     n: int
     h: int
@@ -63,6 +67,7 @@ class Layer:
     padding: int | tuple | str = 0
     bias: bool = True
     activation: str | None = None      # forward: "relu" / "relu6" on each finished tile in L1
+    input_activation: str | None = None  # grad_input: through the activation that made x, in L1
     name: str = field(default="", compare=False)
 
     @classmethod
@@ -78,7 +83,7 @@ class Layer:
     @classmethod
     def depthwise(cls, n: int, h: int, w: int, c: int, k: int = 3, stride: int = 1, padding=1,
                   bias: bool = True, name: str = "", activation: str | None = None):
-        return cls("depthwise", n, h, w, c, c, k, stride, padding, bias, activation, name)
+        return cls("depthwise", n, h, w, c, c, k, stride, padding, bias, activation=activation, name=name)
 
     @classmethod
     def avg_pool(cls, n: int, h: int, w: int, c: int, k: int, stride: int | None = None, name: str = ""):
@@ -95,7 +100,7 @@ class Layer:
     @classmethod
     def conv2d(cls, n: int, h: int, w: int, cin: int, cout: int, k: int = 3, stride: int = 1, padding=1,
                bias: bool = True, name: str = "", activation: str | None = None):
-        return cls("conv2d", n, h, w, cin, cout, k, stride, padding, bias, activation, name)
+        return cls("conv2d", n, h, w, cin, cout, k, stride, padding, bias, activation=activation, name=name)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -116,6 +121,11 @@ class Layer:
             raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {self.activation!r}")
         if self.activation is not None and self.kind in _POOLS + ("channel_affine",):
             raise ValueError(f"a {self.kind} layer takes no activation")
+        if self.input_activation not in _ACTIVATIONS:
+            raise ValueError(f"input_activation must be one of {tuple(_ACTIVATIONS)}, "
+                             f"got {self.input_activation!r}")
+        if self.input_activation is not None and self.kind not in ("linear", "pointwise", "depthwise"):
+            raise ValueError(f"a {self.kind} layer takes no input_activation")
         conv_output_hw((self.h, self.w), (self.k, self.k), (self.stride, self.stride), self.pads)
 
     @property
@@ -150,9 +160,11 @@ class Layer:
 
     def _params(self) -> tuple:
         if self.kind == "global_avg_pool":     # the window is the whole map
-            return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.h, self.w, 1, 1, 0, 0, 0, 0, False, 0)
+            return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.h, self.w, 1, 1, 0, 0, 0, 0, False,
+                    0, 0)
         return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.k, self.k, self.stride,
-                self.stride, *self.pads, bool(self.bias), _ACTIVATIONS[self.activation])
+                self.stride, *self.pads, bool(self.bias), _ACTIVATIONS[self.activation],
+                _ACTIVATIONS[self.input_activation])
 
 
 @dataclass(frozen=True)
@@ -288,6 +300,9 @@ class TiledStep:
         pool = self.layer.kind in _POOLS
         if pool:
             names = {"forward": ("x",), "grad_input": ("grad_y",)}[step]
+        masked = step == "grad_input" and self.layer.input_activation is not None
+        if masked:
+            names += ("x",)
         if len(arrays) != len(names):
             raise TypeError(f"{step} takes {len(names)} arrays ({', '.join(names)}), got {len(arrays)}")
         checked = []
@@ -309,7 +324,7 @@ class TiledStep:
         if pool:    # no weights: the executor takes (x, None) or (None, grad_y)
             checked = [checked[0], None] if step == "forward" else [None, checked[0]]
         moved = self._executor.run(self._l1, self._offset, checked[0], checked[1], bias, _flat(out), grad_b,
-                                   get_num_threads())
+                                   get_num_threads(), checked[2] if masked else None)
         end = self._offset + self._budget
         if (self._l1[:self._offset] != _CANARY).any() or (self._l1[end:] != _CANARY).any():
             raise RuntimeError("the tiled executor wrote outside its L1 budget")
@@ -322,7 +337,8 @@ class TiledStep:
 def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = None):
     """Run ``step`` of ``layer`` tiled into an L1 region of ``l1_bytes`` bytes.
 
-    forward(x, w, b) -> y; grad_input(w, grad_y) -> grad_x;
+    forward(x, w, b) -> y; grad_input(w, grad_y) -> grad_x (grad_input(w,
+    grad_y, x) for a layer with an input_activation);
     grad_weight(x, grad_y) -> (grad_w, grad_b) (grad_b None without a bias);
     b may be None. The pools: forward(x) -> y, grad_input(grad_y) -> grad_x. The region is fenced by canary bytes, checked afterwards
     (RuntimeError if the executor wrote outside the budget). ``stats``, when
@@ -335,9 +351,9 @@ def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = No
 # (set_l1_budget / l1_budget) they run through the tiled executor, otherwise
 # they are the untiled ops. pulptrain.nn calls these, so a budget set here
 # runs a whole model tiled. With a budget, ``activation`` is applied by the
-# tiled forward to each finished output tile in L1 (Layer.activation), as the
-# fused kernels do; ``input_activation`` masks the tiled grad-input afterwards,
-# as a pass of its own (the executor does not fetch the mask). Results are
+# tiled forward to each finished output tile in L1 (Layer.activation) and
+# ``input_activation`` by the tiled grad-input, x's tile fetched beside each
+# grad_x tile (Layer.input_activation), as the fused kernels do. Results are
 # bitwise the same either way.
 _l1_budget: int | None = None
 _prepared: dict = {}
@@ -430,8 +446,15 @@ def _through_input_activation(x, grad_x, input_activation):
 
 
 def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool, input_activation):
-    grad_x = _tiled(layer, "grad_input")(w, grad_y) if need_grad_x else None
-    grad_x = _through_input_activation(x, grad_x, input_activation)
+    """grad_x (through input_activation, masked in L1 by the tiled grad_input
+    for linear, pointwise and depthwise layers), grad_w and grad_b."""
+    from pulptrain import ops
+    ops._activation(input_activation)                # raises for an unknown name, as ops does
+    grad_x = None
+    if need_grad_x and input_activation is not None and layer.kind in ("linear", "pointwise", "depthwise"):
+        grad_x = _tiled(replace(layer, input_activation=input_activation), "grad_input")(w, grad_y, x)
+    elif need_grad_x:
+        grad_x = _through_input_activation(x, _tiled(layer, "grad_input")(w, grad_y), input_activation)
     grad_w, grad_b = _tiled(layer, "grad_weight")(x, grad_y)
     return grad_x, grad_w, grad_b
 

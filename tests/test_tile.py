@@ -29,6 +29,12 @@ ACTIVATION_LAYERS = [    # the forward applies it to each finished tile in L1
     tile.Layer.depthwise(3, 8, 8, 19, 3, 2, "same", activation="relu6", name="dw s2 same relu6"),
     tile.Layer.depthwise(4, 1, 2, 9, 3, 3, (3, 0, 3, 2), activation="relu6", name="dw padding-only windows relu6"),
     tile.Layer.conv2d(3, 9, 7, 3, 10, 3, 2, "same", activation="relu6", name="conv relu6"),
+    # grad_input through the activation that made x, masked in L1
+    tile.Layer("linear", 3, 1, 1, 11, 530, bias=False, input_activation="relu6", name="linear input relu6"),
+    tile.Layer("pointwise", 2, 23, 12, 6, 10, activation="relu", input_activation="relu",
+               name="pointwise relu both"),
+    tile.Layer("depthwise", 2, 7, 9, 20, 20, 3, 1, 1, input_activation="relu6", name="dw input relu6"),
+    tile.Layer("depthwise", 2, 8, 7, 5, 5, 3, 2, 0, input_activation="relu6", name="dw s2 valid input relu6"),
 ]
 
 AFFINE_LAYERS = [
@@ -82,6 +88,8 @@ def _untiled(layer, x, w, b, gy):
         gx, gw, gb = ops.depthwise_conv2d_backward(x, w, gy, layer.stride, layer.pads)
     if layer.activation is not None:     # a pass of its own: bitwise the fused kernels
         y = (ops.relu6_forward if layer.activation == "relu6" else ops.relu_forward)(y)
+    if layer.input_activation is not None:
+        gx = (ops.relu6_backward if layer.input_activation == "relu6" else ops.relu_backward)(x, gx)
     return {"forward": y, "grad_input": gx, "grad_weight": (gw, gb if layer.bias else None)}
 
 
@@ -105,7 +113,8 @@ def _bitwise_equal(a, b, what):
 def _inputs(layer, x, w, b, gy):
     if layer.kind in ("avg_pool", "global_avg_pool"):
         return {"forward": (x,), "grad_input": (gy,)}
-    return {"forward": (x, w, b), "grad_input": (w, gy), "grad_weight": (x, gy)}
+    grad_input = (w, gy, x) if layer.input_activation is not None else (w, gy)
+    return {"forward": (x, w, b), "grad_input": grad_input, "grad_weight": (x, gy)}
 
 
 def _check_layer(layer, rng):
@@ -139,6 +148,13 @@ def test_layers_bitwise_equal_untiled(layer, rng):
 def test_activation_is_checked():
     with pytest.raises(ValueError, match="activation must be one of"):
         tile.Layer.pointwise(1, 2, 2, 3, 4, activation="gelu")
+    with pytest.raises(ValueError, match="input_activation must be one of"):
+        tile.Layer("pointwise", 1, 2, 2, 3, 4, input_activation="tanh")
+    with pytest.raises(ValueError, match="takes no input_activation"):
+        tile.Layer("conv2d", 1, 4, 4, 3, 4, 3, 1, 1, input_activation="relu6")
+    layer = tile.Layer("pointwise", 1, 2, 2, 3, 4, input_activation="relu6")
+    with pytest.raises(TypeError, match="grad_input takes 3 arrays"):
+        tile.run(layer, "grad_input", 1 << 16, np.ones((4, 3), np.float32), np.ones((1, 2, 2, 4), np.float32))
     for layer in (lambda: tile.Layer("avg_pool", 1, 4, 4, 3, 3, 2, 2, 0, False, "relu"),
                   lambda: tile.Layer("channel_affine", 1, 4, 4, 3, 3, activation="relu6")):
         with pytest.raises(ValueError, match="takes no activation"):
@@ -332,13 +348,16 @@ def _random_layer(rng):
 
 
 def test_random_layers_and_budgets_bitwise_equal_untiled(rng):
-    """Random odd shapes, strides, paddings, activations and budgets (seeded;
-    the seed is printed on failure)."""
+    """Random odd shapes, strides, paddings, activations, input activations
+    and budgets (seeded; the seed is printed on failure)."""
     import dataclasses
     for _ in range(24):
         layer = _random_layer(rng)
+        acts = (None, "relu", "relu6")
         if layer.kind in ("linear", "pointwise", "depthwise", "conv2d"):
-            layer = dataclasses.replace(layer, activation=(None, "relu", "relu6")[rng.integers(3)])
+            layer = dataclasses.replace(layer, activation=acts[rng.integers(3)])
+        if layer.kind in ("linear", "pointwise", "depthwise"):
+            layer = dataclasses.replace(layer, input_activation=acts[rng.integers(3)])
         x, w, b, gy = _arrays(layer, rng)
         want = _untiled(layer, x, w, b, gy)
         inputs = _inputs(layer, x, w, b, gy)

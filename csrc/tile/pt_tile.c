@@ -35,15 +35,23 @@ pt_status pt_tile_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, siz
 pt_status pt_tile_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                             const float *w, const float *grad_y, float *grad_x)
 {
+    return pt_tile_bwd_input_act(ctx, plan, l1, l1_bytes, w, grad_y, NULL, grad_x);
+}
+
+pt_status pt_tile_bwd_input_act(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
+                                const float *w, const float *grad_y, const float *x, float *grad_x)
+{
     if (!ctx || !plan || !l1 || !grad_y || !grad_x) return PT_ERR_NULL;
     if (!w && !pt_tile_is_pool(plan->layer.kind)) return PT_ERR_NULL;
+    if (!x && plan->layer.input_act != PT_ACT_NONE) return PT_ERR_NULL;
+    if (x && plan->layer.input_act == PT_ACT_NONE) return PT_ERR_PARAM;
     switch (plan->layer.kind) {
     case PT_TILE_LINEAR:
-    case PT_TILE_POINTWISE: return pt_tile_gemm_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
+    case PT_TILE_POINTWISE: return pt_tile_gemm_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, x, grad_x);
     case PT_TILE_DEPTHWISE:
     case PT_TILE_AFFINE:
     case PT_TILE_AVGPOOL:
-    case PT_TILE_GLOBAL_AVGPOOL: return pt_tile_dw_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
+    case PT_TILE_GLOBAL_AVGPOOL: return pt_tile_dw_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, x, grad_x);
     case PT_TILE_CONV2D: return pt_tile_conv_bwd_input(ctx, plan, l1, l1_bytes, w, grad_y, grad_x);
     default: return PT_ERR_UNSUPPORTED;
     }

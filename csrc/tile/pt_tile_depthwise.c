@@ -136,9 +136,10 @@ static pt_status tile_kernel(const pt_ctx *ctx, const dw_run *r, const pt_conv_p
     }
 }
 
-/* fwd and bwd_input: stream source tiles in, result tiles out. */
+/* fwd and bwd_input: stream source tiles in, result tiles out. mask:
+ * bwd_input's x when the layer has an input_act. */
 static pt_status dw_stream(const pt_ctx *ctx, const dw_run *r, char *l1, const float *src,
-                           const float *w, const float *b, float *dst)
+                           const float *w, const float *b, const float *mask, float *dst)
 {
     const pt_tile_dw_geom *g = &r->g;
     const int fwd = r->plan->step == PT_TILE_FWD;
@@ -183,6 +184,12 @@ static pt_status dw_stream(const pt_ctx *ctx, const dw_run *r, char *l1, const f
         const float *wt = (const float *)(l1 + r->lay.w[cur_w]);
         float *out = (float *)(l1 + r->lay.out[cur_out]);
         const int images = t.n1 - t.n0, ct = t.c1 - t.c0;
+        /* bwd_input with an input_act: x over the tile's rows arrives while the kernel runs */
+        pt_dma_id mask_dma = NO_DMA;
+        if (!fwd && g->input_act != PT_ACT_NONE)
+            mask_dma = fetch_pixels((float *)(l1 + r->lay.mask), mask, g->c,
+                                    ((size_t)t.n0 * dst_img_rows + (size_t)t.r0) * dst_w,
+                                    (size_t)images * (size_t)(t.r1 - t.r0) * dst_w, t.c0, t.c1);
         /* rows of the output buffer: the tile's rows plus what the kernel
          * computes around them (bwd_input), from buf_lo on */
         const int buf_lo = pt_tile_min_int(t.rows.ext_lo, t.r0);
@@ -210,10 +217,17 @@ static pt_status dw_stream(const pt_ctx *ctx, const dw_run *r, char *l1, const f
                 st = tile_kernel(ctx, r, &p, in, wt, NULL, out + (size_t)(t.rows.ext_lo - buf_lo) * row_floats);
             }
         }
+        wait_and_clear(&mask_dma);
         if (st != PT_OK) break;
-        out_dma[cur_out] = store_pixels(dst, out + (size_t)(t.r0 - buf_lo) * row_floats, g->c,
-                                        ((size_t)t.n0 * dst_img_rows + (size_t)t.r0) * dst_w,
-                                        (size_t)images * (size_t)(t.r1 - t.r0) * dst_w, t.c0, t.c1);
+        float *final = out + (size_t)(t.r0 - buf_lo) * row_floats;
+        const size_t first_px = ((size_t)t.n0 * dst_img_rows + (size_t)t.r0) * dst_w;
+        const size_t pixels = (size_t)images * (size_t)(t.r1 - t.r0) * dst_w;
+        if (!fwd && g->input_act != PT_ACT_NONE) { /* grad-input through the input's activation */
+            const float *m = (const float *)(l1 + r->lay.mask);
+            const float cap = pt_act_cap(g->input_act);
+            for (size_t e = 0; e < pixels * (size_t)ct; ++e) final[e] = pt_act_grad_select(m[e], final[e], cap);
+        }
+        out_dma[cur_out] = store_pixels(dst, final, g->c, first_px, pixels, t.c0, t.c1);
         cur_out ^= 1;
         cur_in ^= 1;
         if (has_next && next.c0 != t.c0) cur_w ^= 1;
@@ -238,17 +252,18 @@ pt_status pt_tile_dw_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, 
     if (st != PT_OK) return st;
     if (b && !plan->layer.has_bias) return PT_ERR_PARAM;
     if (!w && r.g.weights) return PT_ERR_NULL;
-    return dw_stream(ctx, &r, (char *)l1, x, w, b, y);
+    return dw_stream(ctx, &r, (char *)l1, x, w, b, NULL, y);
 }
 
 pt_status pt_tile_dw_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
-                               size_t l1_bytes, const float *w, const float *grad_y, float *grad_x)
+                               size_t l1_bytes, const float *w, const float *grad_y, const float *x,
+                               float *grad_x)
 {
     dw_run r;
     pt_status st = dw_setup(&r, ctx, plan, PT_TILE_BWD_INPUT, l1, l1_bytes);
     if (st != PT_OK) return st;
     if (!w && r.g.weights) return PT_ERR_NULL;
-    return dw_stream(ctx, &r, (char *)l1, grad_y, w, NULL, grad_x);
+    return dw_stream(ctx, &r, (char *)l1, grad_y, w, NULL, x, grad_x);
 }
 
 /* bwd_weight: tiles of whole images; per image the kernel's sum (its N = 1

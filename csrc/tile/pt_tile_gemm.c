@@ -139,9 +139,10 @@ static operand_state operand_at(char *l1, const size_t offset[2], int buffers)
 /* The buffer tile i + 1 will use when the operand changes. */
 static int other(const operand_state *s) { return (s->cur + 1) % s->buffers; }
 
+/* mask: bwd_input's x when the layer has an input_act (C's layout). */
 static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                               const float *a, const float *b, const float *bias, float *c,
-                              float *grad_b)
+                              float *grad_b, const float *mask)
 {
     gemm_run r;
     pt_status st = pt_tile_gemm_view_of(&plan->layer, plan->step, &r.v);
@@ -181,6 +182,8 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
     operand_state B = operand_at(base, lay.b, buffers[1]);
     operand_state C = operand_at(base, lay.c, buffers[2]);
     float *bias_l1 = (float *)(base + lay.bias);
+    float *mask_l1 = (float *)(base + lay.mask);
+    const float mask_cap = r.v.mask ? pt_act_cap(plan->layer.input_act) : 0.0f;
     if (bias) pt_dma_wait(pt_dma_copy_1d_async(bias_l1, bias, (size_t)r.v.n * sizeof(float)));
     if (grad_b) memset(bias_l1, 0, (size_t)r.v.m * sizeof(float));
 
@@ -233,12 +236,19 @@ static pt_status gemm_execute(const pt_ctx *ctx, const pt_tile_plan *plan, void 
             if (st != PT_OK) break;
         }
         const float *tile_bias = bias && cur.k0 == 0 ? bias_l1 + cur.n0 : NULL;
+        /* the final K tile of a masked C: x's tile arrives while the GEMM runs */
+        pt_dma_id mask_dma = NO_DMA;
+        if (r.v.mask && cur.k1 == r.v.k) mask_dma = fetch(mask_l1, mask, r.v.ldc, cur.m0, cur.m1, cur.n0, cur.n1);
         st = packed_a ? pt_sgemm_f32_packed_ab(&gemm_ctx, &g, packed_a, packed_b, tile_bias, C.buf[C.cur])
                       : pt_sgemm_f32_packed(&gemm_ctx, &g, A.buf[A.cur], packed_b, tile_bias, C.buf[C.cur]);
+        wait_and_clear(&mask_dma);
         if (st != PT_OK) break;
         if (grad_b && cur.n0 == 0) add_rows(bias_l1 + cur.m0, A.buf[A.cur], tk, tm);
         if (act_cap > 0.0f && cur.k1 == r.v.k) /* forward's fused activation, once C is final */
             for (size_t e = 0; e < (size_t)tm * (size_t)tn; ++e) C.buf[C.cur][e] = pt_act_clamp(C.buf[C.cur][e], act_cap);
+        if (r.v.mask && cur.k1 == r.v.k) /* grad-input through the input's activation */
+            for (size_t e = 0; e < (size_t)tm * (size_t)tn; ++e)
+                C.buf[C.cur][e] = pt_act_grad_select(mask_l1[e], C.buf[C.cur][e], mask_cap);
         /* 4. write C back when the loop leaves it */
         if (!has_next || !same_c(cur, next)) C.out[C.cur] = store_c(&r, C.buf[C.cur], cur);
         if (has_next && !same_a(cur, next)) A.cur = other(&A);
@@ -279,14 +289,15 @@ pt_status pt_tile_gemm_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1
 {
     if (plan->step != PT_TILE_FWD || !is_gemm_plan(plan)) return PT_ERR_PARAM;
     if (b && !plan->layer.has_bias) return PT_ERR_PARAM;
-    return gemm_execute(ctx, plan, l1, l1_bytes, x, w, b, y, NULL);
+    return gemm_execute(ctx, plan, l1, l1_bytes, x, w, b, y, NULL, NULL);
 }
 
 pt_status pt_tile_gemm_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
-                                 size_t l1_bytes, const float *w, const float *grad_y, float *grad_x)
+                                 size_t l1_bytes, const float *w, const float *grad_y, const float *x,
+                                 float *grad_x)
 {
     if (plan->step != PT_TILE_BWD_INPUT || !is_gemm_plan(plan)) return PT_ERR_PARAM;
-    return gemm_execute(ctx, plan, l1, l1_bytes, grad_y, w, NULL, grad_x, NULL);
+    return gemm_execute(ctx, plan, l1, l1_bytes, grad_y, w, NULL, grad_x, NULL, x);
 }
 
 pt_status pt_tile_gemm_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
@@ -295,5 +306,5 @@ pt_status pt_tile_gemm_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
 {
     if (plan->step != PT_TILE_BWD_WEIGHT || !is_gemm_plan(plan)) return PT_ERR_PARAM;
     if (grad_b && !plan->layer.has_bias) return PT_ERR_PARAM;
-    return gemm_execute(ctx, plan, l1, l1_bytes, grad_y, x, NULL, grad_w, grad_b);
+    return gemm_execute(ctx, plan, l1, l1_bytes, grad_y, x, NULL, grad_w, grad_b, NULL);
 }

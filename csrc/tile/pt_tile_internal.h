@@ -25,6 +25,7 @@ typedef struct pt_tile_gemm_view {
     int lda, ldb, ldc;
     int bias_n;      /* fwd with bias: C's columns get b */
     int grad_bias_m; /* bwd_weight with grad_b: column sums of grad_y over M */
+    int mask;        /* bwd_input with an input_act: x's tile masks each final C tile */
 } pt_tile_gemm_view;
 
 /* PT_OK and *v for a linear or pointwise layer; the layer's status otherwise. */
@@ -33,6 +34,7 @@ pt_status pt_tile_gemm_view_of(const pt_tile_layer *layer, pt_tile_step step, pt
 /* Byte offsets of the GEMM executor's buffers inside L1. */
 typedef struct pt_tile_gemm_layout {
     size_t a[2], b[2], c[2]; /* ping-pong tiles of op(A), op(B), C */
+    size_t mask;             /* bwd_input with an input_act: x's tile of the final C tile */
     size_t bias;             /* whole bias (fwd) or grad_b accumulator (bwd_weight) */
     size_t total;
 } pt_tile_gemm_layout;
@@ -52,6 +54,7 @@ typedef struct pt_tile_dw_geom {
     int oh, ow;
     int rows_cuttable; /* stride <= kernel and pads < kernel: row tiles allowed */
     int weights;       /* 1: depthwise / conv2d; 0: the pools (no w, no b, no bwd_weight) */
+    pt_act input_act;  /* the layer's input_act (depthwise; bwd_input fetches a mask tile) */
 } pt_tile_dw_geom;
 
 /* Depthwise, the channel affine map (a 1x1 window) and the pools (their
@@ -92,6 +95,7 @@ typedef struct pt_tile_dw_layout {
     size_t in2[2];           /* bwd_weight: grad_y tiles (x goes to in) */
     size_t w[2], b[2];       /* weights and bias of a channel block */
     size_t partial;          /* bwd_weight: one image's grad_w | grad_b */
+    size_t mask;             /* bwd_input with an input_act: x over the tile's rows */
     size_t total;
 } pt_tile_dw_layout;
 
@@ -149,7 +153,8 @@ size_t pt_tile_gemm_scratch_bytes(const pt_tile_plan *plan, int num_threads);
 pt_status pt_tile_gemm_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                            const float *x, const float *w, const float *b, float *y);
 pt_status pt_tile_gemm_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
-                                 size_t l1_bytes, const float *w, const float *grad_y, float *grad_x);
+                                 size_t l1_bytes, const float *w, const float *grad_y, const float *x,
+                                 float *grad_x);
 pt_status pt_tile_gemm_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
                                   size_t l1_bytes, const float *x, const float *grad_y,
                                   float *grad_w, float *grad_b);
@@ -164,7 +169,8 @@ pt_status pt_tile_conv_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, v
 pt_status pt_tile_dw_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                          const float *x, const float *w, const float *b, float *y);
 pt_status pt_tile_dw_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
-                               size_t l1_bytes, const float *w, const float *grad_y, float *grad_x);
+                               size_t l1_bytes, const float *w, const float *grad_y, const float *x,
+                               float *grad_x);
 pt_status pt_tile_dw_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
                                 size_t l1_bytes, const float *x, const float *grad_y,
                                 float *grad_w, float *grad_b);

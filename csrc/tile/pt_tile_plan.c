@@ -26,6 +26,11 @@ static pt_status layer_check(const pt_tile_layer *layer)
     if (layer->act != PT_ACT_NONE && layer->act != PT_ACT_RELU && layer->act != PT_ACT_RELU6) return PT_ERR_PARAM;
     if (layer->act != PT_ACT_NONE && (layer->kind == PT_TILE_AFFINE || pt_tile_is_pool(layer->kind)))
         return PT_ERR_PARAM;
+    if (layer->input_act != PT_ACT_NONE && layer->input_act != PT_ACT_RELU && layer->input_act != PT_ACT_RELU6)
+        return PT_ERR_PARAM;
+    if (layer->input_act != PT_ACT_NONE && layer->kind != PT_TILE_LINEAR && layer->kind != PT_TILE_POINTWISE &&
+        layer->kind != PT_TILE_DEPTHWISE)
+        return PT_ERR_PARAM;
     return PT_OK;
 }
 
@@ -50,17 +55,18 @@ pt_status pt_tile_gemm_view_of(const pt_tile_layer *layer, pt_tile_step step, pt
     pt_tile_gemm_view g = {0};
     switch (step) {
     case PT_TILE_FWD: /* y[batch, out] = x[batch, in] w[out, in]^T */
-        g = (pt_tile_gemm_view){batch, out, in, 0, 1, in, in, out, layer->has_bias ? out : 0, 0};
+        g = (pt_tile_gemm_view){batch, out, in, 0, 1, in, in, out, layer->has_bias ? out : 0, 0, 0};
         break;
     case PT_TILE_BWD_INPUT: /* grad_x[batch, in] = grad_y[batch, out] w[out, in] */
-        g = (pt_tile_gemm_view){batch, in, out, 0, 0, out, in, in, 0, 0};
+        g = (pt_tile_gemm_view){batch, in, out, 0, 0, out, in, in, 0, 0, 0};
         break;
     case PT_TILE_BWD_WEIGHT: /* grad_w[out, in] = grad_y[batch, out]^T x[batch, in] */
-        g = (pt_tile_gemm_view){out, in, batch, 1, 0, out, in, in, 0, layer->has_bias ? out : 0};
+        g = (pt_tile_gemm_view){out, in, batch, 1, 0, out, in, in, 0, layer->has_bias ? out : 0, 0};
         break;
     default:
         return PT_ERR_PARAM;
     }
+    g.mask = step == PT_TILE_BWD_INPUT && layer->input_act != PT_ACT_NONE;
     *v = g;
     return PT_OK;
 }
@@ -120,6 +126,8 @@ pt_tile_gemm_layout pt_tile_gemm_layout_of(const pt_tile_gemm_view *v, int tm, i
     at += c;
     l.c[1] = buffers[2] == 2 ? at : l.c[0];
     at += buffers[2] == 2 ? c : 0;
+    l.mask = at; /* one buffer: fetched while the final K tile's GEMM runs */
+    at += v->mask ? c : 0;
     l.bias = at;
     l.total = at + pt_tile_align((size_t)(v->bias_n + v->grad_bias_m) * sizeof(float));
     return l;
@@ -142,7 +150,7 @@ static void gemm_traffic(const pt_tile_gemm_view *v, int tm, int tn, int tk, con
     const uint64_t b_bytes = (uint64_t)v->k * v->n * FLOAT_BYTES;
     const uint64_t c_bytes = (uint64_t)v->m * v->n * FLOAT_BYTES;
     *in = a_bytes * passes[0] + b_bytes * passes[1] + c_bytes * (passes[2] - 1) +
-          (uint64_t)v->bias_n * FLOAT_BYTES;
+          (uint64_t)v->bias_n * FLOAT_BYTES + (v->mask ? c_bytes : 0);
     *out = c_bytes * passes[2] + (uint64_t)v->grad_bias_m * FLOAT_BYTES;
 }
 
@@ -218,7 +226,7 @@ static pt_status plan_gemm(const pt_tile_layer *layer, pt_tile_step step, size_t
     best.gemm_k = v.k;
     best.tile_images = best.tile_rows = best.tile_channels = 0;
     best.macs = (uint64_t)v.m * v.n * v.k;
-    best.lower_bound_bytes = ((uint64_t)v.m * v.k + (uint64_t)v.k * v.n + (uint64_t)v.m * v.n +
+    best.lower_bound_bytes = ((uint64_t)v.m * v.k + (uint64_t)v.k * v.n + (uint64_t)v.m * v.n * (v.mask ? 2 : 1) +
                               (uint64_t)v.bias_n + (uint64_t)v.grad_bias_m) * FLOAT_BYTES;
     *plan = best;
     return PT_OK;
@@ -235,7 +243,7 @@ static pt_status window_geom(const pt_tile_layer *layer, pt_tile_dw_geom *g)
         p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
         return PT_ERR_PARAM;
     pt_tile_dw_geom r = {p->in.n, p->in.h, p->in.w, p->in.c, p->kh, p->kw, p->stride_h, p->stride_w,
-                         p->pad_top, p->pad_bottom, p->pad_left, p->pad_right, 0, 0, 0, 1};
+                         p->pad_top, p->pad_bottom, p->pad_left, p->pad_right, 0, 0, 0, 1, layer->input_act};
     r.oh = pt_out_extent(r.h, r.kh, r.sh, r.pt, r.pb);
     r.ow = pt_out_extent(r.w, r.kw, r.sw, r.pl, r.pr);
     if (r.oh < 1 || r.ow < 1) return PT_ERR_SHAPE;
@@ -325,10 +333,10 @@ void pt_tile_dw_row_extents(const pt_tile_dw_geom *g, pt_tile_step step, int row
 pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step step, int has_bias,
                                        int images, int rows, int channels)
 {
-    pt_tile_dw_layout l = {{0}, {0}, {0}, {0}, {0}, 0, 0};
+    pt_tile_dw_layout l = {{0}, {0}, {0}, {0}, {0}, 0, 0, 0};
     const size_t f = sizeof(float), ch = (size_t)channels, taps = (size_t)g->kh * g->kw;
     size_t in = 0, out = 0, in2 = 0, w = g->weights ? pt_tile_align(taps * ch * f) : 0;
-    size_t b = has_bias ? pt_tile_align(ch * f) : 0, partial = 0;
+    size_t b = has_bias ? pt_tile_align(ch * f) : 0, partial = 0, mask = 0;
     if (step == PT_TILE_BWD_WEIGHT) {
         in = pt_tile_align((size_t)images * g->h * g->w * ch * f);
         in2 = pt_tile_align((size_t)images * g->oh * g->ow * ch * f);
@@ -340,6 +348,8 @@ pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step st
         int src_w = step == PT_TILE_FWD ? g->w : g->ow, out_w = step == PT_TILE_FWD ? g->ow : g->w;
         in = pt_tile_align((size_t)images * src_max * src_w * ch * f);
         out = pt_tile_align((size_t)images * buf_max * out_w * ch * f);
+        if (step == PT_TILE_BWD_INPUT && g->input_act != PT_ACT_NONE) /* x over the tile's own rows */
+            mask = pt_tile_align((size_t)images * rows * g->w * ch * f);
     }
     size_t at = 0;
     for (int i = 0; i < 2; ++i) { l.in[i] = at; at += in; }
@@ -348,7 +358,9 @@ pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step st
     for (int i = 0; i < 2; ++i) { l.w[i] = at; at += w; }
     for (int i = 0; i < 2; ++i) { l.b[i] = at; at += b; }
     l.partial = at;
-    l.total = at + partial;
+    at += partial;
+    l.mask = at; /* one buffer: fetched while the tile's kernel runs */
+    l.total = at + mask;
     return l;
 }
 
@@ -382,7 +394,7 @@ static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, s
             in = (uint64_t)g.n * src_sum * g.w * C * f + w_bytes + b_bytes;
             out = y_bytes;
         } else if (step == PT_TILE_BWD_INPUT) {
-            in = (uint64_t)g.n * src_sum * g.ow * C * f + w_bytes;
+            in = (uint64_t)g.n * src_sum * g.ow * C * f + w_bytes + (g.input_act ? x_bytes : 0);
             out = x_bytes;
         } else {
             in = x_bytes + y_bytes;
@@ -426,7 +438,7 @@ static pt_status plan_depthwise(const pt_tile_layer *layer, pt_tile_step step, s
     for (int i = 0; i < 3; ++i) best.order[i] = best.buffers[i] = 0;
     best.macs = (uint64_t)g.n * g.oh * g.ow * C * taps;
     if (step == PT_TILE_FWD) best.lower_bound_bytes = x_bytes + w_bytes + b_bytes + y_bytes;
-    else if (step == PT_TILE_BWD_INPUT) best.lower_bound_bytes = y_bytes + w_bytes + x_bytes;
+    else if (step == PT_TILE_BWD_INPUT) best.lower_bound_bytes = y_bytes + w_bytes + x_bytes * (g.input_act ? 2 : 1);
     else best.lower_bound_bytes = x_bytes + y_bytes + w_bytes + b_bytes;
     *plan = best;
     return PT_OK;

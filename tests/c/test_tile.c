@@ -155,8 +155,9 @@ static layer_arrays sizes_of(const pt_tile_layer *l)
 static pt_status untiled_plain(const pt_tile_layer *l, pt_tile_step step, const float *x, const float *w,
                                const float *b, const float *gy, float *out, float *out2);
 
-/* The untiled kernel for one step; a forward's activation as a pass of its
- * own (bitwise what the fused kernels give, pt_types.h). */
+/* The untiled kernel for one step; a forward's activation and a grad-input's
+ * input activation as passes of their own (bitwise what the fused kernels
+ * give, pt_types.h). */
 static pt_status untiled(const pt_tile_layer *l, pt_tile_step step, const float *x, const float *w,
                          const float *b, const float *gy, float *out, float *out2)
 {
@@ -164,6 +165,10 @@ static pt_status untiled(const pt_tile_layer *l, pt_tile_step step, const float 
     if (st == PT_OK && step == PT_TILE_FWD && l->act != PT_ACT_NONE) {
         const size_t n = sizes_of(l).y;
         for (size_t i = 0; i < n; ++i) out[i] = pt_act_clamp(out[i], pt_act_cap(l->act));
+    }
+    if (st == PT_OK && step == PT_TILE_BWD_INPUT && l->input_act != PT_ACT_NONE) {
+        const size_t n = sizes_of(l).x;
+        for (size_t i = 0; i < n; ++i) out[i] = pt_act_grad_select(x[i], out[i], pt_act_cap(l->input_act));
     }
     return st;
 }
@@ -223,7 +228,9 @@ static pt_status tiled(const pt_tile_plan *plan, int threads, void *l1, size_t l
 {
     pt_ctx ctx = ctx_with(threads, pt_tile_scratch_bytes(plan, threads));
     if (plan->step == PT_TILE_FWD) return pt_tile_fwd(&ctx, plan, l1, l1_bytes, x, w, b, out);
-    if (plan->step == PT_TILE_BWD_INPUT) return pt_tile_bwd_input(&ctx, plan, l1, l1_bytes, w, gy, out);
+    if (plan->step == PT_TILE_BWD_INPUT)
+        return plan->layer.input_act ? pt_tile_bwd_input_act(&ctx, plan, l1, l1_bytes, w, gy, x, out)
+                                     : pt_tile_bwd_input(&ctx, plan, l1, l1_bytes, w, gy, out);
     return pt_tile_bwd_weight(&ctx, plan, l1, l1_bytes, x, gy, out, out2);
 }
 
@@ -636,6 +643,19 @@ int main(void)
     l = conv2d_layer(3, 9, 7, 3, 10, 3, 2, 0, 1, 0, 1, 1);
     l.act = PT_ACT_RELU6;
     check_layer("conv2d 3x9x7 3->10 k3 s2 same relu6", &l, &rng);
+    /* grad-input through the input's activation, x's tile fetched beside it */
+    l = linear_layer(3, 11, 530, 0); /* K > PT_GEMM_KC: masked after the last K tile */
+    l.input_act = PT_ACT_RELU6;
+    check_layer("linear 3x11->530 input relu6", &l, &rng);
+    l = pointwise_layer(2, 23, 12, 6, 10, 0);
+    l.input_act = PT_ACT_RELU;
+    check_layer("pointwise 2x23x12 6->10 input relu", &l, &rng);
+    l = depthwise_layer(2, 7, 9, 20, 3, 1, 1, 1, 1, 1, 1);
+    l.act = l.input_act = PT_ACT_RELU6;
+    check_layer("depthwise 2x7x9x20 k3 s1 p1 relu6 both", &l, &rng);
+    l = depthwise_layer(2, 8, 7, 5, 3, 2, 0, 0, 0, 0, 0); /* a last input row no window reaches */
+    l.input_act = PT_ACT_RELU6;
+    check_layer("depthwise 2x8x7x5 k3 s2 valid input relu6", &l, &rng);
     l = depthwise_layer(3, 5, 7, 21, 1, 1, 0, 0, 0, 0, 1);
     l.kind = PT_TILE_AFFINE;
     check_layer("affine 3x5x7x21", &l, &rng);
@@ -653,6 +673,29 @@ int main(void)
     l = linear_layer(5, 7, 3, 1);
     l.act = (pt_act)7;
     PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_FWD, 1 << 20, &plan_unused) == PT_ERR_PARAM, "unknown activation");
+    l.act = PT_ACT_NONE;
+    l.input_act = (pt_act)3;
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_FWD, 1 << 20, &plan_unused) == PT_ERR_PARAM, "unknown input activation");
+    l = conv2d_layer(2, 6, 5, 4, 6, 3, 1, 1, 1, 1, 1, 1);
+    l.input_act = PT_ACT_RELU6;
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_BWD_INPUT, 1 << 20, &plan_unused) == PT_ERR_PARAM,
+             "conv2d with an input activation");
+    l = pointwise_layer(2, 3, 3, 4, 5, 0);
+    l.input_act = PT_ACT_RELU6;
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_BWD_INPUT, 1 << 20, &plan_unused) == PT_OK, "masked plan");
+    {
+        static float l1m[8192 + PT_TILE_ALIGN];
+        char *l1a = (char *)l1m + (PT_TILE_ALIGN - (uintptr_t)l1m % PT_TILE_ALIGN) % PT_TILE_ALIGN;
+        float xs[72], ws[20], gys[90], gxs[72];
+        pt_ctx c1 = ctx_with(1, pt_tile_scratch_bytes(&plan_unused, 1));
+        PT_CHECK(pt_tile_bwd_input(&c1, &plan_unused, l1a, plan_unused.l1_bytes, ws, gys, gxs) == PT_ERR_NULL,
+                 "a masked grad-input without x");
+        l.input_act = PT_ACT_NONE;
+        PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_BWD_INPUT, 1 << 20, &plan_unused) == PT_OK, "plain plan");
+        c1 = ctx_with(1, pt_tile_scratch_bytes(&plan_unused, 1));
+        PT_CHECK(pt_tile_bwd_input_act(&c1, &plan_unused, l1a, plan_unused.l1_bytes, ws, gys, xs, gxs) ==
+                     PT_ERR_PARAM, "x given for a layer without an input activation");
+    }
     l = pool_layer(PT_TILE_AVGPOOL, 2, 7, 9, 20, 2, 2); /* last input row reached by no window */
     check_layer("avgpool 2x7x9x20 k2 s2", &l, &rng);
     l = pool_layer(PT_TILE_AVGPOOL, 3, 8, 8, 19, 3, 1); /* overlapping windows */

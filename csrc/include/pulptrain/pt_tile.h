@@ -114,6 +114,12 @@ typedef struct pt_tile_layer {
     pt_act act;          /* fwd: y = act(...) on each finished tile in L1, as
                             the fused kernels do (PT_ACT_NONE for the pools and
                             the affine map); the backward steps ignore it */
+    pt_act input_act;    /* bwd_input: grad_x through the activation whose
+                            output is this layer's input x (0 where x is not
+                            in (0, cap)), applied to each finished tile in L1
+                            with x's tile fetched beside it, as the
+                            *_bwd_input_act kernels do (linear, pointwise and
+                            depthwise only; run with pt_tile_bwd_input_act) */
 } pt_tile_layer;
 
 /* Loop dimensions of the GEMM view, for pt_tile_plan.order. */
@@ -173,6 +179,11 @@ pt_status pt_tile_fwd(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, siz
                       const float *x, const float *w, const float *b, float *y);
 pt_status pt_tile_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                             const float *w, const float *grad_y, float *grad_x);
+/* bwd_input of a layer with an input_act: x is the layer's input (the
+ * activation's output), [same shape as grad_x]; pt_tile_bwd_input is this
+ * with x = NULL (PT_ERR_NULL when the layer has an input_act). */
+pt_status pt_tile_bwd_input_act(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
+                                const float *w, const float *grad_y, const float *x, float *grad_x);
 pt_status pt_tile_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1, size_t l1_bytes,
                              const float *x, const float *grad_y, float *grad_w, float *grad_b);
 
