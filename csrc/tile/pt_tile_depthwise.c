@@ -5,7 +5,10 @@
  * block over images and rows. While tile i is computed the DMA
  * fetches tile i + 1's input (and, at a block change, its weights) into the
  * other buffer, and tile i - 1's output drains from the other output buffer.
- * See pt_tile.h for why every step stays bitwise equal to the untiled kernel. */
+ * The forward applies the layer's act through the kernel; a grad-input with
+ * an input_act fetches x over the tile's rows while the kernel runs and
+ * masks the finished tile with it. See pt_tile.h for why every step stays
+ * bitwise equal to the untiled kernel. */
 #include <string.h>
 #include "pt_tile_internal.h"
 #include "pulptrain/pt_depthwise.h"
