@@ -20,6 +20,7 @@ root after an in-place build:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -39,16 +40,19 @@ from pulptrain.tile import Layer
 def adaptive_stage(batch: int) -> list[Layer]:
     """The layers above conv5_4/dw at 128x128 input (8x8x512 feature maps), as
     pulptrain.models.adaptive builds them: BatchNorm folded into each
-    convolution's bias, ReLU6 fused into its forward, TF "same" padding."""
-    dw = dict(k=3, padding="same", activation="relu6")
+    convolution's bias, ReLU6 fused into its forward, TF "same" padding, and
+    each grad-input after the first masked by the ReLU6 that made its input
+    (as pulptrain.nn.Sequential chains them; the mask moves x once more)."""
+    relu6 = dict(activation="relu6", input_activation="relu6")
+    dw = dict(k=3, padding="same", **relu6)
     return [
         Layer.pointwise(batch, 8, 8, 512, 512, activation="relu6", name="conv5_4/sep"),
-        Layer.depthwise(batch, 8, 8, 512, stride=1, name="conv5_5/dw", **dw),
-        Layer.pointwise(batch, 8, 8, 512, 512, activation="relu6", name="conv5_5/sep"),
-        Layer.depthwise(batch, 8, 8, 512, stride=2, name="conv5_6/dw", **dw),
-        Layer.pointwise(batch, 4, 4, 512, 1024, activation="relu6", name="conv5_6/sep"),
-        Layer.depthwise(batch, 4, 4, 1024, stride=1, name="conv6/dw", **dw),
-        Layer.pointwise(batch, 4, 4, 1024, 1024, activation="relu6", name="conv6/sep"),
+        Layer("depthwise", batch, 8, 8, 512, 512, stride=1, name="conv5_5/dw", **dw),
+        Layer("pointwise", batch, 8, 8, 512, 512, name="conv5_5/sep", **relu6),
+        Layer("depthwise", batch, 8, 8, 512, 512, stride=2, name="conv5_6/dw", **dw),
+        Layer("pointwise", batch, 4, 4, 512, 1024, name="conv5_6/sep", **relu6),
+        Layer("depthwise", batch, 4, 4, 1024, 1024, stride=1, name="conv6/dw", **dw),
+        Layer("pointwise", batch, 4, 4, 1024, 1024, name="conv6/sep", **relu6),
         Layer.global_avg_pool(batch, 4, 4, 1024, name="pool6"),
         Layer.linear(batch, 1024, 50, name="fc7"),
     ]
@@ -169,11 +173,13 @@ def timing(layers: list[Layer], l1: int, reps: int) -> list[dict]:
     """Each step untiled, tiled with the memcpy DMA (copies on the calling
     core, no overlap) and tiled with the DMA thread (copies overlap the
     compute, on a core of their own), taking turns; minimum of reps. Inputs
-    are 64-byte aligned, as pulptrain's layers return them."""
+    are 64-byte aligned, as pulptrain's layers return them. The grad-inputs
+    run without the ReLU6 mask (the untiled depthwise grad-input alone has
+    none to compare with)."""
     rng = np.random.default_rng(0)
     threads = pulptrain.get_num_threads()
     results = []
-    for layer in layers:
+    for layer in (dataclasses.replace(layer, input_activation=None) for layer in layers):
         s = layer.shapes()
         x, gy = (aligned(rng.uniform(-1, 1, s[k]).astype(np.float32)) for k in ("x", "y"))
         if "w" not in s:     # a pool: no weights
