@@ -113,13 +113,10 @@ def print_traffic(rows, totals, l1):
 
 
 # ------------------------------------------------------------------ timing
-_ACT = {None: 0, "relu": 1, "relu6": 2}
-
-
 def untiled(layer: Layer, step: str, arrays, threads: int):
     """The untiled kernel on the full arrays (the reference path; the
     forward with the layer's activation fused, as the tiled one has it)."""
-    act = _ACT[layer.activation]
+    act = tile.ACTIVATIONS[layer.activation]
     s = layer.shapes()
     out = np.empty(s["y"] if step == "forward" else s["x"] if step == "grad_input" else s["w"], np.float32)
     gb = np.empty(s.get("b", 0), np.float32)

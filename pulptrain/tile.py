@@ -31,7 +31,7 @@ STEPS = ("forward", "grad_input", "grad_weight")
 KINDS = ("linear", "pointwise", "depthwise", "conv2d", "avg_pool", "global_avg_pool", "channel_affine")
 _WINDOWED = ("depthwise", "conv2d", "avg_pool")
 _POOLS = ("avg_pool", "global_avg_pool")
-_ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}     # pt_act
+ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}      # Layer.activation / input_activation -> pt_act
 VEGA_L1_BYTES = 128 * 1024
 PULP_OPEN_L1_BYTES = 64 * 1024
 _GUARD = 64
@@ -117,12 +117,12 @@ class Layer:
             raise ValueError(f"a {self.kind} layer has no bias and no padding")
         if self.kind == "channel_affine" and not self.bias:
             raise ValueError("a channel_affine layer has a shift (bias=True)")
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {self.activation!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
         if self.activation is not None and self.kind in _POOLS + ("channel_affine",):
             raise ValueError(f"a {self.kind} layer takes no activation")
-        if self.input_activation not in _ACTIVATIONS:
-            raise ValueError(f"input_activation must be one of {tuple(_ACTIVATIONS)}, "
+        if self.input_activation not in ACTIVATIONS:
+            raise ValueError(f"input_activation must be one of {tuple(ACTIVATIONS)}, "
                              f"got {self.input_activation!r}")
         if self.input_activation is not None and self.kind not in ("linear", "pointwise", "depthwise"):
             raise ValueError(f"a {self.kind} layer takes no input_activation")
@@ -163,8 +163,8 @@ class Layer:
             return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.h, self.w, 1, 1, 0, 0, 0, 0, False,
                     0, 0)
         return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.k, self.k, self.stride,
-                self.stride, *self.pads, bool(self.bias), _ACTIVATIONS[self.activation],
-                _ACTIVATIONS[self.input_activation])
+                self.stride, *self.pads, bool(self.bias), ACTIVATIONS[self.activation],
+                ACTIVATIONS[self.input_activation])
 
 
 @dataclass(frozen=True)
@@ -446,15 +446,15 @@ def _through_input_activation(x, grad_x, input_activation):
 
 
 def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool, input_activation):
-    """grad_x (through input_activation, masked in L1 by the tiled grad_input
-    for linear, pointwise and depthwise layers), grad_w and grad_b."""
+    """grad_x (through input_activation, masked in L1 by the tiled grad_input:
+    Layer.input_activation), grad_w and grad_b."""
     from pulptrain import ops
     ops._activation(input_activation)                # raises for an unknown name, as ops does
     grad_x = None
-    if need_grad_x and input_activation is not None and layer.kind in ("linear", "pointwise", "depthwise"):
-        grad_x = _tiled(replace(layer, input_activation=input_activation), "grad_input")(w, grad_y, x)
+    if need_grad_x and input_activation is None:
+        grad_x = _tiled(layer, "grad_input")(w, grad_y)
     elif need_grad_x:
-        grad_x = _through_input_activation(x, _tiled(layer, "grad_input")(w, grad_y), input_activation)
+        grad_x = _tiled(replace(layer, input_activation=input_activation), "grad_input")(w, grad_y, x)
     grad_w, grad_b = _tiled(layer, "grad_weight")(x, grad_y)
     return grad_x, grad_w, grad_b
 
