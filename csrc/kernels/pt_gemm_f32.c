@@ -3,7 +3,7 @@
  *
  * For each column block of PT_GEMM_NC and each K block of PT_GEMM_KC, the
  * cores pack op(B) together into NR-wide panels (shared, kept in L2), then
- * take units of PT_GEMM_MC rows as they come free: each packs its rows of
+ * take units of up to PT_GEMM_MC rows as they come free: each packs its rows of
  * op(A) when it must (kept in L1) and runs the micro-kernel over the block. */
 #include "pulptrain/pt_gemm.h"
 #include "pulptrain/internal.h"
@@ -199,7 +199,8 @@ typedef struct gemm_job {
     char *abuf;                    /* per-core packed A, abuf_bytes each */
     size_t abuf_bytes;
     size_t m_panels, n_panels;     /* register tiles along M and N */
-    size_t m_chunks, n_groups;     /* units of a block: MC rows x a group of panels */
+    size_t mc;                     /* rows of C per unit: a multiple of mr, at most PT_GEMM_MC */
+    size_t m_chunks, n_groups;     /* units of a block: mc rows x a group of panels */
     int next_unit[2];              /* claim counters, by block parity */
 } gemm_job;
 
@@ -307,8 +308,8 @@ static void gemm_task(void *arg, int core, int ncores)
                 size_t chunk = u / job->n_groups, gb, ge;
                 pt_split(panels, (int)(u % job->n_groups), (int)job->n_groups, &gb, &ge);
                 if (gb >= ge) continue;
-                size_t ic = chunk * PT_GEMM_MC;
-                gemm_unit(job, ic, min_size(PT_GEMM_MC, m - ic), jc, gb * nr, min_size(ge * nr, nc), pc,
+                size_t ic = chunk * job->mc;
+                gemm_unit(job, ic, min_size(job->mc, m - ic), jc, gb * nr, min_size(ge * nr, nc), pc,
                           kc, bp, abuf);
             }
         }
@@ -384,6 +385,27 @@ pt_status pt_sgemm_f32_packed_ab(const pt_ctx *ctx, const pt_gemm_params *p, con
     return gemm_run(ctx, p, packed_a, packed_b, packed_a, packed_b, bias, NULL, PT_ACT_NONE, c);
 }
 
+/* Rows per unit: the multiple of mr up to PT_GEMM_MC (and no less than half
+ * of it, which keeps the reads of each packed B panel few) whose units,
+ * dealt to equally fast cores in turn, leave the busiest core the fewest
+ * panels; the larger on a tie. With PT_GEMM_MC rows a 512-row C on two cores
+ * splits 288 / 224; with 84, 264 / 252. Only which core computes a tile
+ * changes, never how, so the result is the same for every choice. */
+static size_t chunk_rows(size_t m_panels, size_t mr, int threads)
+{
+    const size_t most = PT_GEMM_MC / mr, t = (size_t)threads;
+    size_t best = most, best_load = (size_t)-1;
+    for (size_t per = most; per >= 1 && 2 * per >= most; --per) {
+        size_t units = (m_panels + per - 1) / per, rounds = units / t, rest = units % t;
+        size_t last = m_panels - (units - 1) * per;   /* panels of the ragged last unit */
+        /* cores below `rest` take rounds + 1 units; the last unit goes to core rest - 1 */
+        size_t load = rest > 1 ? (rounds + 1) * per : rest == 1 ? rounds * per + last
+                    : t == 1 ? (rounds - 1) * per + last : rounds * per;
+        if (load < best_load) { best_load = load; best = per; }
+    }
+    return best * mr;
+}
+
 static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const float *a, const float *b,
                           const float *packed_a, const float *packed_b, const float *bias,
                           const float *mask, pt_act mask_act, float *c)
@@ -419,7 +441,8 @@ static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const floa
     job.abuf_bytes = aligned_bytes(min_size(PT_GEMM_KC, (size_t)p->k) * PT_GEMM_MC);
     job.m_panels = ((size_t)p->m + job.uk->mr - 1) / (size_t)job.uk->mr;
     job.n_panels = ((size_t)p->n + job.uk->nr - 1) / (size_t)job.uk->nr;
-    job.m_chunks = ((size_t)p->m + PT_GEMM_MC - 1) / PT_GEMM_MC;
+    job.mc = chunk_rows(job.m_panels, (size_t)job.uk->mr, threads);
+    job.m_chunks = ((size_t)p->m + job.mc - 1) / job.mc;
     /* enough units to balance the cores; columns are split only when the
      * rows alone give too few (a split repacks A once per group) */
     size_t block_panels = min_size(job.n_panels, PT_GEMM_NC / (size_t)job.uk->nr);
