@@ -204,24 +204,6 @@ typedef struct gemm_job {
     int next_unit[2];              /* claim counters, by block parity */
 } gemm_job;
 
-/* The fused activation on one finished register tile of C. */
-static void clamp_tile(float *c, size_t ldc, int rows, int cols, float cap)
-{
-    for (int i = 0; i < rows; ++i)
-        for (int j = 0; j < cols; ++j) c[(size_t)i * ldc + j] = pt_act_clamp(c[(size_t)i * ldc + j], cap);
-}
-
-/* The fused activation backward on one finished tile: c where 0 < m < cap,
- * else 0 (m: the activation's output, laid out like C). */
-static void mask_tile(float *c, const float *m, size_t ldc, int rows, int cols, float cap)
-{
-    for (int i = 0; i < rows; ++i)
-        for (int j = 0; j < cols; ++j) {
-            float v = m[(size_t)i * ldc + j], g = c[(size_t)i * ldc + j];
-            c[(size_t)i * ldc + j] = pt_act_grad_select(v, g, cap);
-        }
-}
-
 /* Rows [ic, ic + mc) x columns [jc + j0, jc + j1) of C for the k block
  * [pc, pc + kc), with that block of op(B) packed in bp (panels from jc). */
 static void gemm_unit(const gemm_job *job, size_t ic, size_t mc, size_t jc, size_t j0, size_t j1,
@@ -253,13 +235,11 @@ static void gemm_unit(const gemm_job *job, size_t ic, size_t mc, size_t jc, size
         for (size_t jr = j0; jr < j1; jr += nr) {
             float *c_tile = job->c + (ic + ir) * ldc + jc + jr;
             int cols = (int)min_size(nr, j1 - jr);
+            /* the fused activation, or its backward, as the tile is stored */
+            pt_gemm_epilogue ep = {act_cap, job->mask ? job->mask + (c_tile - job->c) : NULL, job->mask_cap};
             job->uk->fn(kc, a_panel, a_rs, bp + jr / nr * kc * nr, c_tile, ldc,
-                        job->bias ? job->bias + jc + jr : NULL, accumulate, rows, cols);
-            if (last) {   /* the tile is final and in L1 */
-                if (act_cap > 0.0f) clamp_tile(c_tile, ldc, rows, cols, act_cap);
-                if (job->mask)
-                    mask_tile(c_tile, job->mask + (c_tile - job->c), ldc, rows, cols, job->mask_cap);
-            }
+                        job->bias ? job->bias + jc + jr : NULL, accumulate,
+                        last && (act_cap > 0.0f || job->mask) ? &ep : NULL, rows, cols);
         }
     }
 }

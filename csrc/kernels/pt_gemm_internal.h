@@ -11,6 +11,18 @@
  * every variant's NR divides it. */
 #define PT_GEMM_NR_MAX 32
 
+/* What a micro-kernel does to a finished tile of C on the last K block,
+ * before it stores it (NULL: nothing):
+ *   clamp_cap > 0: c = pt_act_clamp(c, clamp_cap)     (a fused ReLU / ReLU6)
+ *   mask != NULL:  c = pt_act_grad_select(mask, c, mask_cap)  (its backward;
+ *                  mask points at the tile's corner, laid out like C)
+ * the clamp first, then the mask; the GEMM never asks for both. */
+typedef struct pt_gemm_epilogue {
+    float clamp_cap;
+    const float *mask;
+    float mask_cap;
+} pt_gemm_epilogue;
+
 /* A micro-kernel computes one MR x NR tile of C from
  *   a: when a_rs == 0, a packed panel kc x MR, a[k*MR + i] (row i of the
  *      tile; zero rows past the edge); otherwise MR rows of A in place,
@@ -18,10 +30,11 @@
  *   b: a packed panel kc x NR, b[k*NR + j], zero columns past the edge.
  * acc[i][j] = sum over k in order of a*b (one multiply-add chain per element,
  * starting from 0). Then, for the m_valid x n_valid corner only:
- *   accumulate: c += acc   otherwise: c = acc (+ bias[j] when bias != NULL). */
+ *   accumulate: c += acc   otherwise: c = acc (+ bias[j] when bias != NULL),
+ * and the epilogue ep on that value. */
 typedef void (*pt_gemm_ukernel_fn)(size_t kc, const float *a, size_t a_rs, const float *b,
                                    float *c, size_t ldc, const float *bias, int accumulate,
-                                   int m_valid, int n_valid);
+                                   const pt_gemm_epilogue *ep, int m_valid, int n_valid);
 
 /* Optional vector copies for the two packings on the hot path (NULL: the
  * driver's plain loops). Both copy whole panels, nothing to pad:
@@ -40,9 +53,9 @@ typedef struct pt_gemm_ukernel {
 } pt_gemm_ukernel;
 
 /* The corner of a scalar micro-kernel's finished tile (acc rows acc_nr
- * floats apart) into C, per the accumulate / bias rule above. */
+ * floats apart) into C, per the accumulate / bias / epilogue rule above. */
 static inline void pt_gemm_write_tile(const float *acc, int acc_nr, float *c, size_t ldc, const float *bias,
-                                      int accumulate, int m_valid, int n_valid)
+                                      int accumulate, const pt_gemm_epilogue *ep, int m_valid, int n_valid)
 {
     for (int i = 0; i < m_valid; ++i) {
         float *ci = c + (size_t)i * ldc;
@@ -53,6 +66,12 @@ static inline void pt_gemm_write_tile(const float *acc, int acc_nr, float *c, si
             for (int j = 0; j < n_valid; ++j) ci[j] = ai[j] + bias[j];
         else
             for (int j = 0; j < n_valid; ++j) ci[j] = ai[j];
+        if (ep && ep->clamp_cap > 0.0f)
+            for (int j = 0; j < n_valid; ++j) ci[j] = pt_act_clamp(ci[j], ep->clamp_cap);
+        if (ep && ep->mask) {
+            const float *mi = ep->mask + (size_t)i * ldc;
+            for (int j = 0; j < n_valid; ++j) ci[j] = pt_act_grad_select(mi[j], ci[j], ep->mask_cap);
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 #define NR 8
 
 static void ukernel_generic(size_t kc, const float *a, size_t a_rs, const float *b, float *c,
-                            size_t ldc, const float *bias, int accumulate, int m_valid, int n_valid)
+                            size_t ldc, const float *bias, int accumulate, const pt_gemm_epilogue *ep,
+                            int m_valid, int n_valid)
 {
     float acc[MR][NR] = {{0.0f}};
     const size_t row_step = a_rs ? a_rs : 1, k_step = a_rs ? 1 : MR;
@@ -17,7 +18,7 @@ static void ukernel_generic(size_t kc, const float *a, size_t a_rs, const float 
         for (int i = 0; i < MR; ++i)
             for (int j = 0; j < NR; ++j) acc[i][j] += ak[i * row_step] * bk[j];
     }
-    pt_gemm_write_tile(&acc[0][0], NR, c, ldc, bias, accumulate, m_valid, n_valid);
+    pt_gemm_write_tile(&acc[0][0], NR, c, ldc, bias, accumulate, ep, m_valid, n_valid);
 }
 
 const pt_gemm_ukernel pt_gemm_ukernel_generic = {MR, NR, ukernel_generic, NULL, NULL};

@@ -33,7 +33,8 @@
     } while (0)
 
 static void ukernel_riscv(size_t kc, const float *a, size_t a_rs, const float *b, float *c,
-                          size_t ldc, const float *bias, int accumulate, int m_valid, int n_valid)
+                          size_t ldc, const float *bias, int accumulate, const pt_gemm_epilogue *ep,
+                          int m_valid, int n_valid)
 {
     float acc[RV_MR][RV_NR] = {{0.0f}};
     if (a_rs == 0) {
@@ -43,7 +44,7 @@ static void ukernel_riscv(size_t kc, const float *a, size_t a_rs, const float *b
         for (int i = 0; i < RV_MR; ++i) rows[i] = a + (size_t)i * a_rs;
         RV_CHAINS(rows[i][k]);
     }
-    pt_gemm_write_tile(&acc[0][0], RV_NR, c, ldc, bias, accumulate, m_valid, n_valid);
+    pt_gemm_write_tile(&acc[0][0], RV_NR, c, ldc, bias, accumulate, ep, m_valid, n_valid);
 }
 
 const pt_gemm_ukernel pt_gemm_ukernel_riscv = {RV_MR, RV_NR, ukernel_riscv, NULL, NULL};

@@ -11,9 +11,18 @@
 #define AVX2_MR 6
 #define AVX2_NR 16
 
+/* All ones where 0 < m < cap (pt_act_grad_select keeps g there), else 0. */
+__attribute__((target("avx2")))
+static inline __m256 avx2_mask_keep(__m256 m, float cap)
+{
+    return _mm256_and_ps(_mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ),
+                         _mm256_cmp_ps(m, _mm256_set1_ps(cap), _CMP_LT_OQ));
+}
+
 __attribute__((target("avx2,fma")))
 static void ukernel_avx2(size_t kc, const float *a, size_t a_rs, const float *b, float *c,
-                         size_t ldc, const float *bias, int accumulate, int m_valid, int n_valid)
+                         size_t ldc, const float *bias, int accumulate, const pt_gemm_epilogue *ep,
+                         int m_valid, int n_valid)
 {
     const size_t row_step = a_rs ? a_rs : 1, k_step = a_rs ? 1 : AVX2_MR;
     __m256 acc[AVX2_MR][2];
@@ -54,14 +63,28 @@ static void ukernel_avx2(size_t kc, const float *a, size_t a_rs, const float *b,
                 r0 = _mm256_add_ps(r0, bias0);
                 r1 = _mm256_add_ps(r1, bias1);
             }
+            if (ep && ep->clamp_cap > 0.0f) {   /* max_ps / min_ps: pt_act_clamp's selects */
+                const __m256 cap = _mm256_set1_ps(ep->clamp_cap), zero = _mm256_setzero_ps();
+                r0 = _mm256_min_ps(_mm256_max_ps(r0, zero), cap);
+                r1 = _mm256_min_ps(_mm256_max_ps(r1, zero), cap);
+            }
+            if (ep && ep->mask) {
+                const float *mi = ep->mask + (size_t)i * ldc;
+                r0 = _mm256_and_ps(r0, avx2_mask_keep(_mm256_loadu_ps(mi), ep->mask_cap));
+                r1 = _mm256_and_ps(r1, avx2_mask_keep(_mm256_loadu_ps(mi + 8), ep->mask_cap));
+            }
             _mm256_storeu_ps(ci, r0);
             _mm256_storeu_ps(ci + 8, r1);
         } else {
             float row[AVX2_NR];
             _mm256_storeu_ps(row, r0);
             _mm256_storeu_ps(row + 8, r1);
-            for (int j = 0; j < n_valid; ++j)
-                ci[j] = accumulate ? ci[j] + row[j] : (bias ? row[j] + bias[j] : row[j]);
+            for (int j = 0; j < n_valid; ++j) {
+                float v = accumulate ? ci[j] + row[j] : (bias ? row[j] + bias[j] : row[j]);
+                if (ep && ep->clamp_cap > 0.0f) v = pt_act_clamp(v, ep->clamp_cap);
+                if (ep && ep->mask) v = pt_act_grad_select(ep->mask[(size_t)i * ldc + j], v, ep->mask_cap);
+                ci[j] = v;
+            }
         }
     }
 }
@@ -85,9 +108,18 @@ const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {AVX2_MR, AVX2_NR, ukernel_avx2, NU
         b += AVX512_NR;                                                      \
     } while (0)
 
+/* Lanes where 0 < m < cap (pt_act_grad_select keeps g there). */
+__attribute__((target("avx512f")))
+static inline __mmask16 avx512_mask_keep(__m512 m, float cap)
+{
+    return _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ) &
+           _mm512_cmp_ps_mask(m, _mm512_set1_ps(cap), _CMP_LT_OQ);
+}
+
 __attribute__((target("avx512f,fma")))
 static void ukernel_avx512(size_t kc, const float *a, size_t a_rs, const float *b, float *c,
-                           size_t ldc, const float *bias, int accumulate, int m_valid, int n_valid)
+                           size_t ldc, const float *bias, int accumulate, const pt_gemm_epilogue *ep,
+                           int m_valid, int n_valid)
 {
     __m512 acc[AVX512_MR][2];
 #pragma GCC unroll 16
@@ -129,6 +161,16 @@ static void ukernel_avx512(size_t kc, const float *a, size_t a_rs, const float *
         } else if (bias) {
             r0 = _mm512_add_ps(r0, bias0);
             r1 = _mm512_add_ps(r1, bias1);
+        }
+        if (ep && ep->clamp_cap > 0.0f) {   /* max_ps / min_ps: pt_act_clamp's selects */
+            const __m512 cap = _mm512_set1_ps(ep->clamp_cap), zero = _mm512_setzero_ps();
+            r0 = _mm512_min_ps(_mm512_max_ps(r0, zero), cap);
+            r1 = _mm512_min_ps(_mm512_max_ps(r1, zero), cap);
+        }
+        if (ep && ep->mask) {
+            const float *mi = ep->mask + (size_t)i * ldc;
+            r0 = _mm512_maskz_mov_ps(avx512_mask_keep(_mm512_maskz_loadu_ps(mask0, mi), ep->mask_cap), r0);
+            r1 = _mm512_maskz_mov_ps(avx512_mask_keep(_mm512_maskz_loadu_ps(mask1, mi + 16), ep->mask_cap), r1);
         }
         _mm512_mask_storeu_ps(ci, mask0, r0);
         _mm512_mask_storeu_ps(ci + 16, mask1, r1);

@@ -376,10 +376,16 @@ static void test_fused_act(void)
                 }
             }
             /* backward through the activation: grad_x = (0 < x < cap) ? grad_y w : 0,
-             * x being `want` (an activation output, so both ends occur) */
+             * x being `want` (an activation output, so both ends occur), with
+             * a NaN and a -0 among them, for every ISA variant */
             pt_linear_params lp = {m, n, k};      /* grad_x [m, n] = grad_y [m, k] w [k, n] */
             float *gy = a, *wt = b, *gx = plain, *gx_fused = got;
+            want[0] = NAN;
+            want[(size_t)m * n - 1] = -0.0f;
+            for (int isa = 0; isa < PT_GEMM_ISA_COUNT; ++isa)
             for (int t = 0; t < PT_TEST_NUM_THREADS; ++t) {
+                if (!pt_gemm_isa_supported((pt_gemm_isa)isa)) continue;
+                pt_gemm_set_isa((pt_gemm_isa)isa);
                 int threads = pt_test_threads[t];
                 pt_ctx ctx = ctx_for(&scratch, threads, pt_linear_f32_bwd_input_scratch_bytes(&lp, threads));
                 PT_CHECK(pt_linear_f32_bwd_input(&ctx, &lp, wt, gy, gx) == PT_OK, "bwd_input");
@@ -391,7 +397,8 @@ static void test_fused_act(void)
                 st = pt_linear_f32_bwd_input_act(&ctx, &lp, (pt_act)act, wt, gy, want, gx_fused);
                 PT_CHECK(st == PT_OK, "fused bwd status %d", st);
                 PT_CHECK(pt_first_bit_diff(masked, gx_fused, (size_t)m * n) < 0,
-                         "%dx%dx%d act %d threads %d: fused grad_x != unfused", m, n, k, act, threads);
+                         "%dx%dx%d act %d isa %s threads %d: fused grad_x != unfused", m, n, k, act,
+                         pt_gemm_isa_name((pt_gemm_isa)isa), threads);
                 free(masked);
             }
             /* the reference twin applies the same clamp */
