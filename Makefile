@@ -121,7 +121,7 @@ include csrc/targets/riscv/riscv.mk
 
 # ---- training-step benchmark (native, no Python): JSON on stdout
 BENCH_ARGS ?=
-build/bench/train_step: bench/train_step_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS)
+build/bench/train_step: bench/train_step_native.c bench/bench_args.h bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS)
 	@mkdir -p build/bench
 	$(CC) $(BASE_CFLAGS) -O3 -o $@ bench/train_step_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) -lm
 
@@ -129,8 +129,10 @@ bench: build/bench/train_step
 	build/bench/train_step $(BENCH_ARGS)
 
 # ---- GEMM benchmark (native, no Python): GFLOP/s and fraction of measured peak
-bench-gemm: bench/gemm_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS)
+build/bench/gemm_native: bench/gemm_native.c bench/bench_args.h bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS)
 	@mkdir -p build/bench
-	$(CC) $(BASE_CFLAGS) -O3 -o build/bench/gemm_native bench/gemm_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) -lm
+	$(CC) $(BASE_CFLAGS) -O3 -o $@ bench/gemm_native.c bench/fma_peak.c $(RT_SRCS) $(NATIVE_BACKEND) -lm
+
+bench-gemm: build/bench/gemm_native
 	build/bench/gemm_native 1
 	build/bench/gemm_native $$(nproc)

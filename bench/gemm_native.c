@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "pulptrain/pulptrain.h"
+#include "bench_args.h"
 
 double fma_peak_gflops(int isa, int threads, double seconds, int cpu_time);
 
@@ -39,8 +40,13 @@ static const shape shapes[] = {
 
 int main(int argc, char **argv)
 {
-    int threads = argc > 1 ? atoi(argv[1]) : pt_parallel_max_cores();
-    int reps = argc > 2 ? atoi(argv[2]) : 5;
+    if (argc > 3) {
+        fprintf(stderr, "usage: gemm_native [threads 1..%d] [reps per round 1..1000]\n", PT_MAX_THREADS);
+        return 2;
+    }
+    int threads = argc > 1 ? bench_parse_int("gemm_native", "threads", argv[1], 1, PT_MAX_THREADS)
+                           : pt_parallel_max_cores();
+    int reps = argc > 2 ? bench_parse_int("gemm_native", "reps", argv[2], 1, 1000) : 5;
     double peak_core = 0.0;
     for (int i = 0; i < 20; ++i) {
         double g = fma_peak_gflops(2, 1, 0.05, 1);

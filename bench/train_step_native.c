@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 #include "pulptrain/pulptrain.h"
+#include "bench_args.h"
 
 double fma_peak_gflops(int isa, int threads, double seconds, int cpu_time);
 
@@ -307,14 +308,7 @@ static void usage(void)
 
 static int parse_int(const char *flag, const char *value, int lo, int hi)
 {
-    char *end = NULL;
-    long v = value ? strtol(value, &end, 10) : 0;
-    if (!value || *end || v < lo || v > hi) {
-        fprintf(stderr, "train_step: %s must be an integer in [%d, %d], got %s\n", flag, lo, hi,
-                value ? value : "nothing");
-        exit(2);
-    }
-    return (int)v;
+    return bench_parse_int("train_step", flag, value, lo, hi);
 }
 
 int main(int argc, char **argv)

@@ -1,5 +1,6 @@
-"""`make bench`'s native training-step benchmark builds, runs and prints the
-JSON it documents (a tiny batch: this checks the plumbing, not the speed)."""
+"""`make bench`'s native training-step benchmark and `make bench-gemm`'s GEMM
+benchmark build, run and print the JSON they document (a tiny batch: this
+checks the plumbing, not the speed), and refuse bad arguments."""
 import json
 import os
 import shutil
@@ -10,13 +11,22 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def binary():
+def _build(target):
     if shutil.which("make") is None or shutil.which(os.environ.get("CC", "gcc")) is None:
         pytest.skip("needs make and a C compiler")
-    res = subprocess.run(["make", "-s", "build/bench/train_step"], cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(["make", "-s", target], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
-    return os.path.join(ROOT, "build", "bench", "train_step")
+    return os.path.join(ROOT, target)
+
+
+@pytest.fixture(scope="module")
+def binary():
+    return _build("build/bench/train_step")
+
+
+@pytest.fixture(scope="module")
+def gemm_binary():
+    return _build("build/bench/gemm_native")
 
 
 @pytest.mark.parametrize("lr_layer, layers", [("conv6/dw", 2), ("conv5_4/dw", 8)])
@@ -55,3 +65,15 @@ def test_scaling_rounds(binary):
     s = json.loads(res.stdout)["scaling"]
     assert s["rounds"] == 3 and s["ms_median_1_thread"] > 0 and s["ms_median"] > 0
     assert s["speedup_median_of_rounds"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["0"], "threads must be an integer in [1, 64], got 0"),
+    (["--help"], "threads must be an integer"),
+    (["2", "x"], "reps must be an integer in [1, 1000], got x"),
+    (["2", "0"], "reps must be an integer"),
+    (["1", "1", "1"], "usage"),
+])
+def test_gemm_bad_arguments(gemm_binary, args, message):
+    res = subprocess.run([gemm_binary, *args], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and message in res.stderr and res.stdout == ""
