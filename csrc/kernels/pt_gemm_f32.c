@@ -193,6 +193,7 @@ typedef struct gemm_job {
     const float *packed_b;         /* op(B) packed whole by pt_sgemm_f32_pack_b, or NULL */
     const float *mask;             /* backward of an activation: C masked by it, or NULL */
     float mask_cap;
+    float *a_sums;                 /* row sums of op(A) (trans_a), taken from its packed panels, or NULL */
     const pt_gemm_ukernel *uk;
     float *bbuf[2];                /* shared packed B blocks (alternating) */
     int b_buffers;
@@ -203,6 +204,25 @@ typedef struct gemm_job {
     size_t m_chunks, n_groups;     /* units of a block: mc rows x a group of panels */
     int next_unit[2];              /* claim counters, by block parity */
 } gemm_job;
+
+/* sums[i] (+)= the k chain of packed row i, for the `rows` rows of panels
+ * kc x mr: starting from 0 when first. Called for the k blocks in order,
+ * this is pt_colsum_f32's chain over the stored A's rows, bitwise. */
+static void add_packed_rows(const pt_gemm_ukernel *uk, const float *packed, size_t rows, size_t kc,
+                            float *sums, int first)
+{
+    const size_t mr = (size_t)uk->mr, full = uk->sum_a ? rows / mr : 0;
+    if (full) uk->sum_a(kc, full, packed, sums, first);
+    for (size_t i0 = full * mr; i0 < rows; i0 += mr) {
+        const float *panel = packed + i0 / mr * kc * mr;
+        float *s = sums + i0;
+        const size_t h = min_size(mr, rows - i0);
+        if (first)
+            for (size_t i = 0; i < h; ++i) s[i] = 0.0f;
+        for (size_t k = 0; k < kc; ++k)
+            for (size_t i = 0; i < h; ++i) s[i] += panel[k * mr + i];
+    }
+}
 
 /* Rows [ic, ic + mc) x columns [jc + j0, jc + j1) of C for the k block
  * [pc, pc + kc), with that block of op(B) packed in bp (panels from jc). */
@@ -219,8 +239,11 @@ static void gemm_unit(const gemm_job *job, size_t ic, size_t mc, size_t jc, size
     const float *a_packed = abuf;
     if (job->packed_a)
         a_packed = job->packed_a + pc * job->m_panels * mr + ic / mr * kc * mr;
-    else if (in_place < mc)
+    else if (in_place < mc) {
         pack_a(p, job->uk, job->a, ic + in_place, mc - in_place, pc, kc, abuf);
+        /* once per row: A is packed again for each column block and group */
+        if (job->a_sums && jc + j0 == 0) add_packed_rows(job->uk, abuf, mc, kc, job->a_sums + ic, pc == 0);
+    }
     for (size_t ir = 0; ir < mc; ir += mr) {
         int rows = (int)min_size(mr, mc - ir);
         const float *a_panel;
@@ -296,21 +319,35 @@ static void gemm_task(void *arg, int core, int ncores)
     }
 }
 
+/* What some entry points add to a plain GEMM (all zero: nothing). */
+typedef struct gemm_extras {
+    const float *packed_a, *packed_b;   /* op(A) / op(B) packed whole */
+    const float *mask;                  /* the activation backward's mask, and its activation */
+    pt_act mask_act;
+    float *a_sums;                      /* row sums of op(A); needs trans_a */
+} gemm_extras;
+
 static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const float *a, const float *b,
-                          const float *packed_a, const float *packed_b, const float *bias,
-                          const float *mask, pt_act mask_act, float *c);
+                          const float *bias, float *c, gemm_extras x);
 
 pt_status pt_sgemm_f32(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                        const float *b, const float *bias, float *c)
 {
-    return gemm_run(ctx, p, a, b, NULL, NULL, bias, NULL, PT_ACT_NONE, c);
+    return gemm_run(ctx, p, a, b, bias, c, (gemm_extras){0});
 }
 
 pt_status pt_sgemm_f32_masked(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                               const float *b, const float *bias, const float *mask, pt_act mask_act,
                               float *c)
 {
-    return gemm_run(ctx, p, a, b, NULL, NULL, bias, mask, mask_act, c);
+    return gemm_run(ctx, p, a, b, bias, c, (gemm_extras){.mask = mask, .mask_act = mask_act});
+}
+
+pt_status pt_sgemm_f32_colsum_a(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
+                                const float *b, float *c, float *sums)
+{
+    if (!sums) return PT_ERR_NULL;
+    return gemm_run(ctx, p, a, b, NULL, c, (gemm_extras){.a_sums = sums});
 }
 
 size_t pt_sgemm_f32_packed_b_bytes(const pt_gemm_params *p)
@@ -336,7 +373,7 @@ pt_status pt_sgemm_f32_pack_b(const pt_gemm_params *p, const float *b, float *pa
 pt_status pt_sgemm_f32_packed(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                               const float *packed_b, const float *bias, float *c)
 {
-    return gemm_run(ctx, p, a, packed_b, NULL, packed_b, bias, NULL, PT_ACT_NONE, c);
+    return gemm_run(ctx, p, a, packed_b, bias, c, (gemm_extras){.packed_b = packed_b});
 }
 
 size_t pt_sgemm_f32_packed_a_bytes(const pt_gemm_params *p)
@@ -362,7 +399,7 @@ pt_status pt_sgemm_f32_pack_a(const pt_gemm_params *p, const float *a, float *pa
 pt_status pt_sgemm_f32_packed_ab(const pt_ctx *ctx, const pt_gemm_params *p, const float *packed_a,
                                  const float *packed_b, const float *bias, float *c)
 {
-    return gemm_run(ctx, p, packed_a, packed_b, packed_a, packed_b, bias, NULL, PT_ACT_NONE, c);
+    return gemm_run(ctx, p, packed_a, packed_b, bias, c, (gemm_extras){.packed_a = packed_a, .packed_b = packed_b});
 }
 
 /* Rows per unit: the multiple of mr up to PT_GEMM_MC (and no less than half
@@ -387,14 +424,14 @@ static size_t chunk_rows(size_t m_panels, size_t mr, int threads)
 }
 
 static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const float *a, const float *b,
-                          const float *packed_a, const float *packed_b, const float *bias,
-                          const float *mask, pt_act mask_act, float *c)
+                          const float *bias, float *c, gemm_extras x)
 {
     pt_status st = pt_check_ctx(ctx, 0);
     if (st == PT_OK) st = pt_gemm_check(p, a, b, bias, c);
-    if (st == PT_OK && mask && (p->accumulate || p->act != PT_ACT_NONE ||
-                                (mask_act != PT_ACT_RELU && mask_act != PT_ACT_RELU6)))
+    if (st == PT_OK && x.mask && (p->accumulate || p->act != PT_ACT_NONE ||
+                                  (x.mask_act != PT_ACT_RELU && x.mask_act != PT_ACT_RELU6)))
         st = PT_ERR_PARAM;
+    if (st == PT_OK && x.a_sums && (!p->trans_a || x.packed_a)) st = PT_ERR_PARAM;
     if (st == PT_OK) st = pt_check_ctx(ctx, pt_sgemm_f32_scratch_bytes(p, ctx->num_threads));
     if (st != PT_OK) return st;
 
@@ -406,10 +443,11 @@ static pt_status gemm_run(const pt_ctx *ctx, const pt_gemm_params *p, const floa
     job.b = b;
     job.bias = bias;
     job.c = c;
-    job.packed_a = packed_a;
-    job.packed_b = packed_b;
-    job.mask = mask;
-    job.mask_cap = pt_act_cap(mask_act);
+    job.packed_a = x.packed_a;
+    job.packed_b = x.packed_b;
+    job.mask = x.mask;
+    job.mask_cap = pt_act_cap(x.mask_act);
+    job.a_sums = x.a_sums;
     job.uk = ukernels[pt_gemm_get_isa()];
     /* the layout pt_sgemm_f32_scratch_bytes counted for ctx->num_threads */
     char *scratch = (char *)pt_align_scratch(ctx->scratch);

@@ -46,10 +46,16 @@ typedef void (*pt_gemm_ukernel_fn)(size_t kc, const float *a, size_t a_rs, const
  * one sequential stream instead of one strided stream per panel. */
 typedef void (*pt_gemm_pack_fn)(size_t kc, size_t panels, const float *src, size_t ld, float *out);
 
+/* Optional vector row sums of `panels` whole packed A panels kc x MR:
+ * sums[p*MR + i] = (first ? 0 : sums[p*MR + i]) + the chain over k in order
+ * of packed[p*kc*MR + k*MR + i] (NULL: the driver's plain loop). */
+typedef void (*pt_gemm_sum_fn)(size_t kc, size_t panels, const float *packed, float *sums, int first);
+
 typedef struct pt_gemm_ukernel {
     int mr, nr;
     pt_gemm_ukernel_fn fn;
     pt_gemm_pack_fn pack_a_t, pack_b_n;
+    pt_gemm_sum_fn sum_a;
 } pt_gemm_ukernel;
 
 /* The corner of a scalar micro-kernel's finished tile (acc rows acc_nr
@@ -88,6 +94,13 @@ extern const pt_gemm_ukernel pt_gemm_ukernel_riscv;
 pt_status pt_sgemm_f32_masked(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
                               const float *b, const float *bias, const float *mask, pt_act mask_act,
                               float *c);
+
+/* pt_sgemm_f32 of a transposed A (trans_a = 1) without bias, plus
+ * sums[i] = the sum over k in order of op(A)[i][k], i.e. the column sums of
+ * the stored A, bitwise pt_colsum_f32's, taken from A's packed panels rather
+ * than by another pass over A (a grad-weight GEMM's grad-bias). */
+pt_status pt_sgemm_f32_colsum_a(const pt_ctx *ctx, const pt_gemm_params *p, const float *a,
+                                const float *b, float *c, float *sums);
 
 /* out[c] = sum over r = 0..rows-1 in order of x[r*cols + c] (grad-bias), on
  * the ctx's cores split over columns. */

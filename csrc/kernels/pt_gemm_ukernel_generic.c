@@ -21,4 +21,4 @@ static void ukernel_generic(size_t kc, const float *a, size_t a_rs, const float 
     pt_gemm_write_tile(&acc[0][0], NR, c, ldc, bias, accumulate, ep, m_valid, n_valid);
 }
 
-const pt_gemm_ukernel pt_gemm_ukernel_generic = {MR, NR, ukernel_generic, NULL, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_generic = {MR, NR, ukernel_generic, NULL, NULL, NULL};

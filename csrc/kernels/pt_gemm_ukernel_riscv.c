@@ -47,10 +47,10 @@ static void ukernel_riscv(size_t kc, const float *a, size_t a_rs, const float *b
     pt_gemm_write_tile(&acc[0][0], RV_NR, c, ldc, bias, accumulate, ep, m_valid, n_valid);
 }
 
-const pt_gemm_ukernel pt_gemm_ukernel_riscv = {RV_MR, RV_NR, ukernel_riscv, NULL, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_riscv = {RV_MR, RV_NR, ukernel_riscv, NULL, NULL, NULL};
 
 #else
 
-const pt_gemm_ukernel pt_gemm_ukernel_riscv = {0, 0, NULL, NULL, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_riscv = {0, 0, NULL, NULL, NULL, NULL};
 
 #endif

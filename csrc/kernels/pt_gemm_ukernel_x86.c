@@ -89,7 +89,7 @@ static void ukernel_avx2(size_t kc, const float *a, size_t a_rs, const float *b,
     }
 }
 
-const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {AVX2_MR, AVX2_NR, ukernel_avx2, NULL, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {AVX2_MR, AVX2_NR, ukernel_avx2, NULL, NULL, NULL};
 
 #define AVX512_MR 12
 #define AVX512_NR 32
@@ -200,12 +200,25 @@ static void pack_b_n_avx512(size_t kc, size_t panels, const float *b, size_t ldb
         }
 }
 
+/* One masked accumulator per panel: lane i adds row i's values in k order. */
+__attribute__((target("avx512f")))
+static void sum_a_avx512(size_t kc, size_t panels, const float *packed, float *sums, int first)
+{
+    const __mmask16 rows = (__mmask16)((1u << AVX512_MR) - 1u);
+    for (size_t p = 0; p < panels; ++p, packed += kc * AVX512_MR) {
+        __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rows, sums + p * AVX512_MR);
+        for (size_t k = 0; k < kc; ++k)
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(rows, packed + k * AVX512_MR));
+        _mm512_mask_storeu_ps(sums + p * AVX512_MR, rows, acc);
+    }
+}
+
 const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {AVX512_MR, AVX512_NR, ukernel_avx512,
-                                                pack_a_t_avx512, pack_b_n_avx512};
+                                                pack_a_t_avx512, pack_b_n_avx512, sum_a_avx512};
 
 #else
 
-const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {0, 0, NULL, NULL, NULL};
-const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {0, 0, NULL, NULL, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_avx2 = {0, 0, NULL, NULL, NULL, NULL};
+const pt_gemm_ukernel pt_gemm_ukernel_avx512 = {0, 0, NULL, NULL, NULL, NULL};
 
 #endif

@@ -104,8 +104,7 @@ pt_status pt_linear_f32_bwd_weight(const pt_ctx *ctx, const pt_linear_params *p,
     if (st != PT_OK) return st;
     if (!x || !grad_y || !grad_w) return PT_ERR_NULL;
     pt_gemm_params g = bwd_weight_gemm(p);
-    st = pt_sgemm_f32(ctx, &g, grad_y, x, NULL, grad_w);
-    if (st == PT_OK && grad_b)
-        st = pt_colsum_f32(ctx, (size_t)p->batch, (size_t)p->out_features, grad_y, grad_b);
-    return st;
+    /* grad_b: the column sums of grad_y, summed as the GEMM packs it */
+    return grad_b ? pt_sgemm_f32_colsum_a(ctx, &g, grad_y, x, grad_w, grad_b)
+                  : pt_sgemm_f32(ctx, &g, grad_y, x, NULL, grad_w);
 }

@@ -265,6 +265,41 @@ static void test_linear(void)
     }
 }
 
+/* The grad-weight GEMM sums grad-bias from its packed panels of grad_y:
+ * bitwise the column sums in row order (pt_colsum_f32's chain), for every ISA
+ * and thread count: one or several K blocks, one or two column blocks of C,
+ * few rows of C (columns split between cores), ragged panels. */
+static void test_linear_grad_bias(void)
+{
+    static const pt_linear_params cases[] = {
+        {1, 1, 1}, {7, 19, 5}, {1100, 40, 50}, {600, 1030, 37}, {130, 700, 1024}, {2048, 64, 13}};
+    pt_rng r = {123u};
+    pt_gemm_isa saved = pt_gemm_get_isa();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; ++c) {
+        pt_linear_params lp = cases[c];
+        const size_t rows = (size_t)lp.batch, outs = (size_t)lp.out_features;
+        float *x = random_floats(&r, rows * (size_t)lp.in_features), *gy = random_floats(&r, rows * outs);
+        float *gw = alloc_floats(outs * (size_t)lp.in_features), *gb = alloc_floats(outs);
+        float *want = alloc_floats(outs);
+        for (size_t j = 0; j < outs; ++j) want[j] = 0.0f;
+        for (size_t i = 0; i < rows; ++i)
+            for (size_t j = 0; j < outs; ++j) want[j] += gy[i * outs + j];
+        for (int isa = 0; isa < PT_GEMM_ISA_COUNT; ++isa)
+            for (int t = 0; t < PT_TEST_NUM_THREADS; ++t) {
+                if (pt_gemm_set_isa((pt_gemm_isa)isa) != PT_OK) continue;
+                int threads = pt_test_threads[t];
+                pt_ctx ctx = ctx_for(&scratch, threads, pt_linear_f32_bwd_weight_scratch_bytes(&lp, threads));
+                for (size_t j = 0; j < outs; ++j) gb[j] = NAN;
+                PT_CHECK(pt_linear_f32_bwd_weight(&ctx, &lp, x, gy, gw, gb) == PT_OK, "bwd_weight");
+                PT_CHECK(pt_first_bit_diff(want, gb, outs) < 0, "batch %d in %d out %d isa %s threads %d: "
+                         "grad_b != the column sums in row order", lp.batch, lp.in_features,
+                         lp.out_features, pt_gemm_isa_name((pt_gemm_isa)isa), threads);
+            }
+        free(x); free(gy); free(gw); free(gb); free(want);
+    }
+    pt_gemm_set_isa(saved);
+}
+
 /* ------------------------------------------------------- bad arguments */
 static void test_bad_args(void)
 {
@@ -429,6 +464,7 @@ int main(void)
     test_sgemm();
     test_conv();
     test_linear();
+    test_linear_grad_bias();
     test_fused_act();
     test_bad_args();
     free(scratch.mem);
