@@ -263,8 +263,13 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-time", action="store_true")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "tile.json"))
+    ap.add_argument("--out", default=None,
+                    help="JSON path (a PNG beside it); default bench/results/tile.json, or "
+                         "tile_traffic.json with --no-time, so the recorded timing is kept")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = os.path.join(os.path.dirname(__file__), "results",
+                                "tile_traffic.json" if args.no_time else "tile.json")
     if args.threads:
         pulptrain.set_num_threads(args.threads)
     rows, totals = traffic(args.batch, args.l1)
