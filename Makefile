@@ -62,11 +62,13 @@ $(BUILD)/test_elem_portable: tests/c/test_elem.c $(RT_SRCS) $(NATIVE_BACKEND) $(
 	$(CC) $(BASE_CFLAGS) $(CFLAGS_EXTRA) -DPT_NO_ISA_DISPATCH -o $@ $< $(RT_SRCS) $(NATIVE_BACKEND) -lm
 
 # ---- the tile runner once more with small im2col chunks, so conv2d's tiled
-# grad-weight meets chunk boundaries (as on the RISC-V profiles)
+# grad-weight meets chunk boundaries (as on the RISC-V profiles), and with a
+# planner that counts bytes only (PT_TILE_CALL_BYTES=0), so other tile shapes run
 test-c: $(BUILD)/test_tile_chunked
 $(BUILD)/test_tile_chunked: tests/c/test_tile.c $(RT_SRCS) $(NATIVE_BACKEND) $(RT_HDRS) tests/c/pt_test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS_EXTRA) -DPT_CONV2D_COLS_BUDGET_FLOATS=4096 -o $@ $< $(RT_SRCS) $(NATIVE_BACKEND) -lm
+	$(CC) $(BASE_CFLAGS) $(CFLAGS_EXTRA) -DPT_CONV2D_COLS_BUDGET_FLOATS=4096 -DPT_TILE_CALL_BYTES=0 \
+	    -o $@ $< $(RT_SRCS) $(NATIVE_BACKEND) -lm
 
 # ---- reliability: ThreadSanitizer, sanitized Python extension, fuzzing -------
 #   make test-c-tsan   C runners with -fsanitize=thread (pt_fork / pt_barrier at 1, 2, 3, 8 threads)

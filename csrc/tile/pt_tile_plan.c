@@ -169,12 +169,15 @@ static const int loop_orders[6][3] = {
     {PT_TILE_DIM_M, PT_TILE_DIM_K, PT_TILE_DIM_N}, {PT_TILE_DIM_N, PT_TILE_DIM_K, PT_TILE_DIM_M},
     {PT_TILE_DIM_K, PT_TILE_DIM_M, PT_TILE_DIM_N}, {PT_TILE_DIM_K, PT_TILE_DIM_N, PT_TILE_DIM_M}};
 
-/* Better = fewer bytes, then fewer tiles (fewer DMA and kernel calls). */
+/* Better = a lower cost (bytes moved plus PT_TILE_CALL_BYTES per tile),
+ * then fewer tiles. */
+static uint64_t plan_cost(uint64_t bytes, uint64_t tiles) { return bytes + PT_TILE_CALL_BYTES * tiles; }
+
 static int better(uint64_t bytes, uint64_t tiles, const pt_tile_plan *best, int have_best)
 {
     if (!have_best) return 1;
-    uint64_t best_bytes = best->bytes_in + best->bytes_out;
-    return bytes < best_bytes || (bytes == best_bytes && tiles < best->num_tiles);
+    uint64_t cost = plan_cost(bytes, tiles), best_cost = plan_cost(best->bytes_in + best->bytes_out, best->num_tiles);
+    return cost < best_cost || (cost == best_cost && tiles < best->num_tiles);
 }
 
 static pt_status plan_gemm(const pt_tile_layer *layer, pt_tile_step step, size_t budget,

@@ -156,6 +156,17 @@ typedef struct pt_tile_plan {
     uint64_t macs;         /* multiply-adds of the step */
 } pt_tile_plan;
 
+/* What a tile costs beyond its bytes, in bytes of transfer: the planner
+ * minimises bytes moved + PT_TILE_CALL_BYTES x tiles. Each tile programs a
+ * few DMA transfers and calls a kernel, which forks the cores and meets them
+ * at a barrier: on a PULP cluster some hundreds of cycles, the time its DMA
+ * moves about 1 KiB in (8 bytes per cycle from L2). Without it the planner
+ * would take, at a few bytes less, tiles of two GEMM rows, which leave most
+ * of a register block empty. A build may set it (0: bytes only). */
+#ifndef PT_TILE_CALL_BYTES
+#define PT_TILE_CALL_BYTES 1024u
+#endif
+
 /* Plan `step` of `layer` for an L1 region of l1_budget bytes.
  * PT_ERR_SHAPE / PT_ERR_PARAM for a bad layer, PT_ERR_UNSUPPORTED for a
  * kind/step this planner does not cover, PT_ERR_BUDGET when even the
