@@ -206,8 +206,8 @@ static void build(net *n, int first, int batch, int classes, int threads)
     n->ctx = (pt_ctx){threads, scratch ? malloc(scratch) : NULL, scratch};
 }
 
-/* Timers: per layer fwd / relu / bwd_input / bwd_weight, then loss, pool, sgd. */
-enum { T_FWD, T_RELU, T_BWD_INPUT, T_BWD_WEIGHT, T_PER_LAYER };
+/* Timers: per layer fwd / bwd_input / bwd_weight, then loss, pool, sgd. */
+enum { T_FWD, T_BWD_INPUT, T_BWD_WEIGHT, T_PER_LAYER };
 
 static double stamp(double *slot, double t0)
 {
@@ -248,14 +248,11 @@ static float step(net *n, double *t, double *t_pool, double *t_loss, double *t_s
     t0 = stamp(tf ? tf + T_BWD_WEIGHT : NULL, t0);
     CHECK(pt_linear_f32_bwd_input(ctx, &fc->fc, fc->w, n->grad_logits, n->grad_pooled));
     t0 = stamp(tf ? tf + T_BWD_INPUT : NULL, t0);
-    CHECK(pt_global_avgpool_f32_bwd(ctx, pooled_in, n->grad_pooled, n->grad_a));
+    /* every ReLU6 backward is fused into the grad-input of the layer above
+     * it (its input is that ReLU6's output), the last conv's into the global
+     * pool's, as pulptrain.nn.Sequential runs it */
+    CHECK(pt_global_avgpool_f32_bwd_input_act(ctx, pooled_in, PT_ACT_RELU6, n->grad_pooled, last->a, n->grad_z));
     t0 = stamp(t_pool, t0);
-    /* the last conv's ReLU6 backward runs alone; every other one is fused
-     * into the grad-input of the layer above it (its input is that ReLU6's
-     * output), as pulptrain.nn.Sequential runs it */
-    layer *top = &n->l[n->count - 2];
-    CHECK(pt_relu6_f32_bwd(ctx, top->out_count, top->a, n->grad_a, n->grad_z));
-    t0 = stamp(t ? t + T_PER_LAYER * (n->count - 2) + T_RELU : NULL, t0);
     for (int i = n->count - 2; i >= 0; --i) {
         layer *L = &n->l[i];
         double *tl = t ? t + T_PER_LAYER * i : NULL;
@@ -405,33 +402,33 @@ int main(int argc, char **argv)
         free(ratio);
     }
     printf("  \"primitives\": [\n");
-    static const char *step_names[T_PER_LAYER] = {"forward+relu6", "relu6_backward",
-                                                   "grad_input+relu6_backward", "grad_weight"};
+    static const char *step_names[T_PER_LAYER] = {"forward+relu6", "grad_input+relu6_backward", "grad_weight"};
     int printed = 0;
     for (int i = 0; i < n.count; ++i) {
         layer *L = &n.l[i];
         for (int k = 0; k < T_PER_LAYER; ++k) {
-            if (k == T_RELU && i != n.count - 2) continue;   /* fused into the next grad-input */
             if (i == 0 && k == T_BWD_INPUT) continue;
             double f = k == T_FWD ? L->flop_fwd : k == T_BWD_INPUT ? L->flop_bwd_input
                      : k == T_BWD_WEIGHT ? L->flop_bwd_weight : 0.0;
             double *s = &layer_samples[(size_t)(T_PER_LAYER * i + k) * repeats];
             double m = median(s, repeats);
             const char *kind = L->kind == DW ? "depthwise" : L->kind == PW ? "pointwise" : "linear";
-            const char *step_name = L->kind < 0 && k == T_FWD ? "forward" : step_names[k];
+            static const char *linear_steps[T_PER_LAYER] = {"forward", "grad_input", "grad_weight"};
+            const char *step_name = L->kind < 0 ? linear_steps[k] : step_names[k];
             printf("%s    {\"layer\": \"%s\", \"kind\": \"%s\", \"step\": \"%s\", \"ms\": %.3f",
-                   printed++ ? ",\n" : "", L->name, k == T_RELU ? "relu6" : kind, step_name, 1e3 * m);
+                   printed++ ? ",\n" : "", L->name, kind, step_name, 1e3 * m);
             if (f > 0)
                 printf(", \"gflops\": %.1f, \"fraction_of_peak\": %.3f", f / m / 1e9, f / m / 1e9 / peak);
             printf("}");
         }
     }
-    static const char *extra[3] = {"global_avgpool", "softmax_xent", "sgd"};
+    static const char *extra[3][2] = {{"global_avgpool", "fwd+bwd+relu6_backward"}, {"softmax_xent", "fwd+bwd"},
+                                      {"sgd", "step"}};
     for (int k = 0; k < 3; ++k) {
         double s[1000];
         for (int r = 0; r < repeats; ++r) s[r] = pool[3 * r + k];
-        printf(",\n    {\"layer\": \"-\", \"kind\": \"%s\", \"step\": \"fwd+bwd\", \"ms\": %.3f}", extra[k],
-               1e3 * median(s, repeats));
+        printf(",\n    {\"layer\": \"-\", \"kind\": \"%s\", \"step\": \"%s\", \"ms\": %.3f}", extra[k][0],
+               extra[k][1], 1e3 * median(s, repeats));
     }
     printf("\n  ]\n}\n");
     return 0;

@@ -34,6 +34,8 @@ cdef extern from "pulptrain/pulptrain.h" nogil:
     pt_status pt_avgpool_f32_bwd(const pt_ctx *ctx, const pt_pool_params *p, const float *grad_y, float *grad_x)
     pt_status pt_global_avgpool_f32_fwd(const pt_ctx *ctx, pt_dims d, const float *x, float *y)
     pt_status pt_global_avgpool_f32_bwd(const pt_ctx *ctx, pt_dims d, const float *grad_y, float *grad_x)
+    pt_status pt_global_avgpool_f32_bwd_input_act(const pt_ctx *ctx, pt_dims d, int act, const float *grad_y,
+                                                  const float *x, float *grad_x)
     pt_status pt_avgpool_f32_fwd_ref(const pt_pool_params *p, const float *x, float *y)
     pt_status pt_avgpool_f32_bwd_ref(const pt_pool_params *p, const float *grad_y, float *grad_x)
     pt_status pt_global_avgpool_f32_fwd_ref(pt_dims d, const float *x, float *y)
@@ -202,15 +204,23 @@ def global_avgpool_fwd(const float[::1] x, float[::1] y, tuple nhwc, int num_thr
     check_status(st, "pt_global_avgpool_f32_fwd")
 
 
-def global_avgpool_bwd(const float[::1] grad_y, float[::1] grad_x, tuple nhwc, int num_threads, bint ref=False):
+def global_avgpool_bwd(const float[::1] grad_y, float[::1] grad_x, tuple nhwc, int num_threads, bint ref=False,
+                       int act=0, const float[::1] x=None):
+    """act (pt_act) != 0: through the activation whose output is x, masked
+    as stored (not with ref: the reference twin has no mask)."""
     cdef pt_dims d = make_dims(nhwc)
     cdef pt_ctx ctx = make_ctx(num_threads, NULL, 0)
     cdef pt_status st
+    cdef const float *xp = NULL
+    if act:
+        if ref or x is None or x.shape[0] != grad_x.shape[0]:
+            raise ValueError("a masked global pool backward needs x shaped like grad_x, and no ref")
+        xp = &x[0]
     with nogil:
         if ref:
             st = pt_global_avgpool_f32_bwd_ref(d, &grad_y[0], &grad_x[0])
         else:
-            st = pt_global_avgpool_f32_bwd(&ctx, d, &grad_y[0], &grad_x[0])
+            st = pt_global_avgpool_f32_bwd_input_act(&ctx, d, act, &grad_y[0], xp, &grad_x[0])
     check_status(st, "pt_global_avgpool_f32_bwd")
 
 

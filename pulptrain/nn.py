@@ -380,14 +380,21 @@ class AvgPool2d(_Stateless):
 
 
 class GlobalAvgPool(_Stateless):
-    """[N, H, W, C] -> [N, C] by averaging over H and W."""
+    """[N, H, W, C] -> [N, C] by averaging over H and W. In a Sequential
+    after a layer with a fused activation it masks its grad-input by that
+    activation (``input_activation``), as the convolutions do."""
+
+    def __init__(self):
+        super().__init__()
+        self.input_activation = None
 
     def forward(self, x):
-        self._cache = np.shape(x)
+        # the mask needs x itself (the previous layer's output, kept anyway)
+        self._cache = x if self.input_activation else np.shape(x)
         return tile.global_avg_pool_forward(x)
 
-    def _backward(self, shape, grad_y):
-        return tile.global_avg_pool_backward(shape, grad_y)
+    def _backward(self, x_or_shape, grad_y):
+        return tile.global_avg_pool_backward(x_or_shape, grad_y, input_activation=self.input_activation)
 
 
 class Flatten(_Stateless):
@@ -433,7 +440,7 @@ class Sequential(Module):
         chain = list(named.values())
         for prev, layer in zip(chain, chain[1:]):
             if (getattr(prev, "activation", None) is not None
-                    and isinstance(layer, (PointwiseConv2d, DepthwiseConv2d))):
+                    and isinstance(layer, (PointwiseConv2d, DepthwiseConv2d, GlobalAvgPool))):
                 layer.input_activation = prev.activation
                 prev._act_backward_done = True
         for name, p in self.named_parameters():

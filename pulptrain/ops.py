@@ -51,9 +51,9 @@ def relu_backward(x_or_y: np.ndarray, grad_y: np.ndarray, *, ref: bool = False) 
 ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}   # codes of pt_act
 
 
-def _activation(name) -> int:
+def _activation(name, arg: str = "activation") -> int:
     if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be None, 'relu' or 'relu6', got {name!r}")
+        raise ValueError(f"{arg} must be None, 'relu' or 'relu6', got {name!r}")
     return ACTIVATIONS[name]
 
 
@@ -126,7 +126,7 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, stride=1, 
 def _conv_backward(kind: str, params, x, w, grad_y, y_shape, need_grad_x: bool, ref: bool,
                    input_activation=None):
     """(grad_x or None, grad_w, grad_b) of a conv2d or pointwise conv."""
-    act = _activation(input_activation)
+    act = _activation(input_activation, "input_activation")
     grad_y = as_f32("grad_y", grad_y, 4)
     same_shape("grad_y", grad_y, f"the {kind} output", y_shape)
     grad_x = None
@@ -272,7 +272,7 @@ def depthwise_conv2d_backward(x: np.ndarray, w: np.ndarray, grad_y: np.ndarray, 
     """Gradients of depthwise_conv2d_forward: (grad_x [N, H, W, C] or None when
     need_grad_x is False, grad_w [KH, KW, C], grad_b [C]), summed over the batch.
     ``input_activation``: as for pointwise_conv2d_backward (masked as stored)."""
-    act = _activation(input_activation)
+    act = _activation(input_activation, "input_activation")
     x = as_f32("x", x, 4)
     w = as_f32("w", w, 3)
     grad_y = as_f32("grad_y", grad_y, 4)
@@ -337,15 +337,28 @@ def global_avg_pool_forward(x: np.ndarray, *, ref: bool = False) -> np.ndarray:
     return y
 
 
-def global_avg_pool_backward(x_or_shape, grad_y: np.ndarray, *, ref: bool = False) -> np.ndarray:
+def global_avg_pool_backward(x_or_shape, grad_y: np.ndarray, *, ref: bool = False,
+                             input_activation: str | None = None) -> np.ndarray:
     """grad_x [N, H, W, C] = grad_y[n, c] / (H*W); the first argument is the
-    forward input x or its shape (N, H, W, C)."""
+    forward input x or its shape (N, H, W, C). ``input_activation`` ("relu" /
+    "relu6"): x is that activation's output (the array, not its shape) and
+    grad_x goes through it, 0 where x is not in (0, cap), masked as it is
+    stored (the reference path: a pass of its own)."""
+    act = _activation(input_activation, "input_activation")
+    if act and not isinstance(x_or_shape, np.ndarray):
+        raise TypeError("x_or_shape must be the array x (the activation's output) when "
+                         f"input_activation is set, got {type(x_or_shape).__name__}")
     shape = _nhwc_shape("x_or_shape", x_or_shape)
+    x = as_f32("x_or_shape", x_or_shape, 4) if act else None
     grad_y = as_f32("grad_y", grad_y, 2)
     same_shape("grad_y", grad_y, "[N, C]", (shape[0], shape[3]))
     grad_x = _alloc.empty(shape, np.float32)
+    if act and not ref:
+        _elem.global_avgpool_bwd(grad_y.reshape(-1), grad_x.reshape(-1), shape, get_num_threads(), False,
+                                 act, x.reshape(-1))
+        return grad_x
     _elem.global_avgpool_bwd(grad_y.reshape(-1), grad_x.reshape(-1), shape, get_num_threads(), ref)
-    return grad_x
+    return _act_backward(x, grad_x, input_activation == "relu6", True) if act else grad_x
 
 
 def _affine_dims(x: np.ndarray, scale: np.ndarray):

@@ -52,8 +52,8 @@ class Layer:
     is applied by the forward to each finished output tile while it is in
     L1, as the fused kernels of pulptrain.ops do (not for the pools and the
     affine map); the backward steps take grad_y as it is.
-    ``input_activation`` (linear, pointwise and depthwise only) is the
-    activation whose output is x: grad_input then takes x as a third array
+    ``input_activation`` (not for conv2d and the affine map) is the
+    activation whose output is x: grad_input then takes x as its last array
     and returns grad_x through it, each tile masked in L1 with x's tile
     fetched beside it, as ops' ``input_activation=`` does."""
     kind: str
@@ -124,7 +124,7 @@ class Layer:
         if self.input_activation not in ACTIVATIONS:
             raise ValueError(f"input_activation must be one of {tuple(ACTIVATIONS)}, "
                              f"got {self.input_activation!r}")
-        if self.input_activation is not None and self.kind not in ("linear", "pointwise", "depthwise"):
+        if self.input_activation is not None and self.kind not in ("linear", "pointwise", "depthwise") + _POOLS:
             raise ValueError(f"a {self.kind} layer takes no input_activation")
         conv_output_hw((self.h, self.w), (self.k, self.k), (self.stride, self.stride), self.pads)
 
@@ -161,7 +161,7 @@ class Layer:
     def _params(self) -> tuple:
         if self.kind == "global_avg_pool":     # the window is the whole map
             return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.h, self.w, 1, 1, 0, 0, 0, 0, False,
-                    0, 0)
+                    0, ACTIVATIONS[self.input_activation])
         return (self.kind, self.n, self.h, self.w, self.cin, self.cout, self.k, self.k, self.stride,
                 self.stride, *self.pads, bool(self.bias), ACTIVATIONS[self.activation],
                 ACTIVATIONS[self.input_activation])
@@ -321,10 +321,11 @@ class TiledStep:
         out = _alloc.empty(out_shape, np.float32)
         grad_b = _alloc.empty(shapes["b"], np.float32) if step == "grad_weight" and self.layer.bias else None
         bias = checked[2] if step == "forward" and not pool else None
+        mask = checked[-1] if masked else None
         if pool:    # no weights: the executor takes (x, None) or (None, grad_y)
             checked = [checked[0], None] if step == "forward" else [None, checked[0]]
         moved = self._executor.run(self._l1, self._offset, checked[0], checked[1], bias, _flat(out), grad_b,
-                                   get_num_threads(), checked[2] if masked else None)
+                                   get_num_threads(), mask)
         end = self._offset + self._budget
         if (self._l1[:self._offset] != _CANARY).any() or (self._l1[end:] != _CANARY).any():
             raise RuntimeError("the tiled executor wrote outside its L1 budget")
@@ -340,7 +341,8 @@ def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = No
     forward(x, w, b) -> y; grad_input(w, grad_y) -> grad_x (grad_input(w,
     grad_y, x) for a layer with an input_activation);
     grad_weight(x, grad_y) -> (grad_w, grad_b) (grad_b None without a bias);
-    b may be None. The pools: forward(x) -> y, grad_input(grad_y) -> grad_x. The region is fenced by canary bytes, checked afterwards
+    b may be None. The pools: forward(x) -> y, grad_input(grad_y) -> grad_x
+    (grad_input(grad_y, x) with an input_activation). The region is fenced by canary bytes, checked afterwards
     (RuntimeError if the executor wrote outside the budget). ``stats``, when
     given, receives the plan and the bytes the DMA actually moved."""
     return TiledStep(layer, step, l1_bytes)(*arrays, stats=stats)
@@ -439,7 +441,7 @@ def _tiled(layer: Layer, step: str) -> TiledStep:
 def _through_input_activation(x, grad_x, input_activation):
     """grad_x through the activation whose output is x (None: as it is)."""
     from pulptrain import ops
-    ops._activation(input_activation)                # raises for an unknown name
+    ops._activation(input_activation, "input_activation")   # raises for an unknown name
     if grad_x is None or input_activation is None:
         return grad_x
     return ops._act_backward(x, grad_x, input_activation == "relu6", False)
@@ -449,7 +451,7 @@ def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool, input_activation):
     """grad_x (through input_activation, masked in L1 by the tiled grad_input:
     Layer.input_activation), grad_w and grad_b."""
     from pulptrain import ops
-    ops._activation(input_activation)                # raises for an unknown name, as ops does
+    ops._activation(input_activation, "input_activation")   # raises for an unknown name, as ops does
     grad_x = None
     if need_grad_x and input_activation is None:
         grad_x = _tiled(layer, "grad_input")(w, grad_y)
@@ -590,13 +592,22 @@ def global_avg_pool_forward(x):
     return _tiled(Layer.global_avg_pool(*x.shape), "forward")(x)
 
 
-def global_avg_pool_backward(x_or_shape, grad_y):
-    """ops.global_avg_pool_backward, tiled when an L1 budget is set."""
+def global_avg_pool_backward(x_or_shape, grad_y, *, input_activation=None):
+    """ops.global_avg_pool_backward, tiled when an L1 budget is set (with
+    ``input_activation``, x's tile masks each grad_x tile in L1)."""
     from pulptrain import ops
     if _l1_budget is None:
-        return ops.global_avg_pool_backward(x_or_shape, grad_y)
-    shape = ops._nhwc_shape("x_or_shape", x_or_shape)
-    return _tiled(Layer.global_avg_pool(*shape), "grad_input")(grad_y)
+        return ops.global_avg_pool_backward(x_or_shape, grad_y, input_activation=input_activation)
+    if input_activation is None:
+        shape = ops._nhwc_shape("x_or_shape", x_or_shape)
+        return _tiled(Layer.global_avg_pool(*shape), "grad_input")(grad_y)
+    ops._activation(input_activation, "input_activation")   # raises for an unknown name, as ops does
+    if not isinstance(x_or_shape, np.ndarray):
+        raise TypeError("x_or_shape must be the array x (the activation's output) when "
+                        f"input_activation is set, got {type(x_or_shape).__name__}")
+    x = as_f32("x_or_shape", x_or_shape, 4)
+    layer = replace(Layer.global_avg_pool(*x.shape), input_activation=input_activation)
+    return _tiled(layer, "grad_input")(grad_y, x)
 
 
 def _affine_arrays(x, scale):

@@ -212,7 +212,14 @@ def layer_cases(mod, prefix="", wrap=lambda fn: fn):
     cases += array_cases(prefix + "global_avg_pool_backward", wrap(mod.global_avg_pool_backward), gap_bwd, "grad_y", 2, grow_last)
     cases += option_cases(prefix + "global_avg_pool_backward", wrap(mod.global_avg_pool_backward), gap_bwd, [
         ("x_or_shape", (2, 5, 5, 3, 1), ValueError), ("x_or_shape", (-2, 5, 5, 3), ValueError),
-        ("x_or_shape", None, TypeError)])
+        ("x_or_shape", None, TypeError), ("input_activation", "tanh", ValueError)])
+
+    def gap_bwd_masked():
+        return dict(x_or_shape=x4.copy(), grad_y=np.ones((x4.shape[0], x4.shape[3]), np.float32),
+                    input_activation="relu6")
+
+    cases += array_cases(prefix + "global_avg_pool_backward masked", wrap(mod.global_avg_pool_backward),
+                         gap_bwd_masked, "x_or_shape", 4)
 
 
     def aff_fwd():

@@ -113,6 +113,24 @@ def test_global_avg_pool_matches_torch(rng, shape):
     assert_bitwise(gx, ops.global_avg_pool_backward(x, gy, ref=True), "grad_x")
 
 
+@pytest.mark.parametrize("act", ["relu", "relu6"])
+def test_global_avg_pool_backward_through_the_input_activation(rng, act):
+    """input_activation: x is that activation's output; grad_x is masked as
+    stored, bitwise the plain backward followed by the activation's backward
+    (x at 0, at 6, NaN, -0 and beyond included), on the reference path too."""
+    x = np.clip(randn(rng, 3, 4, 4, 70) * 4, -1, 7)
+    x.reshape(-1)[:5] = [0.0, 6.0, np.nan, -0.0, 3.0]
+    gy = randn(rng, 3, 70)
+    backward = ops.relu6_backward if act == "relu6" else ops.relu_backward
+    want = backward(x, ops.global_avg_pool_backward(x.shape, gy))
+    assert_bitwise(ops.global_avg_pool_backward(x, gy, input_activation=act), want, "fused")
+    assert_bitwise(ops.global_avg_pool_backward(x, gy, input_activation=act, ref=True), want, "ref")
+    with pytest.raises(TypeError, match="x_or_shape must be the array x"):
+        ops.global_avg_pool_backward(x.shape, gy, input_activation=act)
+    with pytest.raises(ValueError, match="activation must be"):
+        ops.global_avg_pool_backward(x, gy, input_activation="tanh")
+
+
 # ------------------------------------------------------------- channel affine
 @pytest.mark.parametrize("shape", [(2, 8, 8, 64), (3, 5, 7, 19), (4, 1, 1, 200), (16, 10)])
 def test_channel_affine_matches_torch(rng, shape):

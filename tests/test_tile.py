@@ -2,6 +2,8 @@
 bitwise equal to the untiled kernels (pulptrain.ops) for every supported
 layer kind and step, from the smallest budget that fits to everything-fits,
 without writing outside its L1 budget (canary-fenced by tile.run)."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,11 @@ POOL_LAYERS = [
     tile.Layer.avg_pool(2, 6, 5, 3, 2, 3, name="avg_pool stride > kernel"),
     tile.Layer.global_avg_pool(3, 5, 3, 37, name="global_avg_pool 5x3"),
     tile.Layer.global_avg_pool(6, 4, 4, 1024, name="global_avg_pool pool6"),
+    # grad_input through the activation that made x (pool6 after conv6/sep's ReLU6)
+    dataclasses.replace(tile.Layer.global_avg_pool(5, 4, 4, 70), input_activation="relu6",
+                        name="global_avg_pool input relu6"),
+    dataclasses.replace(tile.Layer.avg_pool(3, 8, 8, 19, 3, 1), input_activation="relu",
+                        name="avg_pool k3 s1 input relu"),
 ]
 
 CONV2D_LAYERS = [
@@ -73,10 +80,10 @@ def _untiled(layer, x, w, b, gy):
         y = ops.pointwise_conv2d_forward(x, w, b)
         gx, gw, gb = ops.pointwise_conv2d_backward(x, w, gy)
     elif layer.kind == "avg_pool":
-        return {"forward": ops.avg_pool2d_forward(x, layer.k, layer.stride),
-                "grad_input": ops.avg_pool2d_backward(x.shape, gy, layer.k, layer.stride)}
+        y = ops.avg_pool2d_forward(x, layer.k, layer.stride)
+        gx = ops.avg_pool2d_backward(x.shape, gy, layer.k, layer.stride)
     elif layer.kind == "global_avg_pool":
-        return {"forward": ops.global_avg_pool_forward(x), "grad_input": ops.global_avg_pool_backward(x.shape, gy)}
+        y, gx = ops.global_avg_pool_forward(x), ops.global_avg_pool_backward(x.shape, gy)
     elif layer.kind == "channel_affine":
         y = ops.channel_affine_forward(x, w, b)
         gx, gw, gb = ops.channel_affine_backward(x, w, gy)
@@ -90,6 +97,8 @@ def _untiled(layer, x, w, b, gy):
         y = (ops.relu6_forward if layer.activation == "relu6" else ops.relu_forward)(y)
     if layer.input_activation is not None:
         gx = (ops.relu6_backward if layer.input_activation == "relu6" else ops.relu_backward)(x, gx)
+    if layer.kind in ("avg_pool", "global_avg_pool"):
+        return {"forward": y, "grad_input": gx}
     return {"forward": y, "grad_input": gx, "grad_weight": (gw, gb if layer.bias else None)}
 
 
@@ -112,7 +121,7 @@ def _bitwise_equal(a, b, what):
 
 def _inputs(layer, x, w, b, gy):
     if layer.kind in ("avg_pool", "global_avg_pool"):
-        return {"forward": (x,), "grad_input": (gy,)}
+        return {"forward": (x,), "grad_input": (gy, x) if layer.input_activation is not None else (gy,)}
     grad_input = (w, gy, x) if layer.input_activation is not None else (w, gy)
     return {"forward": (x, w, b), "grad_input": grad_input, "grad_weight": (x, gy)}
 
@@ -356,7 +365,7 @@ def test_random_layers_and_budgets_bitwise_equal_untiled(rng):
         acts = (None, "relu", "relu6")
         if layer.kind in ("linear", "pointwise", "depthwise", "conv2d"):
             layer = dataclasses.replace(layer, activation=acts[rng.integers(3)])
-        if layer.kind in ("linear", "pointwise", "depthwise"):
+        if layer.kind not in ("conv2d", "channel_affine"):
             layer = dataclasses.replace(layer, input_activation=acts[rng.integers(3)])
         x, w, b, gy = _arrays(layer, rng)
         want = _untiled(layer, x, w, b, gy)
@@ -416,6 +425,8 @@ def test_fused_activation_kwargs_match_ops(activation, rng):
              ops.pointwise_conv2d_backward(x, wp, gy_p, input_activation=activation)[0]),
             (tile.depthwise_conv2d_backward(x, wd, gy_d, 1, 1, input_activation=activation)[0],
              ops.depthwise_conv2d_backward(x, wd, gy_d, 1, 1, input_activation=activation)[0]),
+            (tile.global_avg_pool_backward(x, b24[None].repeat(2, 0), input_activation=activation),
+             ops.global_avg_pool_backward(x, b24[None].repeat(2, 0), input_activation=activation)),
         ]
     for i, (got, want) in enumerate(pairs):
         _bitwise_equal(got, want, f"case {i} {activation}")

@@ -13,6 +13,8 @@ typedef struct pool_job {
     int out_h, out_w;
     const float *in_data;     /* x (forward) or grad_y (backward) */
     float *out;
+    const float *mask;        /* global backward through an activation: its output x, or NULL */
+    float mask_cap;
 } pool_job;
 
 static void avgpool_fwd_task(void *arg, int core, int ncores)
@@ -108,7 +110,12 @@ static void global_bwd_task(void *arg, int core, int ncores)
     for (size_t px = b; px < e; ++px) {
         const float *restrict gy = j->in_data + (px / pixels) * (size_t)d.c;
         float *restrict gx = j->out + px * (size_t)d.c;
-        for (int c = 0; c < d.c; ++c) gx[c] = gy[c] / count;
+        if (j->mask) {
+            const float *restrict m = j->mask + px * (size_t)d.c;
+            for (int c = 0; c < d.c; ++c) gx[c] = pt_act_grad_select(m[c], gy[c] / count, j->mask_cap);
+        } else {
+            for (int c = 0; c < d.c; ++c) gx[c] = gy[c] / count;
+        }
     }
 }
 
@@ -119,7 +126,7 @@ pt_status pt_avgpool_f32_fwd(const pt_ctx *ctx, const pt_pool_params *p, const f
     if (st == PT_OK) st = pt_check_pool(p, &oh, &ow);
     if (st != PT_OK) return st;
     if (!x || !y) return PT_ERR_NULL;
-    pool_job job = {p, p->in, oh, ow, x, y};
+    pool_job job = {p, p->in, oh, ow, x, y, NULL, 0.0f};
     size_t rows = (size_t)p->in.n * (size_t)oh;
     size_t work = rows * (size_t)ow * (size_t)p->in.c * (size_t)(p->kh * p->kw);
     return pt_fork(pt_threads_for_work(ctx, rows, work), avgpool_fwd_task, &job);
@@ -133,7 +140,7 @@ pt_status pt_avgpool_f32_bwd(const pt_ctx *ctx, const pt_pool_params *p, const f
     if (st == PT_OK) st = pt_check_pool(p, &oh, &ow);
     if (st != PT_OK) return st;
     if (!grad_y || !grad_x) return PT_ERR_NULL;
-    pool_job job = {p, p->in, oh, ow, grad_y, grad_x};
+    pool_job job = {p, p->in, oh, ow, grad_y, grad_x, NULL, 0.0f};
     size_t rows = (size_t)p->in.n * (size_t)p->in.h;
     return pt_fork(pt_threads_for_work(ctx, rows, pt_dims_count(p->in)), avgpool_bwd_task, &job);
 }
@@ -144,18 +151,25 @@ pt_status pt_global_avgpool_f32_fwd(const pt_ctx *ctx, pt_dims in, const float *
     if (st == PT_OK) st = pt_check_dims(in);
     if (st != PT_OK) return st;
     if (!x || !y) return PT_ERR_NULL;
-    pool_job job = {NULL, in, 1, 1, x, y};
+    pool_job job = {NULL, in, 1, 1, x, y, NULL, 0.0f};
     size_t items = (size_t)in.n * (((size_t)in.c + POOL_BLOCK - 1) / POOL_BLOCK);
     return pt_fork(pt_threads_for_work(ctx, items, pt_dims_count(in)), global_fwd_task, &job);
 }
 
 pt_status pt_global_avgpool_f32_bwd(const pt_ctx *ctx, pt_dims in, const float *grad_y, float *grad_x)
 {
+    return pt_global_avgpool_f32_bwd_input_act(ctx, in, PT_ACT_NONE, grad_y, NULL, grad_x);
+}
+
+pt_status pt_global_avgpool_f32_bwd_input_act(const pt_ctx *ctx, pt_dims in, pt_act act, const float *grad_y,
+                                              const float *x, float *grad_x)
+{
     pt_status st = pt_check_ctx(ctx, 0);
     if (st == PT_OK) st = pt_check_dims(in);
     if (st != PT_OK) return st;
-    if (!grad_y || !grad_x) return PT_ERR_NULL;
-    pool_job job = {NULL, in, 1, 1, grad_y, grad_x};
+    if (act != PT_ACT_NONE && act != PT_ACT_RELU && act != PT_ACT_RELU6) return PT_ERR_PARAM;
+    if (!grad_y || !grad_x || (act != PT_ACT_NONE && !x)) return PT_ERR_NULL;
+    pool_job job = {NULL, in, 1, 1, grad_y, grad_x, act == PT_ACT_NONE ? NULL : x, pt_act_cap(act)};
     size_t items = (size_t)in.n * (size_t)in.h * (size_t)in.w;
     return pt_fork(pt_threads_for_work(ctx, items, pt_dims_count(in)), global_bwd_task, &job);
 }

@@ -28,8 +28,7 @@ static pt_status layer_check(const pt_tile_layer *layer)
         return PT_ERR_PARAM;
     if (layer->input_act != PT_ACT_NONE && layer->input_act != PT_ACT_RELU && layer->input_act != PT_ACT_RELU6)
         return PT_ERR_PARAM;
-    if (layer->input_act != PT_ACT_NONE && layer->kind != PT_TILE_LINEAR && layer->kind != PT_TILE_POINTWISE &&
-        layer->kind != PT_TILE_DEPTHWISE)
+    if (layer->input_act != PT_ACT_NONE && (layer->kind == PT_TILE_CONV2D || layer->kind == PT_TILE_AFFINE))
         return PT_ERR_PARAM;
     return PT_OK;
 }

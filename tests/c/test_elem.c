@@ -161,6 +161,24 @@ static void test_pool(void)
             PT_CHECK(pt_global_avgpool_f32_bwd(&ctx, p->in, gy, gb_opt) == PT_OK, "global bwd");
             PT_CHECK(pt_first_bit_diff(gb_opt, gb_ref, in_count) < 0, "global bwd %zu", ci);
         }
+        /* through the activation that made x: bitwise the plain backward
+         * followed by pt_relu*_f32_bwd, with x at 0, at 6, NaN and beyond */
+        static float act_x[CAP], want[CAP];
+        for (size_t i = 0; i < in_count; ++i)
+            act_x[i] = i % 7 == 0 ? 0.0f : i % 7 == 1 ? 6.0f : i % 7 == 2 ? NAN : 8.0f * x[i];
+        for (int act = PT_ACT_RELU; act <= PT_ACT_RELU6; ++act) {
+            pt_ctx one = {1, NULL, 0};
+            PT_CHECK((act == PT_ACT_RELU6 ? pt_relu6_f32_bwd(&one, in_count, act_x, gb_ref, want)
+                                          : pt_relu_f32_bwd(&one, in_count, act_x, gb_ref, want)) == PT_OK,
+                     "relu bwd");
+            for (int t = 0; t < PT_TEST_NUM_THREADS; ++t) {
+                pt_ctx ctx = {pt_test_threads[t], NULL, 0};
+                PT_CHECK(pt_global_avgpool_f32_bwd_input_act(&ctx, p->in, (pt_act)act, gy, act_x, gb_opt) == PT_OK,
+                         "global bwd act");
+                PT_CHECK(pt_first_bit_diff(gb_opt, want, in_count) < 0, "global bwd act %d case %zu threads %d",
+                         act, ci, pt_test_threads[t]);
+            }
+        }
     }
     /* a 2x2 mean by hand; the uncovered last row/column gets no gradient */
     const float xi[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -179,6 +197,10 @@ static void test_pool(void)
     pt_dims empty = {1, 0, 3, 1};
     PT_CHECK(pt_global_avgpool_f32_fwd(&ctx, empty, xi, y) == PT_ERR_SHAPE, "empty map");
     PT_CHECK(pt_global_avgpool_f32_bwd(&ctx, p.in, NULL, gx) == PT_ERR_NULL, "NULL grad_y");
+    PT_CHECK(pt_global_avgpool_f32_bwd_input_act(&ctx, p.in, PT_ACT_RELU6, g1, NULL, gx) == PT_ERR_NULL,
+             "an activation without x");
+    PT_CHECK(pt_global_avgpool_f32_bwd_input_act(&ctx, p.in, (pt_act)3, g1, xi, gx) == PT_ERR_PARAM,
+             "unknown activation");
 }
 
 /* ---------------------------------------------------------------- affine */

@@ -708,6 +708,21 @@ int main(void)
     check_layer("global avgpool 3x5x3x37", &l, &rng);
     l = pool_layer(PT_TILE_GLOBAL_AVGPOOL, 4, 1, 1, 8, 1, 1);
     check_layer("global avgpool 4x1x1x8", &l, &rng);
+    /* the pools' grad-input through the activation that made their input */
+    l = pool_layer(PT_TILE_GLOBAL_AVGPOOL, 5, 4, 4, 70, 1, 1); /* pool6's kind: ReLU6 before it */
+    l.input_act = PT_ACT_RELU6;
+    check_layer("global avgpool 5x4x4x70 input relu6", &l, &rng);
+    l = pool_layer(PT_TILE_AVGPOOL, 2, 7, 9, 20, 2, 2); /* a last input row no window reaches */
+    l.input_act = PT_ACT_RELU;
+    check_layer("avgpool 2x7x9x20 k2 s2 input relu", &l, &rng);
+    l = pool_layer(PT_TILE_AVGPOOL, 3, 8, 8, 19, 3, 1); /* overlapping windows */
+    l.input_act = PT_ACT_RELU6;
+    check_layer("avgpool 3x8x8x19 k3 s1 input relu6", &l, &rng);
+    l = depthwise_layer(3, 5, 7, 21, 1, 1, 0, 0, 0, 0, 1);
+    l.kind = PT_TILE_AFFINE;
+    l.input_act = PT_ACT_RELU6;
+    PT_CHECK(pt_tile_plan_layer(&l, PT_TILE_BWD_INPUT, 1 << 20, &plan_unused) == PT_ERR_PARAM,
+             "affine with an input activation");
     free(scratch_mem);
     return pt_test_finish("tile");
 }

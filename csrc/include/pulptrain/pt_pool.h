@@ -26,6 +26,12 @@ pt_status pt_avgpool_f32_bwd(const pt_ctx *ctx, const pt_pool_params *p, const f
                              float *grad_x);
 pt_status pt_global_avgpool_f32_fwd(const pt_ctx *ctx, pt_dims in, const float *x, float *y);
 pt_status pt_global_avgpool_f32_bwd(const pt_ctx *ctx, pt_dims in, const float *grad_y, float *grad_x);
+/* grad_x through the activation that produced x (x = act(z), act ReLU or
+ * ReLU6; PT_ACT_NONE: the plain backward, x unused): (0 < x < cap) ?
+ * grad_y[n,c] / (H*W) : 0, masked as it is stored; bitwise the plain backward
+ * followed by pt_relu*_f32_bwd. */
+pt_status pt_global_avgpool_f32_bwd_input_act(const pt_ctx *ctx, pt_dims in, pt_act act, const float *grad_y,
+                                              const float *x, float *grad_x);
 
 /* Plain single-core reference twins. */
 pt_status pt_avgpool_f32_fwd_ref(const pt_pool_params *p, const float *x, float *y);

@@ -118,8 +118,8 @@ typedef struct pt_tile_layer {
                             output is this layer's input x (0 where x is not
                             in (0, cap)), applied to each finished tile in L1
                             with x's tile fetched beside it, as the
-                            *_bwd_input_act kernels do (linear, pointwise and
-                            depthwise only; run with pt_tile_bwd_input_act) */
+                            *_bwd_input_act kernels do (not for conv2d and
+                            the affine map; run with pt_tile_bwd_input_act) */
 } pt_tile_layer;
 
 /* Loop dimensions of the GEMM view, for pt_tile_plan.order. */
