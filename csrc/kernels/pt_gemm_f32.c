@@ -399,7 +399,8 @@ pt_status pt_sgemm_f32_pack_a(const pt_gemm_params *p, const float *a, float *pa
 pt_status pt_sgemm_f32_packed_ab(const pt_ctx *ctx, const pt_gemm_params *p, const float *packed_a,
                                  const float *packed_b, const float *bias, float *c)
 {
-    return gemm_run(ctx, p, packed_a, packed_b, bias, c, (gemm_extras){.packed_a = packed_a, .packed_b = packed_b});
+    gemm_extras x = {.packed_a = packed_a, .packed_b = packed_b};
+    return gemm_run(ctx, p, packed_a, packed_b, bias, c, x);
 }
 
 /* Rows per unit: the multiple of mr up to PT_GEMM_MC (and no less than half

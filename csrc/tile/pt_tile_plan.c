@@ -175,7 +175,8 @@ static uint64_t plan_cost(uint64_t bytes, uint64_t tiles) { return bytes + PT_TI
 static int better(uint64_t bytes, uint64_t tiles, const pt_tile_plan *best, int have_best)
 {
     if (!have_best) return 1;
-    uint64_t cost = plan_cost(bytes, tiles), best_cost = plan_cost(best->bytes_in + best->bytes_out, best->num_tiles);
+    uint64_t cost = plan_cost(bytes, tiles);
+    uint64_t best_cost = plan_cost(best->bytes_in + best->bytes_out, best->num_tiles);
     return cost < best_cost || (cost == best_cost && tiles < best->num_tiles);
 }
 
