@@ -110,11 +110,12 @@ static void global_bwd_task(void *arg, int core, int ncores)
     for (size_t px = b; px < e; ++px) {
         const float *restrict gy = j->in_data + (px / pixels) * (size_t)d.c;
         float *restrict gx = j->out + px * (size_t)d.c;
+        for (int c = 0; c < d.c; ++c) gx[c] = gy[c] / count;
+        /* the mask as a second loop over the row, in L1: a select with the
+         * division inside it would not vectorise */
         if (j->mask) {
             const float *restrict m = j->mask + px * (size_t)d.c;
-            for (int c = 0; c < d.c; ++c) gx[c] = pt_act_grad_select(m[c], gy[c] / count, j->mask_cap);
-        } else {
-            for (int c = 0; c < d.c; ++c) gx[c] = gy[c] / count;
+            for (int c = 0; c < d.c; ++c) gx[c] = pt_act_grad_select(m[c], gx[c], j->mask_cap);
         }
     }
 }
