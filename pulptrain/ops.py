@@ -347,7 +347,7 @@ def global_avg_pool_backward(x_or_shape, grad_y: np.ndarray, *, ref: bool = Fals
     act = _activation(input_activation, "input_activation")
     if act and not isinstance(x_or_shape, np.ndarray):
         raise TypeError("x_or_shape must be the array x (the activation's output) when "
-                         f"input_activation is set, got {type(x_or_shape).__name__}")
+                        f"input_activation is set, got {type(x_or_shape).__name__}")
     shape = _nhwc_shape("x_or_shape", x_or_shape)
     x = as_f32("x_or_shape", x_or_shape, 4) if act else None
     grad_y = as_f32("grad_y", grad_y, 2)

@@ -3,7 +3,8 @@
 A PULP cluster computes on its L1 (TCDM: 128 KiB on VEGA, 64 KiB in the
 pulp-open model) while activations and weights sit in L2. :func:`plan` asks the
 C planner (csrc/tile) for the tile sizes that fit a budget with double
-buffering and move the fewest bytes L2 <-> L1, and reports them;
+buffering at the lowest cost (bytes moved L2 <-> L1, plus PT_TILE_CALL_BYTES
+= 1 KiB per tile for its DMA commands and kernel call), and reports them;
 :func:`run` executes one step through the tiled, double-buffered executor,
 which is bitwise equal to the untiled kernels (pulptrain.ops).
 
@@ -342,9 +343,10 @@ def run(layer: Layer, step: str, l1_bytes: int, *arrays, stats: dict | None = No
     grad_y, x) for a layer with an input_activation);
     grad_weight(x, grad_y) -> (grad_w, grad_b) (grad_b None without a bias);
     b may be None. The pools: forward(x) -> y, grad_input(grad_y) -> grad_x
-    (grad_input(grad_y, x) with an input_activation). The region is fenced by canary bytes, checked afterwards
-    (RuntimeError if the executor wrote outside the budget). ``stats``, when
-    given, receives the plan and the bytes the DMA actually moved."""
+    (grad_input(grad_y, x) with an input_activation). The region is fenced
+    by canary bytes, checked afterwards (RuntimeError if the executor wrote
+    outside the budget). ``stats``, when given, receives the plan and the
+    bytes the DMA actually moved."""
     return TiledStep(layer, step, l1_bytes)(*arrays, stats=stats)
 
 

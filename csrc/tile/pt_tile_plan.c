@@ -1,6 +1,6 @@
 /* The tile planner: for one step of one layer and an L1 budget, the tile
- * sizes (and, for GEMMs, the loop order) that fit and move the fewest bytes
- * between L2 and L1. The search is exhaustive over the tile sizes that give
+ * sizes (and, for GEMMs, the loop order) that fit at the lowest cost: bytes
+ * moved between L2 and L1 plus PT_TILE_CALL_BYTES per tile. The search is exhaustive over the tile sizes that give
  * distinct tile counts, so it is exact for the cost model below, which is
  * also exactly what the executors do (the tests compare the two).
  *
@@ -653,7 +653,7 @@ static pt_status plan_conv2d(const pt_tile_layer *layer, pt_tile_step step, size
     int have_best = 0;
     size_t least = (size_t)-1;
 
-/* Keep shape t if it fits and moves fewer bytes (then: fewer tiles). */
+/* Keep shape t if it fits and costs less (then: fewer tiles). */
 #define CONSIDER(in_bytes, out_bytes, stats, tiles)                                  \
     do {                                                                            \
         size_t l1_ = conv_layout(&cg, &t, &(stats)).total;                          \

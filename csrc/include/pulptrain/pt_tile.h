@@ -5,10 +5,10 @@
  * the pulp-open model); activations and weights live in L2. For one layer,
  * one training step and an L1 budget, pt_tile_plan_layer() picks tile sizes
  * whose buffers fit the budget (every streamed operand twice: one buffer is
- * computed on while the DMA fills the other) and that move the fewest bytes
- * L2 <-> L1. The pt_tile_* executors then run the step tile by tile, calling
- * the untiled kernels on contiguous L1 tiles, with every copy going through
- * pt_dma.h.
+ * computed on while the DMA fills the other) and that cost the least: bytes
+ * moved L2 <-> L1 plus PT_TILE_CALL_BYTES per tile (below). The pt_tile_*
+ * executors then run the step tile by tile, calling the untiled kernels on
+ * contiguous L1 tiles, with every copy going through pt_dma.h.
  *
  * Results are bitwise equal to the untiled kernels:
  *   linear / pointwise (GEMM C[m,n] = op(A)[m,k] op(B)[k,n]):
@@ -159,10 +159,10 @@ typedef struct pt_tile_plan {
 /* What a tile costs beyond its bytes, in bytes of transfer: the planner
  * minimises bytes moved + PT_TILE_CALL_BYTES x tiles. Each tile programs a
  * few DMA transfers and calls a kernel, which forks the cores and meets them
- * at a barrier: on a PULP cluster some hundreds of cycles, the time its DMA
- * moves about 1 KiB in (8 bytes per cycle from L2). Without it the planner
- * would take, at a few bytes less, tiles of two GEMM rows, which leave most
- * of a register block empty. A build may set it (0: bytes only). */
+ * at a barrier: on a PULP cluster some hundreds of cycles, about the time
+ * its DMA takes to move 1 KiB (8 bytes per cycle from L2). Without it the
+ * planner would take, to save a few bytes, tiles of two GEMM rows, which
+ * leave most of a register block empty. A build may set it (0: bytes only). */
 #ifndef PT_TILE_CALL_BYTES
 #define PT_TILE_CALL_BYTES 1024u
 #endif
