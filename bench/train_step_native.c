@@ -403,6 +403,7 @@ int main(int argc, char **argv)
     }
     printf("  \"primitives\": [\n");
     static const char *step_names[T_PER_LAYER] = {"forward+relu6", "grad_input+relu6_backward", "grad_weight"};
+    static const char *linear_steps[T_PER_LAYER] = {"forward", "grad_input", "grad_weight"};  /* fc7 */
     int printed = 0;
     for (int i = 0; i < n.count; ++i) {
         layer *L = &n.l[i];
@@ -413,7 +414,6 @@ int main(int argc, char **argv)
             double *s = &layer_samples[(size_t)(T_PER_LAYER * i + k) * repeats];
             double m = median(s, repeats);
             const char *kind = L->kind == DW ? "depthwise" : L->kind == PW ? "pointwise" : "linear";
-            static const char *linear_steps[T_PER_LAYER] = {"forward", "grad_input", "grad_weight"};
             const char *step_name = L->kind < 0 ? linear_steps[k] : step_names[k];
             printf("%s    {\"layer\": \"%s\", \"kind\": \"%s\", \"step\": \"%s\", \"ms\": %.3f",
                    printed++ ? ",\n" : "", L->name, kind, step_name, 1e3 * m);

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pulptrain import _alloc, _tile
+from pulptrain import _alloc, _tile, ops
 from pulptrain._threads import get_num_threads
 from pulptrain._validate import as_f32, conv_output_hw, conv_padding, positive_int, same_shape
 from pulptrain.errors import StatusError
@@ -32,7 +32,7 @@ STEPS = ("forward", "grad_input", "grad_weight")
 KINDS = ("linear", "pointwise", "depthwise", "conv2d", "avg_pool", "global_avg_pool", "channel_affine")
 _WINDOWED = ("depthwise", "conv2d", "avg_pool")
 _POOLS = ("avg_pool", "global_avg_pool")
-ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}      # Layer.activation / input_activation -> pt_act
+ACTIVATIONS = ops.ACTIVATIONS    # Layer.activation / input_activation -> pt_act
 VEGA_L1_BYTES = 128 * 1024
 PULP_OPEN_L1_BYTES = 64 * 1024
 _GUARD = 64
@@ -442,7 +442,6 @@ def _tiled(layer: Layer, step: str) -> TiledStep:
 
 def _through_input_activation(x, grad_x, input_activation):
     """grad_x through the activation whose output is x (None: as it is)."""
-    from pulptrain import ops
     ops._activation(input_activation, "input_activation")   # raises for an unknown name
     if grad_x is None or input_activation is None:
         return grad_x
@@ -452,7 +451,6 @@ def _through_input_activation(x, grad_x, input_activation):
 def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool, input_activation):
     """grad_x (through input_activation, masked in L1 by the tiled grad_input:
     Layer.input_activation), grad_w and grad_b."""
-    from pulptrain import ops
     ops._activation(input_activation, "input_activation")   # raises for an unknown name, as ops does
     grad_x = None
     if need_grad_x and input_activation is None:
@@ -465,7 +463,6 @@ def _backward(layer: Layer, x, w, grad_y, need_grad_x: bool, input_activation):
 
 def pointwise_conv2d_forward(x, w, b, *, activation=None):
     """ops.pointwise_conv2d_forward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.pointwise_conv2d_forward(x, w, b, activation=activation)
     x, w = as_f32("x", x, 4), as_f32("w", w, 2)
@@ -476,7 +473,6 @@ def pointwise_conv2d_forward(x, w, b, *, activation=None):
 
 def pointwise_conv2d_backward(x, w, grad_y, *, need_grad_x: bool = True, input_activation=None):
     """ops.pointwise_conv2d_backward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.pointwise_conv2d_backward(x, w, grad_y, need_grad_x=need_grad_x,
                                              input_activation=input_activation)
@@ -487,7 +483,6 @@ def pointwise_conv2d_backward(x, w, grad_y, *, need_grad_x: bool = True, input_a
 
 def linear_forward(x, w, b):
     """ops.linear_forward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.linear_forward(x, w, b)
     x, w = as_f32("x", x, 2), as_f32("w", w, 2)
@@ -497,7 +492,6 @@ def linear_forward(x, w, b):
 def linear_backward(x, w, grad_y, *, need_grad_x: bool = True, input_activation=None):
     """ops.linear_backward, tiled when an L1 budget is set (``input_activation``
     masks grad_x as for the convolutions)."""
-    from pulptrain import ops
     if _l1_budget is None:
         grad_x, grad_w, grad_b = ops.linear_backward(x, w, grad_y, need_grad_x=need_grad_x)
         return _through_input_activation(x, grad_x, input_activation), grad_w, grad_b
@@ -522,7 +516,6 @@ def _window_layer(kind: str, x, w, stride, padding) -> Layer:
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """ops.conv2d_forward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.conv2d_forward(x, w, b, stride, padding)
     return _tiled(_window_layer("conv2d", x, w, stride, padding), "forward")(x, w, b)
@@ -530,7 +523,6 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
 
 def conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = True):
     """ops.conv2d_backward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.conv2d_backward(x, w, grad_y, stride, padding, need_grad_x=need_grad_x)
     return _backward(_window_layer("conv2d", x, w, stride, padding), x, w, grad_y, need_grad_x, None)
@@ -538,7 +530,6 @@ def conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = Tr
 
 def depthwise_conv2d_forward(x, w, b, stride=1, padding=0, *, activation=None):
     """ops.depthwise_conv2d_forward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.depthwise_conv2d_forward(x, w, b, stride, padding, activation=activation)
     ops._activation(activation)                      # raises for an unknown name, as ops does
@@ -549,7 +540,6 @@ def depthwise_conv2d_forward(x, w, b, stride=1, padding=0, *, activation=None):
 def depthwise_conv2d_backward(x, w, grad_y, stride=1, padding=0, *, need_grad_x: bool = True,
                               input_activation=None):
     """ops.depthwise_conv2d_backward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.depthwise_conv2d_backward(x, w, grad_y, stride, padding, need_grad_x=need_grad_x,
                                              input_activation=input_activation)
@@ -569,7 +559,6 @@ def _pool_layer(shape, kernel_size, stride) -> Layer:
 
 def avg_pool2d_forward(x, kernel_size, stride=None):
     """ops.avg_pool2d_forward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.avg_pool2d_forward(x, kernel_size, stride)
     x = as_f32("x", x, 4)
@@ -578,7 +567,6 @@ def avg_pool2d_forward(x, kernel_size, stride=None):
 
 def avg_pool2d_backward(x_shape_or_x, grad_y, kernel_size, stride=None):
     """ops.avg_pool2d_backward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.avg_pool2d_backward(x_shape_or_x, grad_y, kernel_size, stride)
     shape = ops._nhwc_shape("x_shape_or_x", x_shape_or_x)
@@ -587,7 +575,6 @@ def avg_pool2d_backward(x_shape_or_x, grad_y, kernel_size, stride=None):
 
 def global_avg_pool_forward(x):
     """ops.global_avg_pool_forward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.global_avg_pool_forward(x)
     x = as_f32("x", x, 4)
@@ -597,7 +584,6 @@ def global_avg_pool_forward(x):
 def global_avg_pool_backward(x_or_shape, grad_y, *, input_activation=None):
     """ops.global_avg_pool_backward, tiled when an L1 budget is set (with
     ``input_activation``, x's tile masks each grad_x tile in L1)."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.global_avg_pool_backward(x_or_shape, grad_y, input_activation=input_activation)
     if input_activation is None:
@@ -615,7 +601,6 @@ def global_avg_pool_backward(x_or_shape, grad_y, *, input_activation=None):
 def _affine_arrays(x, scale):
     """x checked as ops does, and the NHWC Layer of its [N, ..., C] shape
     (the pixels between N and C as rows of one column)."""
-    from pulptrain import ops
     x = as_f32("x", x, (2, 3, 4, 5))
     ops._affine_dims(x, scale)                        # raises naming scale, as ops does
     n, c = x.shape[0], x.shape[-1]
@@ -625,7 +610,6 @@ def _affine_arrays(x, scale):
 
 def channel_affine_forward(x, scale, shift):
     """ops.channel_affine_forward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.channel_affine_forward(x, scale, shift)
     x, layer = _affine_arrays(x, scale)
@@ -636,7 +620,6 @@ def channel_affine_forward(x, scale, shift):
 
 def channel_affine_backward(x, scale, grad_y, *, need_grad_x: bool = True):
     """ops.channel_affine_backward, tiled when an L1 budget is set."""
-    from pulptrain import ops
     if _l1_budget is None:
         return ops.channel_affine_backward(x, scale, grad_y, need_grad_x=need_grad_x)
     x, layer = _affine_arrays(x, scale)
