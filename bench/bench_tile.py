@@ -53,7 +53,7 @@ def adaptive_stage(batch: int) -> list[Layer]:
         Layer("pointwise", batch, 4, 4, 512, 1024, name="conv5_6/sep", **relu6),
         Layer("depthwise", batch, 4, 4, 1024, 1024, stride=1, name="conv6/dw", **dw),
         Layer("pointwise", batch, 4, 4, 1024, 1024, name="conv6/sep", **relu6),
-        Layer.global_avg_pool(batch, 4, 4, 1024, name="pool6"),
+        dataclasses.replace(Layer.global_avg_pool(batch, 4, 4, 1024, name="pool6"), input_activation="relu6"),
         Layer.linear(batch, 1024, 50, name="fc7"),
     ]
 
