@@ -142,7 +142,23 @@ typedef struct dw_row3 {
     const float *src[3];     /* each kh's source row at channel 0, NULL where that tap row is outside */
     int src_w, n_out;        /* source columns, outputs in the row */
     int step, off, sign;     /* source column of output o and tap kw: o * step + off + sign * kw */
+    const float *ahead;      /* the output row DW_AHEAD_ROWS rows on (at channel 0), or NULL: see row3_unit */
 } dw_row3;
+
+/* Output rows ahead whose lines row3_unit prefetches. Measured on the
+ * MobileNetV1 8x8x512 layer at batch 128, one thread: the forward took 0.63x
+ * the time with the lines of the row two on prefetched, 0.77x with the next
+ * row's; the hardware does not fetch ahead for a row's 8 x 32 stores, each
+ * of which otherwise waits for its line (read for ownership). */
+#define DW_AHEAD_ROWS 2
+
+/* out_row + DW_AHEAD_ROWS rows of row_floats each, if that row lies inside
+ * [out_row, out_end), else NULL */
+static const float *row_ahead(const float *out_row, size_t row_floats, const float *out_end)
+{
+    return (size_t)(out_end - out_row) >= (DW_AHEAD_ROWS + 1) * row_floats
+               ? out_row + DW_AHEAD_ROWS * row_floats : NULL;
+}
 
 PT_TARGET_AVX512 static inline dw_vec dw_clamp(dw_vec v, float cap)
 {
@@ -329,7 +345,17 @@ PT_TARGET_AVX512 PT_ALWAYS_INLINE void row3_unit(const dw_job *j, const dw_row3 
      * "same" at stride 1): one group, its two edge outputs included */
     const int whole = o_lo == 1 && o_hi == r->n_out - 1 && r->n_out >= 3 && r->n_out <= DW_ROW_PX;
     dw_vec wv[9][2], init[2] = {{0}, {0}};
+    const int C = j->p->in.c;
+    int ahead_px = 0, ahead_c = c_begin;   /* the next line of the row ahead to prefetch, in address order */
     for (int c = c_begin; c + DW_VL <= c_end; c += DW_VL) {
+        /* into L2, the lines of this channel block in the row ahead: its
+         * stores then find them there */
+        if (r->ahead)
+            for (int o = 0; o < r->n_out; ++o) {
+                __builtin_prefetch(r->ahead + (size_t)ahead_px * C + ahead_c, 0, 2);
+                ahead_c += DW_VL;
+                if (ahead_c + DW_VL > c_end) ahead_c = c_begin, ++ahead_px;
+            }
         load_taps_3x3(j, c, 1, wv);
         init[0] = (dw_vec){0};
         if (!grad && j->b) __builtin_memcpy(&init[0], j->b + c, sizeof(dw_vec));
@@ -366,7 +392,9 @@ PT_TARGET_AVX512 static void fwd_row_3x3(const dw_job *j, const float *x_img, in
     const pt_conv_params *p = j->p;
     const int C = p->in.c, H = p->in.h, W = p->in.w;
     const int ih0 = oh * p->stride_h - p->pad_top;
-    dw_row3 r = {{NULL, NULL, NULL}, W, j->out_w, p->stride_w, -p->pad_left, 1};
+    const size_t row_floats = (size_t)j->out_w * C;
+    dw_row3 r = {{NULL, NULL, NULL}, W, j->out_w, p->stride_w, -p->pad_left, 1,
+                 row_ahead(y_row, row_floats, j->out + (size_t)p->in.n * j->out_h * row_floats)};
     for (int kh = 0; kh < 3; ++kh)
         if (ih0 + kh >= 0 && ih0 + kh < H) r.src[kh] = x_img + (size_t)(ih0 + kh) * W * C;
     if (p->stride_w == 1) row3_unit(j, &r, c_begin, c_end, 0, NULL, y_row);
@@ -502,7 +530,9 @@ PT_TARGET_AVX512 static void bwd_input_row_3x3(const dw_job *j, const float *gy_
 {
     const pt_conv_params *p = j->p;
     const int C = p->in.c, OW = j->out_w;
-    dw_row3 r = {{NULL, NULL, NULL}, OW, p->in.w, 1, p->pad_left, -1};
+    const size_t row_floats = (size_t)p->in.w * C;
+    dw_row3 r = {{NULL, NULL, NULL}, OW, p->in.w, 1, p->pad_left, -1,
+                 row_ahead(gx_row, row_floats, j->out + (size_t)p->in.n * p->in.h * row_floats)};
     for (int kh = kh_first; kh <= kh_last; ++kh) r.src[kh] = gy_img + (size_t)(ih + p->pad_top - kh) * OW * C;
     const float *x_row = j->x ? j->x + (gx_row - j->out) : NULL;
     row3_unit(j, &r, c_begin, c_end, 1, x_row, gx_row);
