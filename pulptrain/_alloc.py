@@ -22,6 +22,7 @@ never in use twice."""
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -45,6 +46,7 @@ def _limit_from_env() -> int:
 _limit = _limit_from_env()
 _free: dict[int, list[np.ndarray]] = {}   # block size -> cached raw buffers (uint8, ALIGN spare bytes)
 _cached = 0                                # bytes in _free
+_lock = threading.RLock()                  # reentrant: a __del__ may run inside _take (garbage collection)
 
 
 class _Block:
@@ -68,18 +70,20 @@ class _Block:
 def _release(raw: np.ndarray) -> None:
     global _cached
     size = raw.nbytes
-    if _cached + size > _limit:
-        return   # over the limit: glibc frees it
-    _free.setdefault(size, []).append(raw)
-    _cached += size
+    with _lock:
+        if _cached + size > _limit:
+            return   # over the limit: glibc frees it
+        _free.setdefault(size, []).append(raw)
+        _cached += size
 
 
 def _take(size: int) -> np.ndarray:
     global _cached
-    bucket = _free.get(size)
-    if bucket:
-        _cached -= size
-        return bucket.pop()
+    with _lock:
+        bucket = _free.get(size)
+        if bucket:
+            _cached -= size
+            return bucket.pop()
     return np.empty(size, np.uint8)
 
 
@@ -127,11 +131,12 @@ def set_cache_limit(nbytes: int) -> None:
     global _limit, _cached
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 0:
         raise ValueError(f"nbytes must be an int >= 0, got {nbytes!r}")
-    _limit = int(nbytes)
-    for size in sorted(_free, reverse=True):
-        bucket = _free[size]
-        while bucket and _cached > _limit:
-            bucket.pop()
-            _cached -= size
-        if not bucket:
-            del _free[size]
+    with _lock:
+        _limit = int(nbytes)
+        for size in sorted(_free, reverse=True):
+            bucket = _free[size]
+            while bucket and _cached > _limit:
+                bucket.pop()
+                _cached -= size
+            if not bucket:
+                del _free[size]

@@ -105,3 +105,26 @@ def test_the_environment_limit(value, ok):
         assert r.returncode == 0 and int(r.stdout) == int(value) << 20
     else:
         assert r.returncode != 0 and "PULPTRAIN_ALLOC_CACHE_MB" in r.stderr
+
+
+def test_threads_allocating_and_freeing_at_once(limit):
+    """Python threads share the cache: every array they get is theirs alone."""
+    import threading
+    _alloc.set_cache_limit(1 << 30)
+    errors = []
+
+    def work(value):
+        for _ in range(200):
+            a = _alloc.empty(BIG)
+            a[...] = value
+            if not (a == value).all():
+                errors.append(value)
+            del a
+
+    threads = [threading.Thread(target=work, args=(float(v),)) for v in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert 0 < _alloc.cached_bytes() <= 4 * (int(np.prod(BIG)) * 4 + _alloc.ALIGN)
