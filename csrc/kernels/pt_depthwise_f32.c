@@ -145,11 +145,12 @@ typedef struct dw_row3 {
     const float *ahead;      /* the output row DW_AHEAD_ROWS rows on (at channel 0), or NULL: see row3_unit */
 } dw_row3;
 
-/* Output rows ahead whose lines row3_unit prefetches. Measured on the
- * MobileNetV1 8x8x512 layer at batch 128, one thread: the forward took 0.63x
- * the time with the lines of the row two on prefetched, 0.77x with the next
- * row's; the hardware does not fetch ahead for a row's 8 x 32 stores, each
- * of which otherwise waits for its line (read for ownership). */
+/* Output rows ahead whose lines row3_unit prefetches. The hardware does not
+ * fetch ahead for a row's stores (8 pixels x 32 lines on the MobileNetV1
+ * 8x8x512 layer), each of which otherwise waits for its line (read for
+ * ownership). That forward at batch 128, one thread, took 0.70-0.87x the
+ * time with this prefetch (both builds in turns in one process); two rows on
+ * did better than the next row in an earlier trial (0.63x against 0.77x). */
 #define DW_AHEAD_ROWS 2
 
 /* out_row + DW_AHEAD_ROWS rows of row_floats each, if that row lies inside

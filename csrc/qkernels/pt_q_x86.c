@@ -113,10 +113,6 @@ PT_Q_TARGET void pt_q_conv_pixels_avx512(const int16_t *patches, int npix, size_
     }
 }
 
-/* Depthwise conv, one output row, 16 channels at a time with the widened
- * weights of those channels held in registers (kernels up to
- * PT_Q_DW_MAX_TAPS taps). Pixels whose 3x3 window lies inside the input take
- * a fully unrolled path; the others skip their out-of-range taps. */
 /* acc + x * w, lane by lane, for x in [0, 255] (zero-extended) and w in
  * [-128, 127] (sign-extended): vpdpwssd multiplies the lanes' 16-bit halves
  * pairwise and adds both products, and x's high half is 0, so the sum is
@@ -127,6 +123,10 @@ PT_Q_TARGET static inline __m512i tap_mac(__m512i acc, __m512i x, __m512i w)
     return _mm512_dpwssd_epi32(acc, x, w);
 }
 
+/* Depthwise conv, one output row, 16 channels at a time with the widened
+ * weights of those channels held in registers (kernels up to
+ * PT_Q_DW_MAX_TAPS taps). Pixels whose 3x3 window lies inside the input take
+ * a fully unrolled path; the others skip their out-of-range taps. */
 PT_Q_TARGET void pt_q_depthwise_row_avx512(const pt_conv_params *p, int n, int oy, int ow,
                                            const uint8_t *x, const int8_t *w, const pt_requant *rq,
                                            uint8_t *out_row)
