@@ -128,3 +128,16 @@ def test_threads_allocating_and_freeing_at_once(limit):
         t.join()
     assert not errors
     assert 0 < _alloc.cached_bytes() <= 4 * (int(np.prod(BIG)) * 4 + _alloc.ALIGN)
+
+
+def test_recycled_arrays_pickle_save_and_copy_like_any_array(tmp_path, limit):
+    import pickle
+    _alloc.set_cache_limit(1 << 30)
+    a = _alloc.empty(BIG)
+    a[...] = np.arange(a.size, dtype=np.float32).reshape(BIG)
+    b = pickle.loads(pickle.dumps(a))
+    np.save(tmp_path / "a.npy", a)
+    c = np.load(tmp_path / "a.npy")
+    for other in (b, c, a.copy(), np.array(a)):
+        np.testing.assert_array_equal(other, a)
+        assert not np.shares_memory(other, a)
