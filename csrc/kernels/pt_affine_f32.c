@@ -11,6 +11,7 @@ typedef struct affine_job {
     pt_dims in;
     const float *x, *scale, *shift, *grad_y;
     float *out, *grad_scale, *grad_shift;
+    int accumulate;      /* bwd_param: grad_scale / grad_shift already hold earlier images' sums */
 } affine_job;
 
 static void fwd_task(void *arg, int core, int ncores)
@@ -54,11 +55,11 @@ static void param_task(void *arg, int core, int ncores)
             }
             if (j->grad_scale) {
                 float *gs = j->grad_scale + c0;
-                for (int i = 0; i < len; ++i) gs[i] = n == 0 ? part_scale[i] : gs[i] + part_scale[i];
+                for (int i = 0; i < len; ++i) gs[i] = n == 0 && !j->accumulate ? part_scale[i] : gs[i] + part_scale[i];
             }
             if (j->grad_shift) {
                 float *gb = j->grad_shift + c0;
-                for (int i = 0; i < len; ++i) gb[i] = n == 0 ? part_shift[i] : gb[i] + part_shift[i];
+                for (int i = 0; i < len; ++i) gb[i] = n == 0 && !j->accumulate ? part_shift[i] : gb[i] + part_shift[i];
             }
         }
     }
@@ -76,7 +77,7 @@ pt_status pt_channel_affine_f32_fwd(const pt_ctx *ctx, pt_dims in, const float *
     pt_status st = check(ctx, in);
     if (st != PT_OK) return st;
     if (!x || !scale || !shift || !y) return PT_ERR_NULL;
-    affine_job job = {in, x, scale, shift, NULL, y, NULL, NULL};
+    affine_job job = {in, x, scale, shift, NULL, y, NULL, NULL, 0};
     size_t pixels = pt_dims_count(in) / (size_t)in.c;
     return pt_fork(pt_threads_for_work(ctx, pixels, pt_dims_count(in)), fwd_task, &job);
 }
@@ -88,19 +89,31 @@ pt_status pt_channel_affine_f32_bwd_input(const pt_ctx *ctx, pt_dims in, const f
     if (st != PT_OK) return st;
     if (!scale || !grad_y || !grad_x) return PT_ERR_NULL;
     /* the forward map without shift */
-    affine_job job = {in, grad_y, scale, NULL, NULL, grad_x, NULL, NULL};
+    affine_job job = {in, grad_y, scale, NULL, NULL, grad_x, NULL, NULL, 0};
     size_t pixels = pt_dims_count(in) / (size_t)in.c;
     return pt_fork(pt_threads_for_work(ctx, pixels, pt_dims_count(in)), fwd_task, &job);
 }
 
-pt_status pt_channel_affine_f32_bwd_param(const pt_ctx *ctx, pt_dims in, const float *x,
-                                          const float *grad_y, float *grad_scale, float *grad_shift)
+static pt_status bwd_param(const pt_ctx *ctx, pt_dims in, const float *x, const float *grad_y,
+                           float *grad_scale, float *grad_shift, int accumulate)
 {
     pt_status st = check(ctx, in);
     if (st != PT_OK) return st;
     if (!grad_y || (!grad_scale && !grad_shift) || (grad_scale && !x)) return PT_ERR_NULL;
     /* without x only grad_shift is wanted: read grad_y in its place */
-    affine_job job = {in, x ? x : grad_y, NULL, NULL, grad_y, NULL, grad_scale, grad_shift};
+    affine_job job = {in, x ? x : grad_y, NULL, NULL, grad_y, NULL, grad_scale, grad_shift, accumulate};
     size_t units = ((size_t)in.c + AFFINE_SPLIT_UNIT - 1) / AFFINE_SPLIT_UNIT;
     return pt_fork(pt_threads_for_work(ctx, units, pt_dims_count(in)), param_task, &job);
+}
+
+pt_status pt_channel_affine_f32_bwd_param(const pt_ctx *ctx, pt_dims in, const float *x,
+                                          const float *grad_y, float *grad_scale, float *grad_shift)
+{
+    return bwd_param(ctx, in, x, grad_y, grad_scale, grad_shift, 0);
+}
+
+pt_status pt_channel_affine_f32_bwd_param_acc(const pt_ctx *ctx, pt_dims in, const float *x,
+                                              const float *grad_y, float *grad_scale, float *grad_shift)
+{
+    return bwd_param(ctx, in, x, grad_y, grad_scale, grad_shift, 1);
 }

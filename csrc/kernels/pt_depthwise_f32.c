@@ -30,6 +30,7 @@ typedef struct dw_job {
     float *out;              /* y, grad_x or grad_w */
     float *grad_b;
     float act_cap;           /* forward: fused activation's clamp, 0 for none */
+    int accumulate;          /* grad-weight: grad_w / grad_b already hold earlier images' sums */
 } dw_job;
 
 static inline int clamp_lo(int v) { return v > 0 ? v : 0; }
@@ -639,7 +640,7 @@ PT_ALWAYS_INLINE void bwd_weight_block(const dw_job *j, int n, int c, int block)
                 }
             }
             float *restrict gw = j->out + (size_t)(kh * p->kw + kw) * C + c;
-            if (n == 0) for (int i = 0; i < block; ++i) gw[i] = acc[i];
+            if (n == 0 && !j->accumulate) for (int i = 0; i < block; ++i) gw[i] = acc[i];
             else for (int i = 0; i < block; ++i) gw[i] += acc[i];
         }
     }
@@ -650,7 +651,7 @@ PT_ALWAYS_INLINE void bwd_weight_block(const dw_job *j, int n, int c, int block)
             for (int i = 0; i < block; ++i) acc[i] += gp[i];
         }
         float *restrict gb = j->grad_b + c;
-        if (n == 0) for (int i = 0; i < block; ++i) gb[i] = acc[i];
+        if (n == 0 && !j->accumulate) for (int i = 0; i < block; ++i) gb[i] = acc[i];
         else for (int i = 0; i < block; ++i) gb[i] += acc[i];
     }
 }
@@ -705,13 +706,13 @@ PT_ALWAYS_INLINE void bwd_weight_flush_3x3(const dw_job *j, int n, int c, const 
     for (int t = 0; t < 9; ++t) {
         for (int v = 0; v < nv; ++v) DW_STORE(sums + v * DW_VL, acc[t][v]);
         float *restrict gw = j->out + (size_t)t * C + c;
-        if (n == 0) for (int i = 0; i < block; ++i) gw[i] = sums[i];
+        if (n == 0 && !j->accumulate) for (int i = 0; i < block; ++i) gw[i] = sums[i];
         else for (int i = 0; i < block; ++i) gw[i] += sums[i];
     }
     if (j->grad_b) {
         for (int v = 0; v < nv; ++v) DW_STORE(sums + v * DW_VL, bacc[v]);
         float *restrict gb = j->grad_b + c;
-        if (n == 0) for (int i = 0; i < block; ++i) gb[i] = sums[i];
+        if (n == 0 && !j->accumulate) for (int i = 0; i < block; ++i) gb[i] = sums[i];
         else for (int i = 0; i < block; ++i) gb[i] += sums[i];
     }
 }
@@ -960,7 +961,7 @@ pt_status pt_depthwise_f32_fwd_act(const pt_ctx *ctx, const pt_conv_params *p, p
     if (st != PT_OK) return st;
     if (act != PT_ACT_NONE && act != PT_ACT_RELU && act != PT_ACT_RELU6) return PT_ERR_PARAM;
     if (!x || !w || !y) return PT_ERR_NULL;
-    dw_job job = {p, oh, ow, x, w, b, NULL, y, NULL, act == PT_ACT_NONE ? 0.0f : pt_act_cap(act)};
+    dw_job job = {p, oh, ow, x, w, b, NULL, y, NULL, act == PT_ACT_NONE ? 0.0f : pt_act_cap(act), 0};
     size_t rows = (size_t)p->in.n * (size_t)oh;
     size_t work = rows * (size_t)ow * (size_t)p->in.c * (size_t)p->kh * (size_t)p->kw;
     return pt_fork(pt_threads_for_work(ctx, rows, work), fwd_task, &job);
@@ -987,24 +988,36 @@ pt_status pt_depthwise_f32_bwd_input_act(const pt_ctx *ctx, const pt_conv_params
     if (st != PT_OK) return st;
     if (act != PT_ACT_NONE && act != PT_ACT_RELU && act != PT_ACT_RELU6) return PT_ERR_PARAM;
     if (!w || !grad_y || !grad_x || (act != PT_ACT_NONE && !x)) return PT_ERR_NULL;
-    dw_job job = {p, oh, ow, x, w, NULL, grad_y, grad_x, NULL, act == PT_ACT_NONE ? 0.0f : pt_act_cap(act)};
+    dw_job job = {p, oh, ow, x, w, NULL, grad_y, grad_x, NULL, act == PT_ACT_NONE ? 0.0f : pt_act_cap(act), 0};
     size_t rows = (size_t)p->in.n * (size_t)p->in.h;
     size_t work = pt_dims_count(p->in) * (size_t)p->kh * (size_t)p->kw;
     return pt_fork(pt_threads_for_work(ctx, rows, work), bwd_input_task, &job);
 }
 
-pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
-                                      const float *grad_y, float *grad_w, float *grad_b)
+static pt_status bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x, const float *grad_y,
+                            float *grad_w, float *grad_b, int accumulate)
 {
     pt_status st = pt_check_ctx(ctx, 0);
     int oh, ow;
     if (st == PT_OK) st = pt_check_depthwise(p, &oh, &ow);
     if (st != PT_OK) return st;
     if (!x || !grad_y || !grad_w) return PT_ERR_NULL;
-    dw_job job = {p, oh, ow, x, NULL, NULL, grad_y, grad_w, grad_b, 0.0f};
+    dw_job job = {p, oh, ow, x, NULL, NULL, grad_y, grad_w, grad_b, 0.0f, accumulate};
     size_t units = ((size_t)p->in.c + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT;
     size_t work = (size_t)p->in.n * (size_t)oh * (size_t)ow * (size_t)p->in.c * (size_t)p->kh * (size_t)p->kw;
     return pt_fork(pt_threads_for_work(ctx, units, work), bwd_weight_task, &job);
+}
+
+pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
+                                      const float *grad_y, float *grad_w, float *grad_b)
+{
+    return bwd_weight(ctx, p, x, grad_y, grad_w, grad_b, 0);
+}
+
+pt_status pt_depthwise_f32_bwd_weight_acc(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
+                                          const float *grad_y, float *grad_w, float *grad_b)
+{
+    return bwd_weight(ctx, p, x, grad_y, grad_w, grad_b, 1);
 }
 
 pt_status pt_depthwise_f32_bwd(const pt_ctx *ctx, const pt_conv_params *p, pt_act act, const float *w,
@@ -1020,8 +1033,8 @@ pt_status pt_depthwise_f32_bwd(const pt_ctx *ctx, const pt_conv_params *p, pt_ac
 #if DW_VEC
     if (pt_cpu_has_avx512() && p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 &&
         p->in.c >= DW_VL) {
-        dw_bwd_job job = {{p, oh, ow, x, w, NULL, grad_y, grad_x, NULL, act == PT_ACT_NONE ? 0.0f : pt_act_cap(act)},
-                          {p, oh, ow, x, NULL, NULL, grad_y, grad_w, grad_b, 0.0f}};
+        dw_bwd_job job = {{p, oh, ow, x, w, NULL, grad_y, grad_x, NULL, act == PT_ACT_NONE ? 0.0f : pt_act_cap(act), 0},
+                          {p, oh, ow, x, NULL, NULL, grad_y, grad_w, grad_b, 0.0f, 0}};
         size_t units = ((size_t)p->in.c + DW_SPLIT_UNIT - 1) / DW_SPLIT_UNIT;
         size_t work = 2 * pt_dims_count(p->in) * (size_t)p->kh * (size_t)p->kw;
         return pt_fork(pt_threads_for_work(ctx, units, work), bwd_both_task, &job);

@@ -269,10 +269,9 @@ pt_status pt_tile_dw_bwd_input(const pt_ctx *ctx, const pt_tile_plan *plan, void
     return dw_stream(ctx, &r, (char *)l1, grad_y, w, NULL, x, grad_x);
 }
 
-/* bwd_weight: tiles of whole images; per image the kernel's sum (its N = 1
- * result is exactly that image's partial), added to the channel block's
- * running total in batch order, the first image setting it - as the kernel
- * does over the whole batch. */
+/* bwd_weight: tiles of whole images, each one kernel call that adds its
+ * images' sums to the channel block's running totals in batch order (the
+ * block's first tile sets them) - as the kernel does over the whole batch. */
 pt_status pt_tile_dw_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, void *l1,
                                 size_t l1_bytes, const float *x, const float *grad_y,
                                 float *grad_w, float *grad_b)
@@ -314,28 +313,18 @@ pt_status pt_tile_dw_bwd_weight(const pt_ctx *ctx, const pt_tile_plan *plan, voi
         wait_and_clear(&y_dma[cur]);
 
         const int ct = t.c1 - t.c0;
-        const size_t w_floats = taps * (size_t)ct;
         float *acc_w = (float *)(base + r.lay.w[cur_acc]);
-        float *acc_b = (float *)(base + r.lay.b[cur_acc]);
-        float *part_w = (float *)(base + r.lay.partial), *part_b = part_w + w_floats;
+        float *acc_b = grad_b ? (float *)(base + r.lay.b[cur_acc]) : NULL;
+        const float *xi = (const float *)(base + r.lay.in[cur]), *yi = (const float *)(base + r.lay.in2[cur]);
         pt_conv_params p = r.plan->layer.conv; /* whole images: the layer's own padding */
-        p.in.n = 1;
+        p.in.n = t.n1 - t.n0;
         p.in.c = p.out_c = ct;
-        for (int n = t.n0; n < t.n1 && st == PT_OK; ++n) {
-            const float *xi = (const float *)(base + r.lay.in[cur]) + (size_t)(n - t.n0) * x_img * ct;
-            const float *yi = (const float *)(base + r.lay.in2[cur]) + (size_t)(n - t.n0) * y_img * ct;
-            st = r.plan->layer.kind == PT_TILE_AFFINE
-                     ? pt_channel_affine_f32_bwd_param(ctx, p.in, xi, yi, part_w, grad_b ? part_b : NULL)
-                     : pt_depthwise_f32_bwd_weight(ctx, &p, xi, yi, part_w, grad_b ? part_b : NULL);
-            if (st != PT_OK) break;
-            float *acc_of[2] = {acc_w, acc_b};
-            for (int part = 0; part < 2; ++part) {
-                const float *src = part ? part_b : part_w;
-                size_t len = part ? (grad_b ? (size_t)ct : 0) : w_floats;
-                if (n == 0) memcpy(acc_of[part], src, len * sizeof(float));
-                else for (size_t k = 0; k < len; ++k) acc_of[part][k] += src[k];
-            }
-        }
+        if (r.plan->layer.kind == PT_TILE_AFFINE)
+            st = t.n0 == 0 ? pt_channel_affine_f32_bwd_param(ctx, p.in, xi, yi, acc_w, acc_b)
+                           : pt_channel_affine_f32_bwd_param_acc(ctx, p.in, xi, yi, acc_w, acc_b);
+        else
+            st = t.n0 == 0 ? pt_depthwise_f32_bwd_weight(ctx, &p, xi, yi, acc_w, acc_b)
+                           : pt_depthwise_f32_bwd_weight_acc(ctx, &p, xi, yi, acc_w, acc_b);
         if (st != PT_OK) break;
         if (t.n1 == g->n) { /* the block's totals are final: drain them */
             size_t width = (size_t)ct * sizeof(float);

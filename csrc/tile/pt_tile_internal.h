@@ -94,7 +94,6 @@ typedef struct pt_tile_dw_layout {
     size_t in[2], out[2];    /* streamed input / output tiles */
     size_t in2[2];           /* bwd_weight: grad_y tiles (x goes to in) */
     size_t w[2], b[2];       /* weights and bias of a channel block */
-    size_t partial;          /* bwd_weight: one image's grad_w | grad_b */
     size_t mask;             /* bwd_input with an input_act: x over the tile's rows */
     size_t total;
 } pt_tile_dw_layout;

@@ -336,14 +336,13 @@ void pt_tile_dw_row_extents(const pt_tile_dw_geom *g, pt_tile_step step, int row
 pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step step, int has_bias,
                                        int images, int rows, int channels)
 {
-    pt_tile_dw_layout l = {{0}, {0}, {0}, {0}, {0}, 0, 0, 0};
+    pt_tile_dw_layout l = {{0}, {0}, {0}, {0}, {0}, 0, 0};
     const size_t f = sizeof(float), ch = (size_t)channels, taps = (size_t)g->kh * g->kw;
     size_t in = 0, out = 0, in2 = 0, w = g->weights ? pt_tile_align(taps * ch * f) : 0;
-    size_t b = has_bias ? pt_tile_align(ch * f) : 0, partial = 0, mask = 0;
+    size_t b = has_bias ? pt_tile_align(ch * f) : 0, mask = 0;
     if (step == PT_TILE_BWD_WEIGHT) {
         in = pt_tile_align((size_t)images * g->h * g->w * ch * f);
         in2 = pt_tile_align((size_t)images * g->oh * g->ow * ch * f);
-        partial = pt_tile_align((taps + 1) * ch * f);
     } else {
         int src_max, buf_max;
         uint64_t src_sum;
@@ -360,8 +359,6 @@ pt_tile_dw_layout pt_tile_dw_layout_of(const pt_tile_dw_geom *g, pt_tile_step st
     for (int i = 0; i < 2; ++i) { l.out[i] = at; at += out; }
     for (int i = 0; i < 2; ++i) { l.w[i] = at; at += w; }
     for (int i = 0; i < 2; ++i) { l.b[i] = at; at += b; }
-    l.partial = at;
-    at += partial;
     l.mask = at; /* one buffer: fetched while the tile's kernel runs */
     l.total = at + mask;
     return l;

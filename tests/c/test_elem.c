@@ -80,6 +80,18 @@ static void test_depthwise_case(const dw_case *k)
                  "dw bwd weight c=%d threads=%d", k->c, ctx.num_threads);
         PT_CHECK(pt_depthwise_f32_bwd_weight(&ctx, &p, x, gy, gb_opt, NULL) == PT_OK, "bwd w, no bias");
         PT_CHECK(pt_first_bit_diff(gb_opt, gb_ref, w_count) < 0, "dw bwd weight without bias");
+        /* the batch in two calls, the second continuing the first's sums */
+        for (int split = 1; split < k->n; ++split) {
+            pt_conv_params lo = p, hi = p;
+            lo.in.n = split;
+            hi.in.n = k->n - split;
+            size_t in_img = (size_t)k->h * k->w * k->c, out_img = (size_t)oh * ow * k->c;
+            PT_CHECK(pt_depthwise_f32_bwd_weight(&ctx, &lo, x, gy, gb_opt, gb_opt + w_count) == PT_OK, "first part");
+            PT_CHECK(pt_depthwise_f32_bwd_weight_acc(&ctx, &hi, x + split * in_img, gy + split * out_img, gb_opt,
+                                                     gb_opt + w_count) == PT_OK, "rest, accumulated");
+            PT_CHECK(pt_first_bit_diff(gb_opt, gb_ref, w_count + (size_t)k->c) < 0,
+                     "dw bwd weight in two calls split=%d c=%d threads=%d", split, k->c, ctx.num_threads);
+        }
         /* both gradients at once: bitwise the two kernels */
         PT_CHECK(pt_depthwise_f32_bwd(&ctx, &p, PT_ACT_NONE, w, x, gy, out_opt, gb_opt, gb_opt + w_count) == PT_OK,
                  "bwd both");
@@ -220,6 +232,17 @@ static void test_affine(void)
             PT_CHECK(pt_first_bit_diff(gb_opt, gb_ref, 2 * C) < 0, "affine param %zu threads %d", ci, t);
             PT_CHECK(pt_channel_affine_f32_bwd_param(&ctx, d, NULL, gy, NULL, gb_opt + C) == PT_OK, "shift only");
             PT_CHECK(pt_first_bit_diff(gb_opt + C, gb_ref + C, C) < 0, "affine shift-only %zu", ci);
+            for (int split = 1; split < d.n; ++split) {   /* the batch in two calls */
+                pt_dims lo = d, hi = d;
+                lo.n = split;
+                hi.n = d.n - split;
+                size_t img = (size_t)d.h * d.w * C;
+                PT_CHECK(pt_channel_affine_f32_bwd_param(&ctx, lo, x, gy, gb_opt, gb_opt + C) == PT_OK, "first");
+                PT_CHECK(pt_channel_affine_f32_bwd_param_acc(&ctx, hi, x + split * img, gy + split * img, gb_opt,
+                                                             gb_opt + C) == PT_OK, "rest, accumulated");
+                PT_CHECK(pt_first_bit_diff(gb_opt, gb_ref, 2 * C) < 0, "affine param in two calls %zu split %d", ci,
+                         split);
+            }
         }
         PT_CHECK(pt_channel_affine_f32_bwd_input_ref(d, w, gy, out_ref) == PT_OK, "input ref");
         pt_ctx ctx = {3, NULL, 0};

@@ -25,6 +25,11 @@ pt_status pt_channel_affine_f32_bwd_input(const pt_ctx *ctx, pt_dims in, const f
 /* grad_scale and grad_shift [C]; either may be NULL to skip it. */
 pt_status pt_channel_affine_f32_bwd_param(const pt_ctx *ctx, pt_dims in, const float *x,
                                           const float *grad_y, float *grad_scale, float *grad_shift);
+/* The same sums continued over more images of the batch: grad_scale and
+ * grad_shift hold the earlier images' sums, and this call's images are added
+ * one at a time in order (bitwise one call over all the images). */
+pt_status pt_channel_affine_f32_bwd_param_acc(const pt_ctx *ctx, pt_dims in, const float *x,
+                                              const float *grad_y, float *grad_scale, float *grad_shift);
 
 /* Plain single-core reference twins. */
 pt_status pt_channel_affine_f32_fwd_ref(pt_dims in, const float *x, const float *scale,

@@ -48,6 +48,13 @@ pt_status pt_depthwise_f32_bwd_input_act(const pt_ctx *ctx, const pt_conv_params
 pt_status pt_depthwise_f32_bwd_weight(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
                                       const float *grad_y, float *grad_w, float *grad_b);
 
+/* The same sums continued: grad_w and grad_b hold those of the batch's
+ * earlier images, and this call's images are added to them one at a time in
+ * order, so calls over consecutive runs of images give bitwise the one call
+ * over all of them (the tiled executor's grad-weight uses this). */
+pt_status pt_depthwise_f32_bwd_weight_acc(const pt_ctx *ctx, const pt_conv_params *p, const float *x,
+                                          const float *grad_y, float *grad_w, float *grad_b);
+
 /* Both gradients at once, bitwise pt_depthwise_f32_bwd_input_act followed by
  * pt_depthwise_f32_bwd_weight (act may be PT_ACT_NONE; x is needed either
  * way), in one pass over grad_y where the build has a fused path (AVX-512,
